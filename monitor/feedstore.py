@@ -1,0 +1,249 @@
+"""Writing one feed's poll into the database, each outcome in one transaction.
+
+A feed's validators (ETag, Last-Modified) are stored in the same transaction as the articles
+they describe, so a crash between the two can never make the next poll skip entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from monitor.models import Extracted, Fetched, Item, MatchResult
+from monitor.policy import next_poll_after_failure, next_poll_after_success
+from monitor.store import FeedState, Store, to_db
+
+
+class StoryAssigner(Protocol):
+    """Gives each new article its story (monitor.storyindex.StoryIndex)."""
+
+    def assign(self, article_id: int, title: str, text: str, published: datetime) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewArticle:
+    """An entry not seen before, with what its page gave and what it matched."""
+
+    item: Item
+    extracted: Extracted | None
+    error: str | None  # why the page could not be used; None when extracted
+    matches: tuple[MatchResult, ...]
+    immediate: frozenset[str] = frozenset()  # watchlists that alert immediately
+
+
+@dataclass(frozen=True, slots=True)
+class CrossLink:
+    """An entry this feed carries that is already stored from another feed."""
+
+    item: Item
+    article_id: int
+    matches: tuple[MatchResult, ...]
+    immediate: frozenset[str] = frozenset()
+
+
+def content_key(item: Item) -> str:
+    """A hash of what the entry says, to catch a CMS that changes every GUID and URL."""
+    text = f"{item.title.strip().lower()}\n{item.summary.strip().lower()}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def known_items(store: Store, feed_id: int, items: Sequence[Item]) -> dict[int, int | None]:
+    """For each item index seen before: the article id stored for its URL, else None.
+
+    An item is known by its canonical URL, by this feed's GUID for it, or by identical content
+    in this feed. Returns the article id only for items known by URL or GUID from another feed
+    that this feed has not linked yet (those are re-matched for this feed's watchlists).
+    """
+    known: dict[int, int | None] = {}
+    for index, item in enumerate(items):
+        if item.guid is not None:
+            row = store.read(
+                "SELECT 1 FROM article_guids WHERE feed_id = ? AND guid = ?", (feed_id, item.guid)
+            )
+            if row:
+                known[index] = None
+                continue
+        if item.url:
+            row = store.read("SELECT id, feed_id FROM articles WHERE url = ?", (item.url,))
+            if row:
+                known[index] = row[0]["id"] if row[0]["feed_id"] != feed_id else None
+                continue
+        row = store.read(
+            "SELECT 1 FROM articles WHERE feed_id = ? AND content_key = ?",
+            (feed_id, content_key(item)),
+        )
+        if row:
+            known[index] = None
+    return known
+
+
+def record_failure(
+    store: Store,
+    feed: FeedState,
+    interval: float,
+    error: str,
+    now: datetime,
+    retry_after: float | None = None,
+    gone: bool = False,
+    duration: float = 0.0,
+) -> None:
+    """A poll that failed: count it, back off, keep the feed."""
+    failures = feed.failures + 1
+    due = next_poll_after_failure(now, interval, failures, retry_after, gone)
+    with store.write() as conn:
+        conn.execute(
+            "UPDATE feeds SET last_poll = ?, last_error = ?, last_error_at = ?, failures = ?,"
+            " failing_since = COALESCE(failing_since, ?), next_poll = ?, gone = ? WHERE id = ?",
+            (to_db(now), error, to_db(now), failures, to_db(now), to_db(due), int(gone), feed.id),
+        )
+        _log_poll(conn, feed.id, now, "failed", error, 0, 0, duration)
+
+
+def record_not_modified(
+    store: Store, feed: FeedState, interval: float, now: datetime, duration: float = 0.0
+) -> None:
+    """A 304: the feed is healthy and nothing was parsed."""
+    with store.write() as conn:
+        _mark_success(conn, feed.id, interval, now)
+        _log_poll(conn, feed.id, now, "not_modified", None, 0, 0, duration)
+
+
+def record_items(
+    store: Store,
+    feed: FeedState,
+    interval: float,
+    fetched: Fetched,
+    articles: Sequence[NewArticle],
+    links: Sequence[CrossLink],
+    stories: StoryAssigner | None,
+    now: datetime,
+    duration: float = 0.0,
+) -> list[int]:
+    """Store a parsed feed's new articles, their hits and the feed's validators together.
+
+    Returns the ids of the hits created.
+    """
+    hit_ids: list[int] = []
+    with store.write() as conn:
+        for new in articles:
+            article_id = _insert_article(conn, feed.id, new, now)
+            if article_id is None:
+                continue
+            if stories is not None:
+                text = new.extracted.text if new.extracted else new.item.summary
+                published = new.item.published or now
+                story = stories.assign(article_id, new.item.title, text, published)
+                conn.execute("UPDATE articles SET story = ? WHERE id = ?", (story, article_id))
+            hit_ids += _insert_hits(conn, article_id, new.matches, new.immediate, now)
+        for link in links:
+            if link.item.guid is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO article_guids VALUES (?, ?, ?)",
+                    (feed.id, link.item.guid, link.article_id),
+                )
+            hit_ids += _insert_hits(conn, link.article_id, link.matches, link.immediate, now)
+        conn.execute(
+            "UPDATE feeds SET etag = ?, last_modified = ?, url = COALESCE(?, url),"
+            " last_new_article = COALESCE(?, last_new_article) WHERE id = ?",
+            (
+                fetched.headers.get("etag"),
+                fetched.headers.get("last-modified"),
+                fetched.moved_to,
+                to_db(now) if articles else None,
+                feed.id,
+            ),
+        )
+        _mark_success(conn, feed.id, interval, now)
+        pages_failed = sum(1 for a in articles if a.error is not None and a.item.url)
+        _log_poll(conn, feed.id, now, "ok", None, len(articles), pages_failed, duration)
+    return hit_ids
+
+
+def _insert_article(
+    conn: sqlite3.Connection, feed_id: int, new: NewArticle, now: datetime
+) -> int | None:
+    item, extracted = new.item, new.extracted
+    cur = conn.execute(
+        "INSERT INTO articles (url, guid, feed_id, title, summary, text, full_text, published,"
+        " first_seen, extract_error, content_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (url) DO NOTHING",
+        (
+            item.url or None,
+            item.guid,
+            feed_id,
+            item.title or (extracted.title if extracted else "") or "",
+            item.summary,
+            extracted.text if extracted else "",
+            int(extracted is not None),
+            to_db(item.published),
+            to_db(now),
+            new.error,
+            content_key(item),
+        ),
+    )
+    if cur.rowcount == 0:  # another feed stored the same URL first
+        return None
+    article_id = int(cur.lastrowid or 0)
+    if item.guid is not None:
+        conn.execute(
+            "INSERT OR IGNORE INTO article_guids VALUES (?, ?, ?)", (feed_id, item.guid, article_id)
+        )
+    return article_id
+
+
+def _insert_hits(
+    conn: sqlite3.Connection,
+    article_id: int,
+    matches: Sequence[MatchResult],
+    immediate: frozenset[str],
+    now: datetime,
+) -> list[int]:
+    ids = []
+    for match in matches:
+        snippet = match.snippet
+        cur = conn.execute(
+            "INSERT INTO hits (article_id, watchlist, matched, snippet, marks, first_seen,"
+            " immediate) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                article_id,
+                match.watchlist,
+                json.dumps(list(match.matched)),
+                snippet.text if snippet else "",
+                json.dumps([list(m) for m in snippet.marks] if snippet else []),
+                to_db(now),
+                int(match.watchlist in immediate),
+            ),
+        )
+        if cur.rowcount:
+            ids.append(int(cur.lastrowid or 0))
+    return ids
+
+
+def _mark_success(conn: sqlite3.Connection, feed_id: int, interval: float, now: datetime) -> None:
+    conn.execute(
+        "UPDATE feeds SET last_poll = ?, last_success = ?, failures = 0, failing_since = NULL,"
+        " gone = 0, next_poll = ? WHERE id = ?",
+        (to_db(now), to_db(now), to_db(next_poll_after_success(now, interval)), feed_id),
+    )
+
+
+def _log_poll(
+    conn: sqlite3.Connection,
+    feed_id: int,
+    now: datetime,
+    status: str,
+    error: str | None,
+    new_articles: int,
+    pages_failed: int,
+    duration: float,
+) -> None:
+    conn.execute(
+        "INSERT INTO polls (feed_id, at, status, error, new_articles, pages_failed, duration)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (feed_id, to_db(now), status, error, new_articles, pages_failed, duration),
+    )

@@ -1,0 +1,93 @@
+"""Hits as stored: listing them, and which are still owed to which recipient."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.models import Hit, Snippet
+from monitor.store import ARTICLE_FROM, Store, from_db, row_to_article, to_db
+
+_HIT_SELECT = f"""
+    SELECT a.*, f.name AS feed,
+           h.id AS hit_id, h.watchlist, h.matched, h.snippet, h.marks,
+           h.first_seen AS hit_first_seen,
+           (SELECT MIN(dh.digest_id) FROM digest_hits dh JOIN digests d ON d.id = dh.digest_id
+             WHERE dh.hit_id = h.id AND d.status = 'sent') AS digest
+    FROM hits h JOIN {ARTICLE_FROM} ON a.id = h.article_id
+"""
+
+
+def row_to_hit(row: sqlite3.Row) -> Hit:
+    """A row of _HIT_SELECT as a Hit."""
+    article = row_to_article(row)
+    first_seen = from_db(row["hit_first_seen"])
+    assert first_seen is not None
+    marks = tuple((int(s), int(e)) for s, e in json.loads(row["marks"]))
+    return Hit(
+        id=row["hit_id"],
+        watchlist=row["watchlist"],
+        article=article,
+        matched=tuple(json.loads(row["matched"])),
+        snippet=Snippet(row["snippet"], marks),
+        first_seen=first_seen,
+        digest=row["digest"],
+    )
+
+
+def list_hits(
+    store: Store,
+    *,
+    watchlist: str | None = None,
+    since: datetime | None = None,
+    ids: Sequence[int] | None = None,
+) -> list[Hit]:
+    """Stored hits, newest first."""
+    where, params = _filters(watchlist, since, ids)
+    sql = f"{_HIT_SELECT} WHERE {where} ORDER BY h.first_seen DESC, h.id DESC"
+    return [row_to_hit(r) for r in store.read(sql, params)]
+
+
+def owed_hits(
+    store: Store, recipient: str, watchlists: Sequence[str], *, immediate: bool
+) -> list[Hit]:
+    """Hits of these watchlists that no digest has carried to this recipient yet."""
+    if not watchlists:
+        return []
+    marks = ",".join("?" * len(watchlists))
+    sql = (
+        f"{_HIT_SELECT} WHERE h.watchlist IN ({marks}) AND h.immediate = ?"
+        " AND NOT EXISTS (SELECT 1 FROM digest_hits dh"
+        "                 WHERE dh.hit_id = h.id AND dh.recipient = ?)"
+        " ORDER BY h.first_seen, h.id"
+    )
+    return [row_to_hit(r) for r in store.read(sql, [*watchlists, int(immediate), recipient])]
+
+
+def hit_times(store: Store, watchlist: str, since: datetime) -> list[datetime]:
+    """first_seen times of a watchlist's hits since a moment (for the per-day chart)."""
+    rows = store.read(
+        "SELECT first_seen FROM hits WHERE watchlist = ? AND first_seen >= ?",
+        (watchlist, to_db(since)),
+    )
+    return [t for r in rows if (t := from_db(r[0])) is not None]
+
+
+def _filters(
+    watchlist: str | None, since: datetime | None, ids: Sequence[int] | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = ["1"]
+    params: list[Any] = []
+    if watchlist is not None:
+        clauses.append("h.watchlist = ?")
+        params.append(watchlist)
+    if since is not None:
+        clauses.append("h.first_seen >= ?")
+        params.append(to_db(since))
+    if ids is not None:
+        clauses.append(f"h.id IN ({','.join('?' * len(ids))})" if ids else "0")
+        params.extend(ids)
+    return " AND ".join(clauses), params

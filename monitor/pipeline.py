@@ -1,0 +1,437 @@
+"""One poll cycle: fetch feeds -> parse -> fetch new pages -> extract -> match -> store.
+
+Everything runs from one event loop in the calling thread: feed and page requests go to a
+thread pool (a reused synchronous httpx client spends far less CPU per request than the async
+one, and CPU is what extraction needs), extraction goes to worker processes, and each feed is
+written in one transaction once all its new pages are done. Requests are dispatched per host,
+so one slow site never holds every thread. A failing feed, page or extraction is that feed's
+or that article's record; it never stops the cycle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from monitor.errors import ExtractError, FetchError, HTTPStatusError, ParseError, StoreError
+from monitor.feedstore import (
+    CrossLink,
+    NewArticle,
+    StoryAssigner,
+    known_items,
+    record_failure,
+    record_items,
+    record_not_modified,
+)
+from monitor.models import Document, Extracted, Fetched, Item, MatchResult, ParsedFeed
+from monitor.store import FeedState, Store
+
+ITEMS_PER_POLL = 200
+
+
+class Fetching(Protocol):
+    def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> Fetched: ...
+
+
+class Extracting(Protocol):
+    def submit(self, url: str, content: bytes, headers: Mapping[str, str]) -> Future[Extracted]: ...
+
+
+class Matching(Protocol):
+    def match(self, doc: Document, feed: str | None = None) -> list[MatchResult]: ...
+
+
+Parser = Callable[[bytes, Mapping[str, str], str, datetime, int], ParsedFeed]
+HtmlTest = Callable[[Fetched], bool]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReport:
+    """How one feed's poll went."""
+
+    feed: str
+    status: str  # ok | not_modified | failed
+    error: str | None = None
+    new_articles: int = 0
+    new_hits: int = 0
+    pages_failed: int = 0
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """How a whole poll cycle went."""
+
+    started: datetime
+    duration: float
+    feeds: tuple[FeedReport, ...]
+    hit_ids: tuple[int, ...]
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.feeds if f.status == status)
+
+    @property
+    def new_articles(self) -> int:
+        return sum(f.new_articles for f in self.feeds)
+
+    @property
+    def new_hits(self) -> int:
+        return len(self.hit_ids)
+
+    @property
+    def pages_failed(self) -> int:
+        return sum(f.pages_failed for f in self.feeds)
+
+
+@dataclass(eq=False)
+class _ItemWork:
+    item: Item
+    extracted: Extracted | None = None
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class _FeedWork:
+    state: FeedState
+    interval: float
+    started: float
+    fetched: Fetched | None = None
+    items: list[_ItemWork] = field(default_factory=list)
+    links: list[CrossLink] = field(default_factory=list)
+    pending: int = 0
+
+
+class _Dispatcher:
+    """Runs requests on a thread pool within `total` and `per_host` limits, pages first.
+
+    Only the event loop's thread touches the counters: a request's slot is released when the
+    loop handles its completed future.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, total: int, per_host: int) -> None:
+        self.pool, self.total, self.per_host = pool, total, per_host
+        self.queues: dict[str, tuple[deque[Any], deque[Any]]] = {}
+        self.in_flight: dict[str, int] = {}
+        self.hosts: dict[Future[Any], str] = {}
+
+    def queue(self, url: str, fn: Callable[[], Any], *, page: bool) -> Future[Any]:
+        """Queue fn as a request to url's host; its future completes when it has run."""
+        host = urlsplit(url).hostname or ""
+        future: Future[Any] = Future()
+        pages, feeds = self.queues.setdefault(host, (deque(), deque()))
+        (pages if page else feeds).append((fn, future))
+        return future
+
+    def pump(self, page_room: int) -> int:
+        """Start queued requests while limits allow; returns how many pages were started."""
+        started_pages = 0
+        for host, (pages, feeds) in list(self.queues.items()):
+            while len(self.hosts) < self.total and self.in_flight.get(host, 0) < self.per_host:
+                if pages and started_pages < page_room:
+                    fn, future = pages.popleft()
+                    started_pages += 1
+                elif feeds:
+                    fn, future = feeds.popleft()
+                else:
+                    break
+                self.in_flight[host] = self.in_flight.get(host, 0) + 1
+                self.hosts[future] = host
+                self.pool.submit(_run_into, fn, future)
+            if not pages and not feeds:
+                del self.queues[host]
+        return started_pages
+
+    def release(self, future: Future[Any]) -> None:
+        """Free the slot of a finished request (a no-op for other futures)."""
+        host = self.hosts.pop(future, None)
+        if host is not None:
+            self.in_flight[host] -= 1
+
+    @property
+    def queued(self) -> bool:
+        return bool(self.queues)
+
+
+def _run_into(fn: Callable[[], Any], future: Future[Any]) -> None:
+    try:
+        future.set_result(fn())
+    except BaseException as exc:  # delivered to the event loop, which decides
+        future.set_exception(exc)
+
+
+class Poller:
+    """Polls feeds into the store; build once per cycle (or reuse across cycles)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        fetcher: Fetching,
+        extractor: Extracting | None,
+        matcher: Matching,
+        parse: Parser,
+        is_html: HtmlTest,
+        stories: StoryAssigner | None = None,
+        immediate: frozenset[str] = frozenset(),
+        concurrency: int = 32,
+        per_host: int = 4,
+        max_pages_in_flight: int = 64,
+        clock: Callable[[], datetime] = utcnow,
+        on_feed: Callable[[FeedReport], None] | None = None,
+    ) -> None:
+        self.store, self.fetcher, self.extractor = store, fetcher, extractor
+        self.matcher, self.parse, self.is_html, self.stories = matcher, parse, is_html, stories
+        self.immediate, self.clock, self.on_feed = immediate, clock, on_feed
+        self.concurrency, self.per_host = concurrency, per_host
+        self.max_pages = max_pages_in_flight
+
+    def run(self, feeds: Sequence[tuple[FeedState, float]]) -> CycleReport:
+        """Poll each (feed, interval) once; returns what happened."""
+        started, t0 = self.clock(), time.monotonic()
+        self._reports: list[FeedReport] = []
+        self._hits: list[int] = []
+        self._pending: dict[Future[Any], Callable[[Future[Any]], None]] = {}
+        self._pages = 0
+        self._in_flight_urls: set[str] = set()
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch") as pool:
+            self._dispatch = _Dispatcher(pool, self.concurrency, self.per_host)
+            for state, interval in feeds:
+                work = _FeedWork(state, interval, time.monotonic())
+                self._watch(
+                    self._dispatch.queue(state.url, self._feed_job(work), page=False),
+                    partial(self._on_feed, work),
+                )
+            self._loop()
+        return CycleReport(started, time.monotonic() - t0, tuple(self._reports), tuple(self._hits))
+
+    # -- the event loop -------------------------------------------------------------------
+
+    def _watch(self, future: Future[Any], handler: Callable[[Future[Any]], None]) -> None:
+        self._pending[future] = handler
+
+    def _loop(self) -> None:
+        while self._pending or self._dispatch.queued:
+            self._pages += self._dispatch.pump(max(self.max_pages - self._pages, 0))
+            if not self._pending:
+                continue
+            done, _ = wait(list(self._pending), timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._dispatch.release(future)
+                self._pending.pop(future)(future)
+
+    def _feed_job(self, work: _FeedWork) -> Callable[[], tuple[Fetched, ParsedFeed | None]]:
+        state = work.state
+
+        def job() -> tuple[Fetched, ParsedFeed | None]:
+            fetched = self.fetcher.fetch(
+                state.url, etag=state.etag, last_modified=state.last_modified
+            )
+            if fetched.status == 304:
+                return fetched, None
+            parsed = self.parse(
+                fetched.content, fetched.headers, fetched.url, self.clock(), ITEMS_PER_POLL
+            )
+            return fetched, parsed
+
+        return job
+
+    # -- feeds ----------------------------------------------------------------------------
+
+    def _on_feed(self, work: _FeedWork, future: Future[tuple[Fetched, ParsedFeed | None]]) -> None:
+        try:
+            fetched, parsed = future.result()
+        except (FetchError, ParseError) as exc:
+            self._fail(work, exc)
+            return
+        work.fetched = fetched
+        if parsed is None:
+            self._finish(
+                work,
+                lambda: record_not_modified(
+                    self.store, work.state, work.interval, self.clock(), self._elapsed(work)
+                ),
+                FeedReport(work.state.name, "not_modified"),
+            )
+            return
+        self._plan_items(work, parsed.items)
+        if work.pending == 0:
+            self._commit(work)
+
+    def _plan_items(self, work: _FeedWork, items: Sequence[Item]) -> None:
+        known = known_items(self.store, work.state.id, items)
+        for index, item in enumerate(items):
+            if index in known:
+                article_id = known[index]
+                if article_id is not None:
+                    work.links.append(self._cross_link(work, item, article_id))
+                continue
+            if item.url in self._in_flight_urls:
+                continue  # another feed is fetching it now; the next poll links it here
+            entry = _ItemWork(item)
+            work.items.append(entry)
+            if not item.url:
+                entry.error = "the feed gives no link for this entry"
+                continue
+            self._in_flight_urls.add(item.url)
+            work.pending += 1
+            job = self._page_job(item.url)
+            self._watch(
+                self._dispatch.queue(item.url, job, page=True),
+                partial(self._on_page, work, entry),
+            )
+
+    def _cross_link(self, work: _FeedWork, item: Item, article_id: int) -> CrossLink:
+        article = next(self.store.articles("a.id = ?", (article_id,)))
+        matches = self.matcher.match(article.document, work.state.name)
+        return CrossLink(item, article_id, tuple(matches), self._immediate(matches))
+
+    def _page_job(self, url: str) -> Callable[[], Fetched]:
+        return lambda: self.fetcher.fetch(url)
+
+    def _on_page(self, work: _FeedWork, entry: _ItemWork, future: Future[Fetched]) -> None:
+        try:
+            page = future.result()
+        except FetchError as exc:
+            self._page_done(work, entry, error=f"page not fetched: {exc}")
+            return
+        if not self.is_html(page):
+            kind = page.content_type or "unknown type"
+            self._page_done(work, entry, error=f"not an HTML page ({kind})")
+            return
+        if self.extractor is None:
+            self._page_done(work, entry, error="extraction is off")
+            return
+        extraction = self.extractor.submit(page.url, page.content, page.headers)
+        self._watch(extraction, partial(self._on_extracted, work, entry))
+
+    def _on_extracted(self, work: _FeedWork, entry: _ItemWork, future: Future[Extracted]) -> None:
+        try:
+            self._page_done(work, entry, extracted=future.result())
+        except ExtractError as exc:
+            self._page_done(work, entry, error=f"not extracted: {exc}")
+
+    def _page_done(
+        self,
+        work: _FeedWork,
+        entry: _ItemWork,
+        *,
+        extracted: Extracted | None = None,
+        error: str | None = None,
+    ) -> None:
+        entry.extracted, entry.error = extracted, error
+        self._pages -= 1
+        work.pending -= 1
+        if work.pending == 0:
+            self._commit(work)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _immediate(self, matches: Sequence[MatchResult]) -> frozenset[str]:
+        return frozenset(m.watchlist for m in matches if m.watchlist in self.immediate)
+
+    def _commit(self, work: _FeedWork) -> None:
+        articles = []
+        for entry in work.items:
+            item, extracted = entry.item, entry.extracted
+            text = extracted.text if extracted is not None else item.summary
+            title = item.title or (extracted.title if extracted and extracted.title else "")
+            matches = self.matcher.match(Document(title, text), work.state.name)
+            articles.append(
+                NewArticle(item, extracted, entry.error, tuple(matches), self._immediate(matches))
+            )
+        assert work.fetched is not None
+        fetched = work.fetched
+        hit_ids: list[int] = []
+
+        def write() -> None:
+            hit_ids.extend(
+                record_items(
+                    self.store,
+                    work.state,
+                    work.interval,
+                    fetched,
+                    articles,
+                    work.links,
+                    self.stories,
+                    self.clock(),
+                    self._elapsed(work),
+                )
+            )
+
+        report = FeedReport(
+            work.state.name,
+            "ok",
+            None,
+            len(articles),
+            0,
+            sum(1 for a in articles if a.error and a.item.url),
+            0.0,
+        )
+        if self._finish(work, write, report, hit_ids):
+            self._hits += hit_ids
+
+    def _fail(self, work: _FeedWork, exc: FetchError | ParseError) -> None:
+        retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
+        gone = isinstance(exc, HTTPStatusError) and exc.status == 410
+        message = str(exc)
+
+        def write() -> None:
+            record_failure(
+                self.store,
+                work.state,
+                work.interval,
+                message,
+                self.clock(),
+                retry_after,
+                gone,
+                self._elapsed(work),
+            )
+
+        self._finish(work, write, FeedReport(work.state.name, "failed", message))
+
+    def _finish(
+        self,
+        work: _FeedWork,
+        write: Callable[[], None],
+        report: FeedReport,
+        hit_ids: list[int] | None = None,
+    ) -> bool:
+        """Run a feed's write; a database failure makes it this feed's failure, redone later."""
+        ok = True
+        try:
+            write()
+        except StoreError as exc:
+            report = FeedReport(work.state.name, "failed", f"not stored: {exc}")
+            ok = False
+        for entry in work.items:
+            self._in_flight_urls.discard(entry.item.url)
+        report = FeedReport(
+            report.feed,
+            report.status,
+            report.error,
+            report.new_articles if ok else 0,
+            len(hit_ids or []) if ok else 0,
+            report.pages_failed,
+            self._elapsed(work),
+        )
+        self._reports.append(report)
+        if self.on_feed is not None:
+            self.on_feed(report)
+        return ok
+
+    @staticmethod
+    def _elapsed(work: _FeedWork) -> float:
+        return time.monotonic() - work.started

@@ -1,0 +1,120 @@
+"""The database schema, as numbered migrations applied in order on PRAGMA user_version.
+
+Times are ISO 8601 strings in UTC ("2026-11-22T07:00:00+00:00"), so they sort as text.
+Unique keys carry the promises: an article once per canonical URL and per (feed, GUID); a hit
+once per (article, watchlist); a hit in one digest per recipient; one daily digest per
+recipient per local day, even if two daemons are forced onto one file.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: feeds, articles, hits, the outbox
+    """
+    CREATE TABLE feeds (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,            -- as the config names it
+        config_url TEXT NOT NULL,             -- the URL in the config; an edit resets url
+        url TEXT NOT NULL,                    -- the URL polled; follows a 301 once it parses
+        etag TEXT,                            -- validators exactly as the server sent them
+        last_modified TEXT,
+        last_poll TEXT,
+        last_success TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        failing_since TEXT,                   -- first failure of the current run of failures
+        failures INTEGER NOT NULL DEFAULT 0,  -- consecutive failures
+        next_poll TEXT,                       -- due time, back-off included
+        gone INTEGER NOT NULL DEFAULT 0,      -- answered 410: polled daily, shown in health
+        last_new_article TEXT                 -- to notice feeds silent for unusually long
+    );
+
+    CREATE TABLE articles (
+        id INTEGER PRIMARY KEY,
+        url TEXT UNIQUE,                      -- canonical; NULL for a GUID-only entry
+        guid TEXT,
+        feed_id INTEGER NOT NULL REFERENCES feeds(id),
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        text TEXT NOT NULL DEFAULT '',        -- extracted text; '' when not extracted
+        full_text INTEGER NOT NULL DEFAULT 0, -- 0: only the feed's title and summary
+        published TEXT,
+        first_seen TEXT NOT NULL,
+        story INTEGER,                        -- id of the story's first article
+        extract_error TEXT,                   -- why the page could not be used
+        content_key TEXT                      -- hash of title+summary: catches GUID churn
+    );
+    CREATE INDEX articles_first_seen ON articles(first_seen);
+    CREATE INDEX articles_content ON articles(feed_id, content_key);
+    CREATE INDEX articles_story ON articles(story);
+
+    -- every (feed, GUID) seen, so an article carried by several feeds is fetched once
+    CREATE TABLE article_guids (
+        feed_id INTEGER NOT NULL REFERENCES feeds(id),
+        guid TEXT NOT NULL,
+        article_id INTEGER NOT NULL REFERENCES articles(id),
+        PRIMARY KEY (feed_id, guid)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE hits (
+        id INTEGER PRIMARY KEY,
+        article_id INTEGER NOT NULL REFERENCES articles(id),
+        watchlist TEXT NOT NULL,
+        matched TEXT NOT NULL,                -- JSON list of query strings
+        snippet TEXT NOT NULL,
+        marks TEXT NOT NULL,                  -- JSON list of [start, end] in snippet
+        first_seen TEXT NOT NULL,
+        immediate INTEGER NOT NULL DEFAULT 0, -- found for an alert = "immediate" watchlist
+        UNIQUE (article_id, watchlist)
+    );
+    CREATE INDEX hits_first_seen ON hits(first_seen);
+
+    -- the outbox: a digest or alert is created with its hits in one transaction, then sent
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('daily', 'manual', 'alert')),
+        recipient TEXT NOT NULL,              -- '' when no [email]: archived only
+        day TEXT NOT NULL,                    -- local date it is for
+        message_id TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        status TEXT NOT NULL                  -- held: refused for good (e.g. login), kept
+            CHECK (status IN ('pending', 'sent', 'held', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT,
+        last_error TEXT,
+        sent_at TEXT,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        html TEXT NOT NULL,
+        archive TEXT                          -- path of the archived HTML file
+    );
+    CREATE UNIQUE INDEX digests_one_daily ON digests(recipient, day) WHERE kind = 'daily';
+    CREATE INDEX digests_status ON digests(status, next_attempt);
+
+    CREATE TABLE digest_hits (
+        digest_id INTEGER NOT NULL REFERENCES digests(id),
+        hit_id INTEGER NOT NULL REFERENCES hits(id),
+        recipient TEXT NOT NULL,
+        PRIMARY KEY (hit_id, recipient)       -- each hit in one digest per recipient
+    ) WITHOUT ROWID;
+    CREATE INDEX digest_hits_digest ON digest_hits(digest_id);
+
+    -- one row per feed poll: feeds health and "what the digest may have missed"
+    CREATE TABLE polls (
+        id INTEGER PRIMARY KEY,
+        feed_id INTEGER NOT NULL REFERENCES feeds(id),
+        at TEXT NOT NULL,
+        status TEXT NOT NULL,                 -- ok | not_modified | failed
+        error TEXT,
+        new_articles INTEGER NOT NULL DEFAULT 0,
+        pages_failed INTEGER NOT NULL DEFAULT 0,
+        duration REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX polls_at ON polls(at);
+
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,                 -- 'created': when this database was made
+        value TEXT NOT NULL
+    );
+    """,
+)

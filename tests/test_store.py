@@ -1,0 +1,168 @@
+"""The SQLite store: migrations, the lock, feeds following the config, one write per feed."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import AlreadyRunning, StoreError
+from monitor.feedstore import (
+    NewArticle,
+    known_items,
+    record_failure,
+    record_items,
+    record_not_modified,
+)
+from monitor.models import Extracted, Feed, Fetched, Item, MatchResult, Snippet
+from monitor.schema import MIGRATIONS
+from monitor.store import Store
+
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(tmp_path / "monitor.db")
+    s.sync_feeds(
+        [Feed("A", "http://a.example/rss", 900), Feed("B", "http://b.example/rss", 60)], NOW
+    )
+    yield s
+    s.close()
+
+
+def item(n: int, guid: str | None = None, url: str | None = None) -> Item:
+    return Item(
+        guid=guid if guid is not None else f"g{n}",
+        url=url if url is not None else f"http://a.example/{n}",
+        link=f"http://a.example/{n}?utm_source=x",
+        title=f"Title {n}",
+        summary=f"Summary {n}",
+        published=NOW - timedelta(hours=n),
+    )
+
+
+def fetched(etag: str = '"v1"') -> Fetched:
+    return Fetched("http://a.example/rss", 200, {"etag": etag, "last-modified": "Sun"}, b"")
+
+
+def hit(watchlist: str = "Met") -> MatchResult:
+    return MatchResult(watchlist, True, ("IOPC",), (), Snippet("the IOPC said", ((4, 8),)))
+
+
+def test_schema_is_migrated_with_wal_and_version(store: Store) -> None:
+    assert store.read("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+    assert store.read("PRAGMA journal_mode")[0][0] == "wal"
+    assert store.read("PRAGMA busy_timeout")[0][0] >= 5000
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this monitor"):
+        Store.open(path)
+
+
+def test_second_process_cannot_take_the_lock_and_learns_the_pid(store: Store) -> None:
+    store.lock()
+    code = (
+        "import sys; from pathlib import Path; from monitor.store import Store\n"
+        "from monitor.errors import AlreadyRunning\n"
+        "s = Store.open(Path(sys.argv[1]))\n"
+        "try:\n    s.lock()\nexcept AlreadyRunning as e:\n    print(e); sys.exit(3)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(store.path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 3
+    assert f"pid {os.getpid()}" in out.stdout
+    store.unlock()
+    with Store.open(store.path) as other:
+        other.lock()  # free again once the holder lets go
+        with pytest.raises(AlreadyRunning):
+            store.lock()
+
+
+def test_config_url_edit_resets_validators(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    record_items(store, a, 900, fetched(), [], [], None, NOW)
+    assert store.feed_states(["A"])[0].etag == '"v1"'
+    store.sync_feeds([Feed("A", "http://a.example/new", 900)], NOW)
+    state = store.feed_states(["A"])[0]
+    assert (state.url, state.etag, state.last_modified) == ("http://a.example/new", None, None)
+
+
+def test_items_hits_and_validators_are_stored_together(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    new = [
+        NewArticle(item(1), Extracted("T", "body text"), None, (hit(),)),
+        NewArticle(item(2), None, "page not fetched: HTTP 500", ()),
+    ]
+    hit_ids = record_items(store, a, 900, fetched(), new, [], None, NOW)
+    assert len(hit_ids) == 1
+    rows = store.read("SELECT url, full_text, text, extract_error FROM articles ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        ("http://a.example/1", 1, "body text", None),
+        ("http://a.example/2", 0, "", "page not fetched: HTTP 500"),
+    ]
+    state = store.feed_states(["A"])[0]
+    assert state.etag == '"v1"' and state.last_success == NOW and state.failures == 0
+    assert state.next_poll == NOW + timedelta(seconds=900)
+    # the same entries again are known, by GUID and by URL
+    assert set(known_items(store, a.id, [item(1), item(2), item(3)])) == {0, 1}
+
+
+def test_article_from_another_feed_is_known_and_linkable(store: Store) -> None:
+    a, b = store.feed_states(["A", "B"])
+    record_items(store, a, 900, fetched(), [NewArticle(item(1), None, None, ())], [], None, NOW)
+    known = known_items(store, b.id, [item(1, guid="other-guid")])
+    assert known == {0: 1}  # known by URL, stored from feed A, not yet linked to B
+
+
+def test_guid_churn_with_same_content_is_known(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    record_items(store, a, 900, fetched(), [NewArticle(item(1), None, None, ())], [], None, NOW)
+    churned = Item("new-guid", "http://a.example/1-v2", "x", "Title 1", "Summary 1", None)
+    assert known_items(store, a.id, [churned]) == {0: None}
+
+
+def test_a_failed_write_stores_nothing_of_the_feed(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    bad = NewArticle(item(1), None, None, (hit(),))
+    store.conn.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON hits BEGIN SELECT RAISE(ABORT, 'x'); END"
+    )
+    with pytest.raises(StoreError):
+        record_items(store, a, 900, fetched(), [bad], [], None, NOW)
+    assert store.read("SELECT COUNT(*) FROM articles")[0][0] == 0
+    assert store.feed_states(["A"])[0].etag is None  # validators not kept: the poll is redone
+
+
+def test_failures_back_off_and_success_resets(store: Store) -> None:
+    b = store.feed_states(["B"])[0]
+    for _ in range(3):
+        record_failure(store, store.feed_states(["B"])[0], 60, "HTTP 500", NOW)
+    state = store.feed_states(["B"])[0]
+    assert state.failures == 3 and state.failing_since == NOW
+    assert state.next_poll == NOW + timedelta(seconds=240)
+    record_not_modified(store, b, 60, NOW + timedelta(hours=1))
+    state = store.feed_states(["B"])[0]
+    assert (state.failures, state.failing_since, state.last_error) == (0, None, "HTTP 500")
+    polls = store.read("SELECT status, COUNT(*) FROM polls GROUP BY status ORDER BY status")
+    assert [tuple(p) for p in polls] == [("failed", 3), ("not_modified", 1)]
+
+
+def test_gone_feed_is_kept_and_retried_daily(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    record_failure(store, a, 900, "HTTP 410 from http://a.example/rss", NOW, gone=True)
+    state = store.feed_states(["A"])[0]
+    assert state.gone and state.next_poll == NOW + timedelta(days=1)
