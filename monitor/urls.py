@@ -1,0 +1,158 @@
+"""Pure URL rules: which URLs are fetched at all, and one canonical spelling per article.
+
+The canonical URL identifies an article however many feeds carry it and whichever campaign
+parameters they add, so two spellings of the same link must canonicalise to the same string
+and canonicalising twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from urllib.parse import SplitResult, quote, unquote_plus, urljoin, urlsplit, urlunsplit
+
+import idna
+
+from monitor.errors import BadURL
+
+MAX_URL_LENGTH = 2048
+SCHEMES = ("http", "https")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Parameters added by newsletters, social networks and ad platforms: they say where a reader
+# came from, never which article they asked for.
+TRACKING_PREFIXES = ("utm_",)
+TRACKING_PARAMETERS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid",
+        "ttclid", "li_fat_id", "igshid", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc",
+        "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id", "vero_conv", "__s",
+        "ocid", "cmp", "ref_src", "ref_url", "at_medium", "at_campaign", "at_custom1",
+        "at_custom2", "at_custom3", "at_custom4", "at_link_id", "at_link_origin",
+        "at_link_type", "at_format", "at_bbc_team", "at_ptr_name", "at_campaign_type",
+    }
+)  # fmt: skip
+
+# Characters left as they are in a path or query; everything else is percent-encoded, so
+# "é" and "%C3%A9" (or a raw space and "%20") give the same canonical URL.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+
+
+def check_url(url: str) -> str:
+    """Return url unchanged if it is one we fetch; raise BadURL saying why not."""
+    if len(url) > MAX_URL_LENGTH:
+        raise BadURL(f"URL longer than {MAX_URL_LENGTH} characters")
+    if any(_is_forbidden_char(c) or c.isspace() for c in url):
+        raise BadURL(f"URL contains a space or control character: {url[:100]!r}")
+    _split_checked(url)
+    return url
+
+
+def canonical_url(url: str, base: str | None = None) -> str:
+    """The one spelling of url (resolved against base) used to recognise an article.
+
+    Lower-case scheme and host, IDNA host, no default port, no fragment, no tracking
+    parameters, other parameters kept in order. Raises BadURL for what check_url refuses.
+    """
+    text = url.strip()
+    if base:
+        text = urljoin(base.strip(), text)
+    if any(_is_forbidden_char(c) for c in text):
+        raise BadURL(f"URL contains a control character: {text[:100]!r}")
+    parts = _split_checked(text)
+    scheme = parts.scheme.lower()
+    host = _canonical_host(parts.hostname or "")
+    port = parts.port
+    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    path = _canonical_path(parts.path)
+    query = _canonical_query(parts.query)
+    return check_url(urlunsplit((scheme, netloc, path, query, "")))
+
+
+def is_tracking_parameter(name: str) -> bool:
+    """True for query parameters that only say where a reader came from (utm_source, fbclid)."""
+    key = unquote_plus(name).strip().lower()
+    return key.startswith(TRACKING_PREFIXES) or key in TRACKING_PARAMETERS
+
+
+def _is_forbidden_char(c: str) -> bool:
+    # Cc covers CR, LF, NUL, DEL and the C1 controls; Cf covers bidi overrides and
+    # zero-width characters, which only ever serve to disguise a URL.
+    return unicodedata.category(c) in ("Cc", "Cf")
+
+
+def _split_checked(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BadURL(f"malformed URL {url[:100]!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        shown = f"{scheme}: URLs" if scheme else "URLs without a scheme"
+        raise BadURL(f"only http and https URLs are fetched, not {shown}")
+    if "@" in parts.netloc:
+        raise BadURL("URL carries a user name or password (user@host)")
+    if "\\" in parts.netloc:
+        raise BadURL("URL has a backslash in its host")
+    if not parts.hostname:
+        raise BadURL(f"URL has no host: {url[:100]!r}")
+    if port == 0:
+        raise BadURL("URL has port 0")
+    return parts
+
+
+def _canonical_host(host: str) -> str:
+    host = host.lower().rstrip(".")
+    if ":" in host:  # an IPv6 literal; urlsplit already removed the brackets
+        try:
+            return f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            raise BadURL(f"bad IPv6 address in URL: {host!r}") from None
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        try:
+            return host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise BadURL(f"host {host!r} is not a valid international domain name") from None
+
+
+def _canonical_path(path: str) -> str:
+    if "." in path:
+        path = _remove_dot_segments(path)
+    return _upper_escapes(quote(path, safe=_PATH_SAFE)) or "/"
+
+
+def _remove_dot_segments(path: str) -> str:
+    segments = path.split("/")
+    out: list[str] = []
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+            continue
+        if last:  # "/a/b/.." names the folder "/a/", trailing slash included
+            out.append("")
+    return "/".join(out)
+
+
+def _canonical_query(query: str) -> str:
+    kept = [
+        _upper_escapes(quote(pair, safe=_QUERY_SAFE))
+        for pair in query.split("&")
+        if pair and not is_tracking_parameter(pair.split("=", 1)[0])
+    ]
+    return "&".join(kept)
+
+
+def _upper_escapes(text: str) -> str:
+    return _ESCAPE.sub(lambda m: m[0].upper(), text)

@@ -1,0 +1,165 @@
+"""URL rules: what is fetched at all, and the canonical spelling that identifies an article."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.errors import BadURL
+from monitor.urls import MAX_URL_LENGTH, canonical_url, check_url, is_tracking_parameter
+
+GUARDIAN = "https://www.theguardian.com/uk-news/2023/mar/21/met-police-casey-review"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("HTTPS://WWW.TheGuardian.COM/uk-news/x", "https://www.theguardian.com/uk-news/x"),
+        ("http://example.org:80/a", "http://example.org/a"),
+        ("https://example.org:443/a", "https://example.org/a"),
+        ("https://example.org:8443/a", "https://example.org:8443/a"),
+        ("http://example.org:443/a", "http://example.org:443/a"),
+        ("https://example.org", "https://example.org/"),
+        ("https://example.org/a#comments", "https://example.org/a"),
+        ("https://example.org./a", "https://example.org/a"),
+        ("https://bücher.example/a", "https://xn--bcher-kva.example/a"),
+        ("https://example.org/a/./b/../c", "https://example.org/a/c"),
+        ("https://example.org/a/b/..", "https://example.org/a/"),
+        ("https://example.org/café", "https://example.org/caf%C3%A9"),
+        ("https://example.org/caf%c3%a9", "https://example.org/caf%C3%A9"),
+        ("https://example.org/a b", "https://example.org/a%20b"),
+        ("  https://example.org/a\n", "https://example.org/a"),
+        ("http://[::FFFF:7F00:1]:8080/", "http://[::ffff:7f00:1]:8080/"),
+        ("https://example.org/?", "https://example.org/"),
+    ],
+)
+def test_canonical_url_normalises_spelling(raw: str, expected: str) -> None:
+    assert canonical_url(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "utm_source=twitter&utm_medium=social&utm_campaign=x&UTM_Content=y",
+        "fbclid=IwAR0abc",
+        "gclid=1&dclid=2&msclkid=3&yclid=4",
+        "mc_cid=1&mc_eid=2&igshid=3&_ga=2.1.2.3",
+        "CMP=Share_iOSApp_Other",
+        "at_medium=RSS&at_campaign=KARANGA",
+    ],
+)
+def test_canonical_url_drops_tracking_parameters(query: str) -> None:
+    assert canonical_url(f"{GUARDIAN}?{query}") == GUARDIAN
+
+
+def test_canonical_url_keeps_other_parameters_in_order() -> None:
+    url = "https://example.org/story?id=42&utm_source=rss&page=2&fbclid=x&lang=en"
+    assert canonical_url(url) == "https://example.org/story?id=42&page=2&lang=en"
+
+
+def test_canonical_url_resolves_against_base() -> None:
+    base = "https://news.example/uk/feed.xml"
+    assert (
+        canonical_url("../met/story-1?utm_source=rss", base) == "https://news.example/met/story-1"
+    )
+    assert canonical_url("/a", base) == "https://news.example/a"
+    assert canonical_url("//other.example/b", base) == "https://other.example/b"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.org/", "javascript:alert(1)", "mailto:desk@example.org", "/relative/only"],
+)
+def test_canonical_url_refuses_what_is_not_http(url: str) -> None:
+    with pytest.raises(BadURL):
+        canonical_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/a",
+        "http://example.org:8080/a?b=c#d",
+        "https://bücher.example/",
+        "http://[2001:db8::1]/",
+    ],
+)
+def test_check_url_accepts_http_and_https(url: str) -> None:
+    assert check_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://example.org/", "only http and https"),
+        ("file:///etc/passwd", "only http and https"),
+        ("gopher://example.org/", "only http and https"),
+        ("example.org/a", "without a scheme"),
+        ("http://user@example.org/", "user name"),
+        ("http://user:pw@example.org/", "user name"),
+        ("http://a@b/", "user name"),
+        ("http://example.org\\@evil.example/", "user name"),
+        ("http://exa mple.org/", "space"),
+        ("http://example.org/a b", "space"),
+        ("http://example.org/a\r\nHost: evil", "control"),
+        ("http://example.org/\x00", "control"),
+        ("http://example.org/\u202eevil", "control"),
+        ("http:///path", "no host"),
+        ("http://:80/", "no host"),
+        ("http://example.org:99999/", "malformed"),
+        ("http://example.org:0/", "port 0"),
+        ("http://[::1/", "malformed"),
+    ],
+)
+def test_check_url_refuses(url: str, why: str) -> None:
+    with pytest.raises(BadURL, match=why):
+        check_url(url)
+
+
+def test_check_url_caps_length() -> None:
+    base = "https://example.org/"
+    assert check_url(base + "a" * (MAX_URL_LENGTH - len(base)))
+    with pytest.raises(BadURL, match="longer than"):
+        check_url(base + "a" * MAX_URL_LENGTH)
+
+
+def test_is_tracking_parameter_is_exact_for_named_parameters() -> None:
+    assert is_tracking_parameter("utm_term")
+    assert is_tracking_parameter("FBCLID")
+    assert not is_tracking_parameter("id")
+    assert not is_tracking_parameter("fbclid_page")  # only the exact names, not look-alikes
+
+
+_segment = st.text(alphabet="abcé-_.~% ", min_size=0, max_size=8)
+_param = st.sampled_from(["id", "page", "utm_source", "fbclid", "q", "_ga", "gclid"])
+
+
+@st.composite
+def _urls(draw: st.DrawFn) -> str:
+    host = draw(st.sampled_from(["Example.ORG", "news.example", "bücher.example", "[::1]"]))
+    port = draw(st.sampled_from(["", ":80", ":443", ":8080"]))
+    path = "/".join(draw(st.lists(_segment, max_size=4)))
+    pairs = draw(st.lists(st.tuples(_param, _segment), max_size=4))
+    query = "&".join(f"{k}={v}" for k, v in pairs)
+    fragment = draw(st.sampled_from(["", "#top", "#"]))
+    scheme = draw(st.sampled_from(["http", "HTTPS"]))
+    return f"{scheme}://{host}{port}/{path}" + (f"?{query}" if query else "") + fragment
+
+
+@given(_urls())
+def test_canonical_url_is_idempotent_and_fetchable(url: str) -> None:
+    once = canonical_url(url)
+    assert canonical_url(once) == once
+    assert check_url(once) == once
+
+
+@given(_urls())
+def test_canonical_url_never_keeps_tracking_or_fragment(url: str) -> None:
+    parts = urlsplit(canonical_url(url))
+    assert parts.fragment == ""
+    assert not any(is_tracking_parameter(k) for k, _ in parse_qsl(parts.query, True))
+    assert parts.scheme == parts.scheme.lower()
+    assert parts.netloc == parts.netloc.lower()
