@@ -1,0 +1,261 @@
+"""The only module that speaks HTTP: one reused httpx.Client, guarded, capped and polite.
+
+A Fetcher is shared by the threads of the poll's pool. It enforces, by itself, the number of
+requests in flight overall and per host; it follows redirects by hand, checking every hop
+like the first; it reads the raw body and decompresses it under the byte cap (monitor.decode);
+every socket operation ends by the request's total deadline (monitor.guard).
+
+A sync client on threads was chosen over httpx's AsyncClient by measurement: see
+docs/fetching.md and bench/bench_fetch_model.py.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from types import TracebackType
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from monitor.config import FetchSettings
+from monitor.decode import ACCEPT_ENCODING, BodyDecoder, check_declared_length, content_coding
+from monitor.errors import BadURL, DeadlineExceeded, FetchError, HTTPStatusError
+from monitor.guard import AddressPolicy, GuardedBackend, Resolver, deadline_scope, resolve_host
+from monitor.models import Fetched
+from monitor.urls import check_url
+
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PERMANENT_STATUSES = frozenset({301, 308})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+# A server may ask for any pause; a buggy or hostile one must not silence a feed for days.
+RETRY_AFTER_CAP = 6 * 3600.0
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# Types that say nothing about the body, so the body is looked at instead.
+VAGUE_TYPES = frozenset(
+    {"", "application/octet-stream", "binary/octet-stream", "application/unknown", "text/plain"}
+)
+_HTML_START = re.compile(
+    rb"<(!doctype\s+html|html|head|body|script|iframe|h1|div|font|table|a|style|title|b|br|p)"
+    rb"[\s>]|<!--",
+    re.IGNORECASE,
+)
+_SECONDS = re.compile(r"^[0-9]{1,12}$")
+_DROPPED_HEADERS = ("content-encoding", "content-length")  # they describe the raw body
+
+
+class Fetcher:
+    """Fetches URLs for many threads at once, within [fetch]'s limits and guard."""
+
+    def __init__(self, settings: FetchSettings, *, resolve: Resolver = resolve_host) -> None:
+        self.settings = settings
+        self._slots = _Slots(settings.concurrency, settings.per_host)
+        backend = GuardedBackend(AddressPolicy.from_settings(settings), resolve)
+        self._client = httpx.Client(
+            transport=_GuardedTransport(backend, settings.concurrency),
+            trust_env=False,  # no proxies or certificates taken from the environment
+            follow_redirects=False,
+            timeout=httpx.Timeout(settings.timeout),
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+            # Cookies are never kept: one feed's cookies are no business of another request.
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+        )
+
+    def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> Fetched:
+        """GET url; Fetched for 2xx and 304, HTTPStatusError for other statuses."""
+        check_url(url)
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        started = time.monotonic()
+        deadline: float | None = None
+        current, permanent = url, True
+        for hops in range(MAX_REDIRECTS + 1):
+            host = urlsplit(current).hostname or ""
+            with self._slots.hold(host):
+                # The deadline starts when the first request may go out, not while queued.
+                deadline = deadline or time.monotonic() + self.settings.timeout
+                status, answer = self._request(current, headers, deadline)
+            if status not in REDIRECT_STATUSES:
+                assert answer is not None
+                moved = current if permanent and hops else None
+                elapsed = time.monotonic() - started
+                return Fetched(current, status, answer.headers, answer.content, moved, elapsed)
+            assert answer is not None
+            permanent = permanent and status in PERMANENT_STATUSES
+            current = redirect_target(current, answer.headers.get("location", ""))
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects from {url}")
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _request(
+        self, url: str, headers: dict[str, str], deadline: float
+    ) -> tuple[int, _Answer | None]:
+        host = urlsplit(url).hostname or url
+        try:
+            with deadline_scope(deadline), self._client.stream("GET", url, headers=headers) as r:
+                return r.status_code, self._answer(url, r, deadline)
+        except DeadlineExceeded:
+            raise DeadlineExceeded(self._late(url)) from None
+        except httpx.TimeoutException as exc:
+            if time.monotonic() >= deadline:
+                raise DeadlineExceeded(self._late(url)) from exc
+            raise FetchError(f"{host}: timed out") from exc
+        except httpx.InvalidURL as exc:
+            raise BadURL(f"malformed URL {url[:100]!r}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise FetchError(describe_transport_error(host, exc)) from exc
+
+    def _answer(self, url: str, response: httpx.Response, deadline: float) -> _Answer:
+        status = response.status_code
+        headers = {k: v for k, v in response.headers.items() if k not in _DROPPED_HEADERS}
+        if status in REDIRECT_STATUSES or status == 304:
+            return _Answer(dict(response.headers), b"")
+        if not 200 <= status < 300:
+            retry = None
+            if status in RETRY_AFTER_STATUSES:
+                retry = parse_retry_after(response.headers.get("retry-after"), time.time())
+            raise HTTPStatusError(status, url, retry)
+        max_bytes = self.settings.max_bytes
+        check_declared_length(response.headers, max_bytes)
+        decoder = BodyDecoder(content_coding(response.headers), max_bytes)
+        for chunk in response.iter_raw():
+            decoder.feed(chunk)
+            if time.monotonic() >= deadline:
+                raise DeadlineExceeded(self._late(url))
+        return _Answer(headers, decoder.finish())
+
+    def _late(self, url: str) -> str:
+        return f"{url}: no complete answer within {self.settings.timeout:g}s"
+
+
+class _Answer:
+    """Headers (lower-case names) and decoded body of one hop."""
+
+    __slots__ = ("content", "headers")
+
+    def __init__(self, headers: dict[str, str], content: bytes) -> None:
+        self.headers = headers
+        self.content = content
+
+
+def redirect_target(current: str, location: str) -> str:
+    """The absolute URL a redirect points to, checked like any URL; BadURL when refused."""
+    if not location.strip():
+        raise FetchError(f"redirect from {current} without a Location")
+    target = check_url(urljoin(current, location.strip()))
+    if urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme.lower() != "https":
+        raise BadURL(f"redirect from https to plain http refused: {target[:100]}")
+    return target
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After value (seconds or HTTP-date), capped at 6 hours."""
+    if not value:
+        return None
+    value = value.strip()
+    if _SECONDS.match(value):
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - now
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+
+
+def is_html(fetched: Fetched) -> bool:
+    """True when the body is an HTML page worth extracting (not a PDF, image or feed)."""
+    kind = fetched.content_type
+    if kind in HTML_TYPES:
+        return True
+    if kind not in VAGUE_TYPES:
+        return False
+    head = fetched.content[:1024].lstrip(b"\xef\xbb\xbf \t\r\n\f")
+    return bool(_HTML_START.match(head))
+
+
+def describe_transport_error(host: str, exc: httpx.TransportError) -> str:
+    """One short line for a network failure, without traceback or C source references."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"\s*\(_ssl\.c:\d+\)", "", text)
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to {host}: {text}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"{host} broke the HTTP exchange: {text}"
+    return f"{host}: {text}"
+
+
+class _Slots:
+    """Counts requests in flight, overall and per host, and makes callers wait their turn."""
+
+    def __init__(self, total: int, per_host: int) -> None:
+        self._total = total
+        self._per_host = per_host
+        self._busy = 0
+        self._hosts: dict[str, int] = {}
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, host: str) -> Iterator[None]:
+        """Wait for a free slot for host, hold it for the block."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._busy < self._total and self._hosts.get(host, 0) < self._per_host
+            )
+            self._busy += 1
+            self._hosts[host] = self._hosts.get(host, 0) + 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._hosts[host] -= 1
+                if not self._hosts[host]:
+                    del self._hosts[host]
+                self._cond.notify_all()
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's own transport, over a connection pool that connects through the guard."""
+
+    def __init__(self, backend: httpcore.NetworkBackend, connections: int) -> None:
+        context = httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=context, trust_env=False)
+        # httpx gives no way to choose the pool's network backend, so the pool is replaced
+        # by one with the same settings and the guarded backend (httpx 0.28, httpcore 1.0).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=context,
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=30.0,
+            network_backend=backend,
+        )

@@ -1,0 +1,228 @@
+"""The address guard and the request deadline, enforced where sockets are opened and read.
+
+A URL's host is only a name; what matters is the address a socket actually connects to. So
+the guard is an httpcore network backend: it resolves the name itself, checks every address
+it gets, and connects to a checked address, never to the name. A name that resolves to a
+public address when looked up and to 127.0.0.1 a second later (DNS rebinding) is therefore
+looked up once, and what is connected to is what was checked. TLS still verifies the
+certificate against the host name, which httpcore passes to start_tls separately.
+
+httpx's timeouts apply to each read or write, so a server that trickles one byte every few
+seconds never trips them. Every socket operation here is given at most the time left before
+the deadline of the request running on the calling thread (see deadline_scope).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+
+from monitor.config import FetchSettings, IPNetwork
+from monitor.errors import AddressRefused, DeadlineExceeded, FetchError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
+
+_SHARED = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT, RFC 6598
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 reached through a NAT64 gateway
+_local = threading.local()
+
+
+# -- which addresses may be connected to --------------------------------------------------------
+
+
+def classify_address(address: IPAddress) -> str | None:
+    """Why address is not a public internet address ("loopback", "private"...), or None."""
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        reason = classify_address(embedded)
+        return None if reason is None else f"{reason} (IPv4 inside IPv6)"
+    checks = (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("shared", isinstance(address, ipaddress.IPv4Address) and address in _SHARED),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("non-global", not address.is_global),
+    )
+    return next((name for name, hit in checks if hit), None)
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPolicy:
+    """Which addresses may be fetched: public ones, plus the listed exceptions."""
+
+    allow_private_networks: bool = False
+    allow_addresses: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: FetchSettings) -> AddressPolicy:
+        """The policy [fetch] describes."""
+        return cls(settings.allow_private_networks, settings.allow_addresses)
+
+    def refusal(self, address: str) -> str | None:
+        """None when address may be connected to, else a short reason it may not."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return "not an IP address"
+        if self.allow_private_networks:
+            return None
+        plain = _embedded_ipv4(ip) or ip
+        if any(ip in net or plain in net for net in self.allow_addresses):
+            return None
+        return classify_address(ip)
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address host resolves to, in the resolver's order, without duplicates."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise FetchError(f"cannot resolve {host}: {reason}") from exc
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+# -- the request deadline -----------------------------------------------------------------------
+
+
+@contextmanager
+def deadline_scope(deadline: float) -> Iterator[None]:
+    """Socket operations on this thread give up at deadline (a time.monotonic() value)."""
+    previous = getattr(_local, "deadline", None)
+    _local.deadline = deadline
+    try:
+        yield
+    finally:
+        _local.deadline = previous
+
+
+def clamp_timeout(timeout: float | None) -> float | None:
+    """timeout, shortened to the time left before this thread's deadline."""
+    deadline: float | None = getattr(_local, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeadlineExceeded("request deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+# -- the network backend ------------------------------------------------------------------------
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """Resolves, checks and connects to addresses itself; every stream obeys the deadline."""
+
+    def __init__(self, policy: AddressPolicy, resolve: Resolver = resolve_host) -> None:
+        self._policy = policy
+        self._resolve = resolve
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        """Connect to a checked address of host; AddressRefused if any address is refused."""
+        addresses = self._resolve(host, port)
+        if not addresses:
+            raise FetchError(f"cannot resolve {host}: no addresses")
+        # One refused address refuses the name: a public site has no business resolving to
+        # an internal address, and trying the others would only hide the trick.
+        for address in addresses:
+            reason = self._policy.refusal(address)
+            if reason is not None:
+                named = address if host == address else f"{host} ({address})"
+                raise AddressRefused(
+                    f"{named} is a {reason} address; refused (see [fetch] allow_addresses)"
+                )
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                stream = self._inner.connect_tcp(
+                    address, port, clamp_timeout(timeout), local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+                continue
+            return DeadlineStream(stream)
+        assert error is not None
+        raise error
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        """Never: feeds and pages are fetched over TCP only."""
+        raise AddressRefused("unix sockets are never fetched")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait between connection retries (httpcore's interface)."""
+        self._inner.sleep(seconds)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every operation ends by the calling thread's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Read up to max_bytes, waiting no later than the deadline."""
+        return self._inner.read(max_bytes, clamp_timeout(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Write buffer, waiting no later than the deadline."""
+        self._inner.write(buffer, clamp_timeout(timeout))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        """Upgrade to TLS; the certificate is checked against server_hostname, the URL's host."""
+        upgraded = self._inner.start_tls(ssl_context, server_hostname, clamp_timeout(timeout))
+        return DeadlineStream(upgraded)
+
+    def get_extra_info(self, info: str) -> Any:
+        """Socket details, as httpcore asks for them."""
+        return self._inner.get_extra_info(info)
