@@ -92,8 +92,7 @@ class BodyDecoder:
     def _append(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > self._max:
-            raise ResponseTooLarge(
-                f"body larger than the {self._max:,} byte cap after decompression"
-            )
+            after = " after decompression" if self._coding else ""
+            raise ResponseTooLarge(f"body larger than the {self._max:,} byte cap{after}")
         if chunk:
             self._parts.append(chunk)

@@ -1,0 +1,478 @@
+"""The Fetcher against a real HTTP server on loopback: statuses, redirects, caps, deadline."""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import socket
+import threading
+import time
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
+
+import pytest
+
+from monitor.config import FetchSettings
+from monitor.decode import BodyDecoder, content_coding
+from monitor.errors import (
+    BadURL,
+    DeadlineExceeded,
+    FetchError,
+    HTTPStatusError,
+    ResponseTooLarge,
+)
+from monitor.fetch import RETRY_AFTER_CAP, Fetcher, is_html, parse_retry_after, redirect_target
+from monitor.loopback import LoopbackSite, Request, Response
+from monitor.models import Fetched
+
+LOCAL = (ipaddress.ip_network("127.0.0.1/32"),)
+PAGE = "<!doctype html><html><body><p>The Met said two officers were dismissed.</p></body></html>"
+
+
+def settings(**overrides: object) -> FetchSettings:
+    values: dict[str, object] = {"timeout": 5.0, "allow_addresses": LOCAL, "user_agent": "ua/1"}
+    values.update(overrides)
+    return FetchSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LoopbackSite]:
+    # Started once: stopping a LoopbackSite waits for its half-second poll.
+    with LoopbackSite() as s:
+        yield s
+
+
+@pytest.fixture
+def site(server: LoopbackSite) -> LoopbackSite:
+    server.routes.clear()
+    server.requests.clear()
+    server.add("/page", PAGE)
+    return server
+
+
+@pytest.fixture
+def fetcher() -> Iterator[Fetcher]:
+    with Fetcher(settings()) as f:
+        yield f
+
+
+# -- success, conditional requests -----------------------------------------------------------------
+
+
+def test_fetch_returns_body_and_lower_case_headers(site: LoopbackSite, fetcher: Fetcher) -> None:
+    fetched = fetcher.fetch(site.url("/page"))
+    assert fetched.status == 200
+    assert fetched.content == PAGE.encode()
+    assert fetched.url == site.url("/page")
+    assert fetched.moved_to is None
+    assert fetched.headers["content-type"] == "text/html; charset=utf-8"
+    assert all(name == name.lower() for name in fetched.headers)
+    sent = site.hits("/page")[0].headers
+    assert sent["user-agent"] == "ua/1"
+    assert sent["accept-encoding"] == "gzip, deflate"
+
+
+def test_validators_are_sent_back_exactly(site: LoopbackSite, fetcher: Fetcher) -> None:
+    etag = 'W/"met-iopc 42"'
+    modified = "Tue, 14 Nov 2023 22:13:20 GMT (odd server)"
+
+    def conditional(request: Request) -> Response:
+        if request.headers.get("if-none-match") == etag:
+            return Response(304, headers={"ETag": etag}, validators=False)
+        return Response(200, b"changed", validators=False)
+
+    site.routes["/feed"] = conditional
+    fetched = fetcher.fetch(site.url("/feed"), etag=etag, last_modified=modified)
+    assert fetched.status == 304
+    assert fetched.content == b""
+    sent = site.hits("/feed")[0].headers
+    assert sent["if-none-match"] == etag
+    assert sent["if-modified-since"] == modified
+
+
+def test_loopback_validators_round_trip(site: LoopbackSite, fetcher: Fetcher) -> None:
+    first = fetcher.fetch(site.url("/page"))
+    again = fetcher.fetch(
+        site.url("/page"), etag=first.headers["etag"], last_modified=first.headers["last-modified"]
+    )
+    assert (first.status, again.status) == (200, 304)
+    unconditional = site.hits("/page")[0].headers
+    assert "if-none-match" not in unconditional and "if-modified-since" not in unconditional
+
+
+# -- failing statuses ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_in_seconds(site: LoopbackSite, fetcher: Fetcher, status: int) -> None:
+    site.routes["/busy"] = Response(status, b"slow down", {"Retry-After": "120"})
+    with pytest.raises(HTTPStatusError) as caught:
+        fetcher.fetch(site.url("/busy"))
+    assert (caught.value.status, caught.value.retry_after) == (status, 120.0)
+    assert caught.value.url == site.url("/busy")
+
+
+def test_retry_after_as_a_date(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.routes["/busy"] = Response(503, headers={"Retry-After": formatdate(time.time() + 600)})
+    with pytest.raises(HTTPStatusError) as caught:
+        fetcher.fetch(site.url("/busy"))
+    assert caught.value.retry_after is not None
+    assert 500 <= caught.value.retry_after <= 600
+
+
+def test_other_failures_carry_no_retry_after(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.routes["/gone"] = Response(410, b"gone", {"Retry-After": "60"})
+    with pytest.raises(HTTPStatusError, match="HTTP 410") as caught:
+        fetcher.fetch(site.url("/gone"))
+    assert caught.value.retry_after is None
+    with pytest.raises(HTTPStatusError, match="HTTP 404"):
+        fetcher.fetch(site.url("/missing"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", 0.0),
+        ("3600", 3600.0),
+        ("99999999999", RETRY_AFTER_CAP),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: retry now
+        ("Wed, 21 Oct 2015 07:30:00 GMT", 120.0),
+        ("Wed, 21 Oct 2099 07:28:00 GMT", RETRY_AFTER_CAP),
+        ("-5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    assert parse_retry_after(value, now) == expected
+
+
+# -- redirects -------------------------------------------------------------------------------------
+
+
+def chain(site: LoopbackSite, statuses: list[int]) -> str:
+    """Routes /hop0 -> /hop1 -> ... -> /page with the given statuses; the first URL."""
+    for i, status in enumerate(statuses):
+        target = f"/hop{i + 1}" if i + 1 < len(statuses) else "/page"
+        site.routes[f"/hop{i}"] = Response(status, headers={"Location": target}, validators=False)
+    return site.url("/hop0")
+
+
+def test_permanent_redirects_set_moved_to(site: LoopbackSite, fetcher: Fetcher) -> None:
+    fetched = fetcher.fetch(chain(site, [301, 308, 301]))
+    assert fetched.status == 200
+    assert fetched.url == fetched.moved_to == site.url("/page")
+
+
+@pytest.mark.parametrize("temporary", [302, 303, 307])
+def test_one_temporary_hop_means_not_moved(
+    site: LoopbackSite, fetcher: Fetcher, temporary: int
+) -> None:
+    fetched = fetcher.fetch(chain(site, [301, temporary]))
+    assert fetched.url == site.url("/page")
+    assert fetched.moved_to is None
+
+
+def test_five_redirects_are_followed_six_are_not(site: LoopbackSite, fetcher: Fetcher) -> None:
+    assert fetcher.fetch(chain(site, [302] * 5)).status == 200
+    site.requests.clear()
+    with pytest.raises(FetchError, match="more than 5 redirects"):
+        fetcher.fetch(chain(site, [302] * 6))
+    assert site.hits("/page") == []
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["ftp://127.0.0.1/feed", "file:///etc/passwd", "javascript:alert(1)", "http://u@127.0.0.1/"],
+)
+def test_redirect_to_what_is_never_fetched(
+    site: LoopbackSite, fetcher: Fetcher, location: str
+) -> None:
+    site.routes["/go"] = Response(302, headers={"Location": location}, validators=False)
+    with pytest.raises(BadURL):
+        fetcher.fetch(site.url("/go"))
+
+
+def test_redirect_without_location(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.routes["/go"] = Response(301, validators=False)
+    with pytest.raises(FetchError, match="without a Location"):
+        fetcher.fetch(site.url("/go"))
+
+
+def test_redirect_target_refuses_https_to_http() -> None:
+    assert redirect_target("http://a.example/x", "https://b.example/y") == "https://b.example/y"
+    assert redirect_target("https://a.example/x/y", "../z") == "https://a.example/z"
+    with pytest.raises(BadURL, match="https to plain http"):
+        redirect_target("https://a.example/x", "http://a.example/x")
+
+
+def test_meta_refresh_is_not_followed(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.add("/refresh", '<html><head><meta http-equiv="refresh" content="0;url=/page"></head>')
+    fetched = fetcher.fetch(site.url("/refresh"))
+    assert b"http-equiv" in fetched.content
+    assert site.hits("/page") == []
+
+
+# -- environment and state -------------------------------------------------------------------------
+
+
+def test_proxies_from_the_environment_are_ignored(
+    site: LoopbackSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LoopbackSite(host="127.0.0.2") as proxy:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(name, proxy.base)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with Fetcher(settings()) as fetcher:
+            assert fetcher.fetch(site.url("/page")).status == 200
+        assert proxy.requests == []
+    assert len(site.hits("/page")) == 1
+
+
+def test_cookies_are_not_kept_between_requests(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.add("/login", "hi", headers={"Set-Cookie": "session=abc; Path=/"})
+    fetcher.fetch(site.url("/login"))
+    fetcher.fetch(site.url("/page"))
+    assert "cookie" not in site.hits("/page")[0].headers
+
+
+def test_a_bad_url_is_refused_before_any_request(site: LoopbackSite, fetcher: Fetcher) -> None:
+    with pytest.raises(BadURL):
+        fetcher.fetch(site.url("/page") + "\r\nX: y")
+    assert site.requests == []
+
+
+# -- network failures ------------------------------------------------------------------------------
+
+
+def test_connection_refused_is_one_short_line(fetcher: Fetcher) -> None:
+    with socket_on_closed_port() as port, pytest.raises(FetchError) as caught:
+        fetcher.fetch(f"http://127.0.0.1:{port}/feed")
+    message = str(caught.value)
+    assert message.startswith("cannot connect to 127.0.0.1")
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_server_closing_without_answer(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.routes["/drop"] = Response(drop=True)
+    with pytest.raises(FetchError, match=r"127\.0\.0\.1") as caught:
+        fetcher.fetch(site.url("/drop"))
+    assert "\n" not in str(caught.value)
+
+
+class socket_on_closed_port:
+    """A port on 127.0.0.1 that nothing listens on."""
+
+    def __enter__(self) -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+# -- caps and deadline -----------------------------------------------------------------------------
+
+
+def test_trickling_server_hits_the_total_deadline(site: LoopbackSite) -> None:
+    # Each byte arrives well within the per-read timeout; only a total deadline stops it.
+    site.routes["/slow"] = Response(body=b"x" * 200, trickle=0.05)
+    with Fetcher(settings(timeout=0.5)) as fetcher, pytest.raises(DeadlineExceeded) as caught:
+        fetcher.fetch(site.url("/slow"))
+    assert "within 0.5s" in str(caught.value)
+
+
+class HeaderTrickler:
+    """A raw server that sends a status line, then one header line every 50 ms for 3 s."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> HeaderTrickler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join()
+
+    def _serve(self) -> None:
+        conn, _ = self._listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(60):
+                if self._stop.wait(0.05):  # the pace of a hostile server
+                    return
+                try:
+                    conn.sendall(b"X-Pad: 1\r\n")
+                except OSError:
+                    return
+
+
+def test_headers_trickling_in_hit_the_deadline() -> None:
+    # httpcore reads headers with one read per line; each read is quick, the whole is not.
+    fetcher = Fetcher(settings(timeout=0.5))
+    with HeaderTrickler() as server, fetcher, pytest.raises(DeadlineExceeded):
+        fetcher.fetch(f"http://127.0.0.1:{server.port}/feed")
+
+
+def test_slow_first_byte_hits_the_deadline(site: LoopbackSite) -> None:
+    site.routes["/late"] = Response(body=b"late", delay=2.0)
+    with Fetcher(settings(timeout=0.3)) as fetcher, pytest.raises(DeadlineExceeded):
+        fetcher.fetch(site.url("/late"))
+
+
+def test_body_over_max_bytes_is_refused_by_content_length(site: LoopbackSite) -> None:
+    site.add("/big", b"x" * 5000, content_type="application/rss+xml")
+    with Fetcher(settings(max_bytes=4096)) as fetcher:
+        with pytest.raises(ResponseTooLarge, match="5,000 bytes"):
+            fetcher.fetch(site.url("/big"))
+        site.add("/fits", b"x" * 4096, content_type="application/rss+xml")
+        assert len(fetcher.fetch(site.url("/fits")).content) == 4096
+
+
+def test_gzip_bomb_is_refused_with_bounded_memory(site: LoopbackSite) -> None:
+    inflated = 64 * 1024 * 1024
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    bomb = b"".join(packer.compress(zeros) for _ in range(inflated // len(zeros)))
+    bomb += packer.flush()
+    site.add(
+        "/bomb", bomb, content_type="application/rss+xml", headers={"Content-Encoding": "gzip"}
+    )
+    with Fetcher(settings(max_bytes=1_000_000)) as fetcher:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ResponseTooLarge, match="after decompression"):
+                fetcher.fetch(site.url("/bomb"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert len(bomb) < 1_000_000 < inflated
+    assert peak < 8_000_000, peak
+
+
+@pytest.mark.parametrize("coding", ["gzip", "x-gzip", "deflate"])
+def test_compressed_bodies_are_decoded(site: LoopbackSite, fetcher: Fetcher, coding: str) -> None:
+    packed = gzip.compress(PAGE.encode()) if "gzip" in coding else zlib.compress(PAGE.encode())
+    site.add("/z", packed, headers={"Content-Encoding": coding})
+    fetched = fetcher.fetch(site.url("/z"))
+    assert fetched.content == PAGE.encode()
+    assert "content-encoding" not in fetched.headers
+
+
+def test_raw_deflate_is_decoded_too() -> None:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = packer.compress(PAGE.encode()) + packer.flush()
+    decoder = BodyDecoder("deflate", 10_000)
+    decoder.feed(raw)
+    assert decoder.finish() == PAGE.encode()
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [("gzip, gzip", "more than one"), ("deflate, gzip", "more than one"), ("br", "unknown")],
+)
+def test_refused_content_codings(
+    site: LoopbackSite, fetcher: Fetcher, header: str, message: str
+) -> None:
+    site.add("/z", gzip.compress(b"<rss/>"), headers={"Content-Encoding": header})
+    with pytest.raises(FetchError, match=message):
+        fetcher.fetch(site.url("/z"))
+
+
+def test_content_coding_reads_identity_as_none() -> None:
+    assert content_coding({}) == ""
+    assert content_coding({"content-encoding": "identity"}) == ""
+    assert content_coding({"content-encoding": " GZIP "}) == "gzip"
+
+
+def test_identity_body_is_counted_as_it_arrives() -> None:
+    decoder = BodyDecoder("", 10)
+    decoder.feed(b"x" * 10)
+    with pytest.raises(ResponseTooLarge):
+        decoder.feed(b"x")
+
+
+def test_corrupt_gzip_is_a_fetch_error(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.add("/z", b"\x1f\x8b\x08\x00garbage-not-gzip", headers={"Content-Encoding": "gzip"})
+    with pytest.raises(FetchError, match="corrupt gzip"):
+        fetcher.fetch(site.url("/z"))
+
+
+# -- limits on requests in flight ------------------------------------------------------------------
+
+
+def count_in_flight(site: LoopbackSite, path: str) -> list[int]:
+    """Route path to a slow handler; the returned list's one value is the most seen at once."""
+    lock = threading.Lock()
+    state = {"now": 0}
+    peak = [0]
+
+    def slow(request: Request) -> Response:
+        with lock:
+            state["now"] += 1
+            peak[0] = max(peak[0], state["now"])
+        time.sleep(0.1)  # a slow server, so that requests overlap
+        with lock:
+            state["now"] -= 1
+        return Response(200, b"ok", validators=False)
+
+    site.routes[path] = slow
+    return peak
+
+
+@pytest.mark.parametrize(("concurrency", "per_host", "limit"), [(16, 2, 2), (3, 16, 3)])
+def test_requests_in_flight_are_limited(
+    site: LoopbackSite, concurrency: int, per_host: int, limit: int
+) -> None:
+    peak = count_in_flight(site, "/slow")
+    fetcher = Fetcher(settings(concurrency=concurrency, per_host=per_host))
+    with fetcher, ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: fetcher.fetch(site.url(f"/slow?{i}")), range(8)))
+    assert [r.status for r in results] == [200] * 8
+    assert 1 <= peak[0] <= limit
+
+
+# -- what gets extracted ---------------------------------------------------------------------------
+
+
+def fetched(content_type: str | None, body: bytes) -> Fetched:
+    headers = {"content-type": content_type} if content_type is not None else {}
+    return Fetched("https://news.example/a", 200, headers, body)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        ("text/html; charset=utf-8", b"anything", True),
+        ("application/xhtml+xml", b"<html/>", True),
+        ("TEXT/HTML", b"", True),
+        ("application/pdf", b"%PDF-1.7 <html>", False),
+        ("image/jpeg", b"\xff\xd8\xff\xe0", False),
+        ("application/rss+xml", b"<rss/>", False),
+        (None, b"\xef\xbb\xbf  <!DOCTYPE html><html>", True),
+        (None, b"\n<html lang=en>", True),
+        (None, b"<p>Just a paragraph", True),
+        (None, b"%PDF-1.4\n", False),
+        (None, b"\x89PNG\r\n\x1a\n", False),
+        (None, b'<?xml version="1.0"?><rss>', False),
+        ("application/octet-stream", b"<html><body>", True),
+        ("text/plain", b"The Met said", False),
+        ("", b"<head><title>x", True),
+    ],
+)
+def test_is_html(content_type: str | None, body: bytes, expected: bool) -> None:
+    assert is_html(fetched(content_type, body)) is expected
