@@ -1,0 +1,334 @@
+"""watchlists/NAME.toml -> frozen Watchlist records, with FILE:LINE:COL for every problem.
+
+A watchlist file::
+
+    name = "Met Police"          # default: the file name
+    match = ['"Metropolitan Police"', 'IOPC']   # a hit if any of these matches...
+    exclude = ['title:obituary']               # ...and none of these does
+    ignore = ['"Met Office"']                  # masked before matching
+    alert = "digest"                           # or "immediate"
+    feeds = []                                 # only these feed names (default: all)
+    recipients = []                            # default: [email].to
+
+A file holding nothing (only comments) is an empty watchlist, loaded with a warning so that
+silence is never mistaken for "no news". A watchlist holds at most MAX_QUERIES queries: a
+bigger one is refused rather than left to slow down every poll.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.config import choice, email_address, nonempty_text
+from monitor.errors import ConfigError, ConfigErrors, Location
+from monitor.query import Phrase, Prefix, Query, QuerySyntaxError, Word, iter_terms, parse_query
+from monitor.textindex import has_capital
+from monitor.tomlpos import KeyPath, Positions, load_toml
+
+MAX_QUERIES = 50_000  # match + exclude + ignore, per watchlist
+MAX_FILE_BYTES = 16_000_000
+KEYS = ("name", "match", "exclude", "ignore", "alert", "feeds", "recipients")
+ROLES = ("match", "exclude", "ignore")
+ALERTS = ("digest", "immediate")
+_LOWER_OPERATOR = re.compile(r"(and|or|not|near)([-/.]\d+)?", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Watchlist:
+    """One watchlist file, checked: its queries parsed, its settings validated."""
+
+    name: str
+    path: Path
+    match: tuple[Query, ...] = ()
+    exclude: tuple[Query, ...] = ()
+    ignore: tuple[Query, ...] = ()
+    alert: str = "digest"
+    feeds: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    # where each key and query came from, for warnings that name a line and column
+    positions: Positions | None = field(default=None, compare=False, repr=False)
+
+    def location(self, path: KeyPath, offset: int | None = None) -> Location:
+        """FILE:LINE[:COL] of a key's value, or of a character inside a query string."""
+        if self.positions is None:
+            return Location(str(self.path))
+        if offset is None:
+            return self.positions.location(path)
+        return self.positions.location_in_string(path, offset)
+
+
+@dataclass(frozen=True)
+class WatchlistSet:
+    """Every watchlist of a folder that loaded, and what was wrong with the others."""
+
+    watchlists: tuple[Watchlist, ...]
+    errors: list[ConfigError]
+    warnings: list[ConfigError]
+
+    def get(self, name: str) -> Watchlist | None:
+        """The watchlist with this name, if one loaded."""
+        return next((w for w in self.watchlists if w.name == name), None)
+
+
+class _Reader:
+    """Reads one file's values, collecting every problem with its location."""
+
+    def __init__(self, data: dict[str, Any], positions: Positions) -> None:
+        self.data = data
+        self.positions = positions
+        self.errors: list[ConfigError] = []
+
+    def error(self, path: KeyPath, message: str, offset: int | None = None) -> None:
+        if offset is None:
+            location = self.positions.location(path)
+        else:
+            location = self.positions.location_in_string(path, offset)
+        self.errors.append(ConfigError(message, location))
+
+    def check_keys(self) -> None:
+        for key in self.data:
+            if key not in KEYS:
+                close = difflib.get_close_matches(key, KEYS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                self.errors.append(
+                    ConfigError(
+                        f"unknown key {key!r}{hint}", self.positions.location((key,), key=True)
+                    )
+                )
+
+    def value(self, key: str, parse: Callable[[Any], Any], default: Any) -> Any:
+        if key not in self.data:
+            return default
+        try:
+            return parse(self.data[key])
+        except ValueError as exc:
+            self.error((key,), f"{key}: {exc}")
+            return default
+
+    def items(self, key: str, example: str) -> list[tuple[int, Any]]:
+        """The entries of a list value, or none (with an error) when it is not a list."""
+        raw = self.data.get(key, [])
+        if not isinstance(raw, list):
+            got = "a single string" if isinstance(raw, str) else type(raw).__name__
+            self.error((key,), f"{key} must be a list, e.g. {key} = [{example}]; got {got}")
+            return []
+        return list(enumerate(raw))
+
+    def strings(self, key: str, parse: Callable[[Any], str], example: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for i, item in self.items(key, example):
+            try:
+                out.append(parse(item))
+            except ValueError as exc:
+                self.error((key, i), f"{key}: {exc}")
+        return tuple(out)
+
+    def queries(self, role: str) -> tuple[Query, ...]:
+        out: list[Query] = []
+        for i, item in self.items(role, "'IOPC'"):
+            if not isinstance(item, str):
+                self.error((role, i), f"{role}: expected a query string, got {item!r}")
+                continue
+            try:
+                query = parse_query(item, positive=role == "match")
+            except QuerySyntaxError as exc:
+                self.error((role, i), f"{role}: {exc.message}", exc.offset)
+                continue
+            if role == "ignore" and not _is_plain_text(query):
+                self.error((role, i), 'ignore: each entry must be a word or a "phrase"', 0)
+                continue
+            out.append(query)
+        return tuple(out)
+
+
+def _is_plain_text(query: Query) -> bool:
+    root = query.root
+    return isinstance(root, Word | Phrase) and not root.title
+
+
+def _display(path: Path) -> str:
+    """A path as short as is unambiguous: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def load_watchlist(path: Path) -> Watchlist:
+    """Read and check one watchlist file; raises ConfigErrors listing every problem."""
+    file = _display(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"file is larger than {MAX_FILE_BYTES:,} bytes", Location(file))
+        data, positions = load_toml(path, file)
+    except OSError as exc:
+        raise ConfigErrors(
+            [ConfigError(f"cannot read file: {exc.strerror}", Location(file))]
+        ) from exc
+    except ConfigError as exc:
+        raise ConfigErrors([exc]) from exc
+    if not data:
+        return Watchlist(path.stem, path, positions=positions)
+    return _read_watchlist(path, data, positions)
+
+
+def _read_watchlist(path: Path, data: dict[str, Any], positions: Positions) -> Watchlist:
+    reader = _Reader(data, positions)
+    reader.check_keys()
+    total = sum(len(v) for k in ROLES if isinstance(v := data.get(k), list))
+    if total > MAX_QUERIES:
+        message = f"{total:,} queries; a watchlist holds at most {MAX_QUERIES:,}: split the file"
+        raise ConfigErrors([ConfigError(message, Location(positions.file))])
+    if "match" not in data:
+        reader.errors.append(
+            ConfigError(
+                "no 'match' list: add the queries this watchlist looks for",
+                Location(positions.file),
+            )
+        )
+    elif data["match"] == []:
+        reader.error(("match",), "match is empty: add at least one query")
+    watchlist = Watchlist(
+        name=reader.value("name", nonempty_text, path.stem),
+        path=path,
+        match=reader.queries("match"),
+        exclude=reader.queries("exclude"),
+        ignore=reader.queries("ignore"),
+        alert=reader.value("alert", choice(*ALERTS), "digest"),
+        feeds=reader.strings("feeds", nonempty_text, "'BBC UK'"),
+        recipients=reader.strings("recipients", email_address, "'desk@example.org'"),
+        positions=positions,
+    )
+    if reader.errors:
+        raise ConfigErrors(reader.errors)
+    return watchlist
+
+
+def load_watchlists(folder: Path) -> WatchlistSet:
+    """Every *.toml in a folder; one broken file never hides the others."""
+    if not folder.is_dir():
+        error = ConfigError("watchlists folder not found", Location(_display(folder)))
+        return WatchlistSet((), [error], [])
+    loaded: list[Watchlist] = []
+    errors: list[ConfigError] = []
+    warnings: list[ConfigError] = []
+    by_name: dict[str, Watchlist] = {}
+    # dot-files are editor lock and swap files, not watchlists
+    for path in sorted(p for p in folder.glob("*.toml") if not p.name.startswith(".")):
+        try:
+            watchlist = load_watchlist(path)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        first = by_name.get(watchlist.name)
+        if first is not None:
+            message = f"watchlist name {watchlist.name!r} is already used by {_display(first.path)}"
+            errors.append(ConfigError(message, watchlist.location(("name",))))
+            continue
+        by_name[watchlist.name] = watchlist
+        loaded.append(watchlist)
+        warnings.extend(lint_watchlist(watchlist))
+    if not loaded and not errors:
+        warnings.append(
+            ConfigError(
+                "no watchlist files (*.toml): nothing will match", Location(_display(folder))
+            )
+        )
+    return WatchlistSet(tuple(loaded), errors, warnings)
+
+
+def check_feed_names(w: Watchlist, feed_names: set[str]) -> list[ConfigError]:
+    """Errors for each `feeds` entry that names no configured feed."""
+    out = []
+    for i, name in enumerate(w.feeds):
+        if name not in feed_names:
+            close = difflib.get_close_matches(name, sorted(feed_names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.append(
+                ConfigError(
+                    f"feeds: no feed named {name!r} in the config{hint}", w.location(("feeds", i))
+                )
+            )
+    return out
+
+
+def lint_watchlist(w: Watchlist) -> list[ConfigError]:
+    """Warnings for likely mistakes: lowercase met, lowercase operators, repeated queries..."""
+    if not w.match:
+        return [ConfigError("matches nothing: the watchlist has no match queries", w.location(()))]
+    out: list[ConfigError] = []
+    first_seen: dict[tuple[str, str], int] = {}
+    matches = {_normal(q.source) for q in w.match}
+    for role, i, query in all_queries(w):
+        for offset, message in _query_warnings(query):
+            out.append(ConfigError(f"{role}: {message}", w.location((role, i), offset)))
+        source = _normal(query.source)
+        if (role, source) in first_seen:
+            where = w.location((role, first_seen[role, source]), 0)
+            out.append(
+                ConfigError(f"{role}: repeats the query at {where}", w.location((role, i), 0))
+            )
+        first_seen.setdefault((role, source), i)
+        if role == "exclude" and source in matches:
+            message = "exclude: the same query is in match, so everything it finds is excluded"
+            out.append(ConfigError(message, w.location((role, i), 0)))
+    return out
+
+
+def all_queries(w: Watchlist) -> list[tuple[str, int, Query]]:
+    """(role, index, query) for every query of a watchlist, in file order."""
+    return [(role, i, q) for role in ROLES for i, q in enumerate(getattr(w, role))]
+
+
+def _normal(source: str) -> str:
+    return " ".join(source.split())
+
+
+def _query_warnings(query: Query) -> Iterator[tuple[int, str]]:
+    """(offset, message) for each suspicious term of a query."""
+    for term in iter_terms(query.root):
+        written = query.source[term.start : term.end]
+        if _LOWER_OPERATOR.fullmatch(written) and not written.isupper():
+            yield (
+                term.start,
+                (
+                    f"{written!r} is read as a word, not an operator; "
+                    f"operators are written in capitals: {written.upper()}"
+                ),
+            )
+        elif isinstance(term, Prefix) and len(term.text) < 3:
+            yield term.start, f"{written!r} matches every word starting with {term.text!r}"
+        elif not term.exact and _has_met(term):
+            yield (
+                term.start,
+                (
+                    f'{written!r} is all lowercase, so it also matches the verb ("met with"); '
+                    "write Met for the Metropolitan Police"
+                ),
+            )
+        elif isinstance(term, Phrase) and _case_trap(term):
+            yield (
+                term.start,
+                (
+                    f"{written} has capitals, so it matches only that exact capitalisation "
+                    f"(not {' '.join(w.capitalize() for w in term.words)!r}); "
+                    "write it all in lowercase to match any capitalisation"
+                ),
+            )
+
+
+def _has_met(term: Word | Prefix | Phrase) -> bool:
+    if isinstance(term, Phrase):
+        return "met" in term.keys
+    return term.key == "met"
+
+
+def _case_trap(phrase: Phrase) -> bool:
+    """A capitalised phrase with a lowercase content word: "Casey review", "Met police"."""
+    first, *rest = phrase.words
+    return has_capital(first) and any(len(w) >= 4 and w.islower() for w in rest)
