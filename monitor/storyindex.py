@@ -1,0 +1,253 @@
+"""The story index: gives every stored article a story, on the store's SQLite connection.
+
+An article joins the story of the most similar article published within `window` of it (in
+either direction, since feeds deliver late), when monitor.stories judges them the same story;
+otherwise it starts a story whose id is its own article id.
+
+Cost per article stays flat as the store grows: candidates come from an inverted index
+(story_posting) of each article's rarest terms and of its MinHash LSH bands, keyed so that one
+lookup reads only the postings inside the window, with a cap per key; at most CANDIDATES
+articles are then compared in full. Document frequencies are kept incrementally in story_term.
+
+The store calls `assign` inside its own write transaction, so nothing here begins, commits or
+rolls back, and only story_* tables are read or written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from monitor.errors import StoreError
+from monitor.stories import (
+    MINHASH_BINS,
+    StoryFeatures,
+    StoryProfile,
+    compare_profiles,
+    heaviest_terms,
+    minhash_bands,
+    profile_article,
+    story_features,
+)
+
+STORED_TERMS = 128  # heaviest terms kept per article for later comparisons
+POSTED_TERMS = 20  # of those, the rarest ones posted in the inverted index
+QUERY_TERMS = 24  # heaviest terms of a new article looked up in the index
+POSTING_LIMIT = 50  # postings read per key: bounds the cost of a term every outlet uses
+CANDIDATES = 24  # articles compared in full, the best by shared index keys
+BAND_VOTE = 1.0  # what one shared LSH band adds to a candidate's rank (a term adds its weight)
+_WEIGHT_SCALE = 65535  # unit weights are stored as uint16
+
+STORY_SCHEMA = """
+-- Story grouping (monitor/storyindex.py). Only these tables are read or written by it.
+-- One row per article: its story and what later articles compare with (about 1 KB).
+CREATE TABLE IF NOT EXISTS story_article (
+    article_id INTEGER PRIMARY KEY,   -- the store's article id
+    story      INTEGER NOT NULL,      -- id of the story's first article
+    published  INTEGER NOT NULL,      -- unix seconds, UTC
+    shingles   INTEGER NOT NULL,      -- distinct five-word shingles in the text
+    minhash    BLOB NOT NULL,         -- 64 x uint16, little-endian
+    terms      BLOB NOT NULL          -- n x int32 term keys, heaviest first, then n x uint16
+                                      -- unit TF-IDF weights x 65535, little-endian
+);
+CREATE INDEX IF NOT EXISTS story_article_published ON story_article (published);
+-- Inverted index: an article's rarest terms and its MinHash bands. The key comes first and
+-- the publication time second, so one lookup reads only the postings inside the window.
+CREATE TABLE IF NOT EXISTS story_posting (
+    key        INTEGER NOT NULL,      -- term key or band key (32-bit)
+    published  INTEGER NOT NULL,
+    article_id INTEGER NOT NULL,
+    PRIMARY KEY (key, published, article_id)
+) WITHOUT ROWID;
+-- Document frequency of every term over all articles ever assigned (pruning keeps them).
+CREATE TABLE IF NOT EXISTS story_term (
+    key INTEGER PRIMARY KEY,
+    df  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS story_stat (
+    name  TEXT PRIMARY KEY,           -- 'articles': how many articles df counts over
+    value INTEGER NOT NULL
+);
+"""
+
+_MINHASH_FORMAT = struct.Struct(f"<{MINHASH_BINS}H")
+_SQL_VARIABLES = 500  # keys per IN (...) query, well under SQLite's oldest limit of 999
+
+
+class StoryIndex:
+    """Assigns stories to articles as they are stored; see the module docstring."""
+
+    def __init__(self, conn: sqlite3.Connection, window: timedelta = timedelta(days=3)) -> None:
+        if window <= timedelta(0):
+            raise ValueError(f"the story window must be positive, not {window}")
+        self._conn = conn
+        self._window = int(window.total_seconds())
+
+    def assign(self, article_id: int, title: str, text: str, published: datetime) -> int:
+        """The story of a new article (recorded in the index); the same answer if asked again."""
+        try:
+            row = self._conn.execute(
+                "SELECT story FROM story_article WHERE article_id = ?", (article_id,)
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            features = story_features(title, text)
+            when = epoch_seconds(published)
+            mine = profile_article(features, *self._count_terms(features))
+            story = self._find_story(mine, when)
+            self._record(article_id, article_id if story is None else story, when, features, mine)
+            return article_id if story is None else story
+        except sqlite3.Error as exc:
+            raise StoreError(f"story index: {exc}") from exc
+
+    def prune(self, before: datetime) -> int:
+        """Drop the index rows of articles published before `before`; returns how many.
+        Document frequencies stay: they describe everything the store has seen."""
+        cutoff = epoch_seconds(before)
+        try:
+            rows = self._conn.execute(
+                "SELECT article_id, published, minhash, terms FROM story_article"
+                " WHERE published < ?",
+                (cutoff,),
+            ).fetchall()
+            postings = [
+                (key, published, article_id)
+                for article_id, published, minhash, terms in rows
+                for key in posted_keys(unpack_terms(terms), unpack_minhash(minhash))
+            ]
+            self._conn.executemany(
+                "DELETE FROM story_posting WHERE key = ? AND published = ? AND article_id = ?",
+                postings,
+            )
+            self._conn.execute("DELETE FROM story_article WHERE published < ?", (cutoff,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"story index: {exc}") from exc
+        return len(rows)
+
+    def _count_terms(self, features: StoryFeatures) -> tuple[dict[int, int], int]:
+        """Count the article into the document frequencies; its terms' df and the new total."""
+        keys = [key for key, _ in features.terms]
+        df = {key: 1 for key in keys}
+        for chunk in _chunks(keys, _SQL_VARIABLES):
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT key, df FROM story_term WHERE key IN ({marks})"
+            for key, count in self._conn.execute(query, chunk):
+                df[key] = count + 1
+        self._conn.executemany(
+            "INSERT INTO story_term (key, df) VALUES (?, 1)"
+            " ON CONFLICT (key) DO UPDATE SET df = df + 1",
+            ((key,) for key in keys),
+        )
+        self._conn.execute(
+            "INSERT INTO story_stat (name, value) VALUES ('articles', 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + 1"
+        )
+        (n,) = self._conn.execute("SELECT value FROM story_stat WHERE name = 'articles'").fetchone()
+        return df, int(n)
+
+    def _find_story(self, mine: StoryProfile, when: int) -> int | None:
+        """The story of the most similar article in the window that is the same story."""
+        best: tuple[float, int] | None = None
+        story: int | None = None
+        for article_id, candidate_story, candidate in self._load(self._candidates(mine, when)):
+            similarity = compare_profiles(mine, candidate)
+            rank = (similarity.score, article_id)
+            if similarity.same_story and (best is None or rank > best):
+                best, story = rank, candidate_story
+        return story
+
+    def _candidates(self, mine: StoryProfile, when: int) -> list[int]:
+        """Articles in the window sharing the new article's rarest terms or a MinHash band,
+        best first, at most CANDIDATES."""
+        votes: dict[int, float] = {}
+        keys = [(key, weight) for key, weight in heaviest_terms(mine.vector, QUERY_TERMS)]
+        keys += [(band, BAND_VOTE) for band in minhash_bands(mine.minhash)]
+        for key, vote in keys:
+            rows = self._conn.execute(
+                "SELECT article_id FROM story_posting WHERE key = ?"
+                " AND published BETWEEN ? AND ? ORDER BY published DESC LIMIT ?",
+                (key, when - self._window, when + self._window, POSTING_LIMIT),
+            )
+            for (article_id,) in rows:
+                votes[article_id] = votes.get(article_id, 0.0) + vote
+        ranked = sorted(votes.items(), key=lambda item: (-item[1], -item[0]))
+        return [article_id for article_id, _ in ranked[:CANDIDATES]]
+
+    def _load(self, article_ids: list[int]) -> list[tuple[int, int, StoryProfile]]:
+        """(article id, story, profile) of each candidate, from its stored row."""
+        if not article_ids:
+            return []
+        marks = ",".join("?" * len(article_ids))
+        rows = self._conn.execute(
+            "SELECT article_id, story, shingles, minhash, terms FROM story_article"
+            f" WHERE article_id IN ({marks})",
+            article_ids,
+        )
+        return [
+            (
+                article_id,
+                story,
+                StoryProfile(unpack_minhash(minhash), shingles, unpack_terms(terms)),
+            )
+            for article_id, story, shingles, minhash, terms in rows
+        ]
+
+    def _record(
+        self, article_id: int, story: int, when: int, features: StoryFeatures, mine: StoryProfile
+    ) -> None:
+        """Store the article's row and its postings."""
+        terms = pack_terms(heaviest_terms(mine.vector, STORED_TERMS))
+        self._conn.execute(
+            "INSERT INTO story_article (article_id, story, published, shingles, minhash, terms)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (article_id, story, when, features.shingles, pack_minhash(features.minhash), terms),
+        )
+        # posted from the stored (quantised) form, so prune finds exactly the same keys
+        keys = posted_keys(unpack_terms(terms), features.minhash)
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO story_posting (key, published, article_id) VALUES (?, ?, ?)",
+            ((key, when, article_id) for key in keys),
+        )
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Unix seconds of a datetime; a naive one is taken to be UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def posted_keys(terms: dict[int, float], minhash: Sequence[int]) -> list[int]:
+    """The index keys of an article: its POSTED_TERMS heaviest stored terms and its bands."""
+    return [key for key, _ in list(terms.items())[:POSTED_TERMS]] + list(minhash_bands(minhash))
+
+
+def pack_terms(terms: Sequence[tuple[int, float]]) -> bytes:
+    """Heaviest-first (key, unit weight) pairs -> n int32 keys then n uint16 weights."""
+    keys = [key for key, _ in terms]
+    weights = [min(_WEIGHT_SCALE, round(weight * _WEIGHT_SCALE)) for _, weight in terms]
+    return struct.pack(f"<{len(keys)}i{len(keys)}H", *keys, *weights)
+
+
+def unpack_terms(blob: bytes) -> dict[int, float]:
+    """The inverse of pack_terms, in the stored (heaviest-first) order."""
+    n = len(blob) // 6
+    values = struct.unpack(f"<{n}i{n}H", blob)
+    return {key: weight / _WEIGHT_SCALE for key, weight in zip(values[:n], values[n:], strict=True)}
+
+
+def pack_minhash(minhash: Sequence[int]) -> bytes:
+    """A sketch as 64 little-endian uint16."""
+    return _MINHASH_FORMAT.pack(*minhash)
+
+
+def unpack_minhash(blob: bytes) -> tuple[int, ...]:
+    """The inverse of pack_minhash."""
+    return tuple(_MINHASH_FORMAT.unpack(blob))
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
