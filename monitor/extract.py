@@ -98,7 +98,7 @@ def decode_html(content: bytes, headers: Mapping[str, str]) -> str:
         text = _decode_strict(content, codec)
         if text is not None:
             return text
-    if _mostly_utf8(content):
+    if _damaged_utf8(content, declared_utf8="utf_8" in codecs_):
         return content.decode("utf-8", errors="monitor-cp1252")
     return _decode_detected(content)
 
@@ -139,9 +139,12 @@ def _decode_strict(content: bytes, codec: str) -> str | None:
         return None
 
 
-def _mostly_utf8(content: bytes) -> bool:
-    """True when most non-ASCII bytes form UTF-8 sequences: a UTF-8 page with stray bytes."""
+def _damaged_utf8(content: bytes, declared_utf8: bool) -> bool:
+    """True for UTF-8 with stray bytes: declared UTF-8 with some valid multi-byte sequences
+    (legacy text almost never forms one by chance), or undeclared with mostly valid ones."""
     in_sequences = sum(len(m) for m in _UTF8_SEQUENCE.findall(content))
+    if declared_utf8:
+        return in_sequences > 0
     return in_sequences > 0 and in_sequences * 2 >= len(_NON_ASCII.findall(content))
 
 
@@ -170,13 +173,14 @@ _LABEL = re.compile(
 # Newsletter and app plugs: an invitation, then what it is for.
 _PROMO_OPENING = re.compile(
     r"^\s*(sign(?:ing)?[ -]?up|subscribe\b|join\b|follow\b|download\b|get (?:the|our)\b"
-    r"|for (?:more|the latest)\b|click here|want (?:more|the latest)|like this (?:story|article)"
-    r"|enjoyed this|support (?:our|independent)|never miss|don[’']?t miss)",
+    r"|for (?:more (?:stories|news|updates|information)|the latest)\b|click here"
+    r"|want (?:more|the latest)|like this (?:story|article)|enjoyed this"
+    r"|support (?:our|independent)|never miss|don[’']?t miss)",
     re.IGNORECASE,
 )
 _PROMO_PURPOSE = re.compile(
     r"newsletter|inbox|\bour app\b|where you live|click here|subscribe here|sign up here"
-    r"|follow us|for the latest|latest (?:news|stories)|\bvisit\b",
+    r"|follow us|for the latest|latest (?:news|stories)|\bvisit\s+\S+(?:\s\S+)?\W*$",
     re.IGNORECASE,
 )
 _ASIDE_WORDS = 30  # asides are a headline long; real paragraphs that start alike run longer
