@@ -1,0 +1,296 @@
+"""Pure: a feed body and its response headers -> ParsedFeed (feedparser does the reading).
+
+feedparser is handed a file object and the response headers, never a URL or a bare string:
+given a str that looks like a URL it fetches it, and given bytes it first tries them as a
+local file name. Whatever it raises, and whatever is not a feed, becomes one ParseError.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import unicodedata
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+
+from monitor.errors import BadURL, ParseError
+from monitor.models import Item, ParsedFeed
+from monitor.urls import canonical_url, check_url
+
+FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; beyond a day is a lie
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+        "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
+        "li", "main", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+    }
+)  # fmt: skip
+_INVISIBLE_TAGS = frozenset({"script", "style", "template", "noscript"})
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# What matters while skipping a DOCTYPE: quotes, brackets, its end, and comments.
+_DOCTYPE_TOKENS = re.compile(rb"[\"'\[\]>]|<!--")
+_WIDE_ENTITY = tuple(
+    "<!ENTITY".encode(c) for c in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+)
+
+
+def parse_feed(
+    content: bytes, headers: Mapping[str, str], url: str, now: datetime, limit: int = 200
+) -> ParsedFeed:
+    """Read a feed body; ParseError when it is not a usable RSS or Atom feed."""
+    if not content.strip():
+        raise ParseError("not a feed: the body is empty")
+    result = _run_feedparser(remove_internal_subsets(content), headers, url)
+    warnings = _check_feed(result, content)
+    items, skipped, duplicates = _collect_items(result.entries, url, now)
+    if skipped:
+        warnings.append(f"{skipped} entries skipped: no link and no GUID")
+    if duplicates:
+        warnings.append(f"{duplicates} duplicate entries dropped")
+    if len(items) > limit:
+        warnings.append(f"kept the {limit} newest of {len(items)} entries")
+        items = newest_items(items, limit)
+    feed = result.feed
+    return ParsedFeed(
+        title=plain_text(feed.get("title", "")),
+        link=_absolute_link(feed.get("link"), url) or "",
+        items=tuple(items),
+        skipped=skipped,
+        warnings=tuple(warnings),
+    )
+
+
+def plain_text(markup: str) -> str:
+    """Text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    if not markup:
+        return ""
+    collector = _TextCollector()
+    collector.feed(markup)
+    collector.close()
+    text = "".join(collector.parts)
+    text = "".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
+    return " ".join(_BIDI_CONTROLS.sub("", text).split())
+
+
+def newest_items(items: list[Item], limit: int) -> list[Item]:
+    """The `limit` newest items in their feed order; undated ones count as oldest."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+    ranked = sorted(range(len(items)), key=lambda i: items[i].published or oldest, reverse=True)
+    keep = set(ranked[:limit])
+    return [item for i, item in enumerate(items) if i in keep]
+
+
+def remove_internal_subsets(content: bytes) -> bytes:
+    """content without any DOCTYPE that has an internal subset, where entities are declared.
+
+    expat expands declared entities and its billion-laughs guard only trips after megabytes of
+    output, each piece a Python call inside feedparser: seconds of CPU and tens of megabytes
+    per feed. Without the declarations, entity references are merely undefined and feedparser
+    reads the feed leniently. A DOCTYPE without a subset (RSS 0.91's) is left alone.
+    """
+    if any(marker in content for marker in _WIDE_ENTITY):
+        raise ParseError("feed declares XML entities in UTF-16 or UTF-32; refused")
+    kept: list[bytes] = []
+    done = 0  # content[:done] is decided
+    start = content.find(b"<!DOCTYPE")
+    while start >= 0:
+        has_subset, end = _doctype_extent(content, start)
+        if has_subset:
+            kept.append(content[done:start])
+            done = end
+        start = content.find(b"<!DOCTYPE", end)
+    if not kept:
+        return content
+    kept.append(content[done:])
+    return b"".join(kept)
+
+
+def _doctype_extent(content: bytes, start: int) -> tuple[bool, int]:
+    """Whether the DOCTYPE at start has an internal subset, and where it ends."""
+    quote: bytes | None = None
+    in_subset = has_subset = False
+    pos = start + len(b"<!DOCTYPE")
+    while match := _DOCTYPE_TOKENS.search(content, pos):
+        token, pos = match[0], match.end()
+        if quote is not None:
+            quote = None if token == quote else quote
+        elif token == b"<!--":
+            close = content.find(b"-->", pos)
+            pos = len(content) if close < 0 else close + 3
+        elif token in (b'"', b"'"):
+            quote = token
+        elif token == b"[":
+            in_subset = has_subset = True
+        elif token == b"]":
+            in_subset = False
+        elif not in_subset:  # ">" outside the subset ends the DOCTYPE
+            return has_subset, pos
+    return has_subset, len(content)  # never closed: all of it is DOCTYPE
+
+
+def _run_feedparser(content: bytes, headers: Mapping[str, str], url: str) -> Any:
+    response_headers = {k.lower(): v for k, v in headers.items()}
+    # feedparser resolves relative links against Content-Location; without it they stay
+    # relative, so the feed's own URL stands in.
+    response_headers.setdefault("content-location", url)
+    try:
+        return feedparser.parse(
+            io.BytesIO(content),
+            response_headers=response_headers,
+            resolve_relative_uris=True,
+            sanitize_html=True,
+        )
+    except Exception as exc:  # feedparser raises odd things on hostile input (#591, #599)
+        raise ParseError(f"feed could not be read: {type(exc).__name__}: {exc}"[:200]) from exc
+
+
+def _check_feed(result: Any, content: bytes) -> list[str]:
+    """Raise ParseError for what is not a feed; warnings for a feed read despite errors."""
+    version = result.get("version") or ""
+    problem = result.get("bozo_exception") if result.get("bozo") else None
+    benign = isinstance(problem, feedparser.ThingsNobodyCaresAboutButMe)
+    if not version and not result.entries:
+        raise ParseError(f"not a feed: {_describe_body(content)}")
+    if problem is not None and not benign and not result.entries:
+        raise ParseError(f"broken feed XML and no entries: {_describe_problem(problem)}")
+    if problem is None:
+        return []
+    if isinstance(problem, feedparser.CharacterEncodingOverride):
+        return [f"charset: {problem}"[:200]]
+    if benign:
+        return []
+    return [f"feed XML is not well-formed ({_describe_problem(problem)}); read leniently"]
+
+
+def _describe_body(content: bytes) -> str:
+    head = content[:2048].lstrip(b"\xef\xbb\xbf \t\r\n")
+    lower = head.lower()
+    if head[:1] in (b"{", b"["):
+        return "the server sent JSON, not RSS or Atom"
+    if lower.startswith((b"<!doctype html", b"<html")) or b"<body" in lower:
+        title = re.search(rb"<title[^>]*>(.*?)</title", head, re.DOTALL | re.IGNORECASE)
+        named = plain_text(title[1].decode("utf-8", "replace"))[:80] if title else ""
+        return "the server sent an HTML page" + (f" ({named!r})" if named else "")
+    if lower.startswith(b"<"):
+        return "XML without RSS or Atom entries"
+    return "no RSS or Atom found"
+
+
+def _describe_problem(problem: BaseException) -> str:
+    line = getattr(problem, "getLineNumber", None)
+    where = f" at line {line()}" if callable(line) else ""
+    text = (getattr(problem, "getMessage", None) or (lambda: str(problem)))()
+    return f"{text}{where}"[:160]
+
+
+def _collect_items(entries: list[Any], url: str, now: datetime) -> tuple[list[Item], int, int]:
+    """Items in feed order; counts of entries skipped and of duplicates dropped."""
+    items: list[Item] = []
+    guids: set[str] = set()
+    urls: set[str] = set()
+    skipped = duplicates = 0
+    for entry in entries:
+        item = _read_entry(entry, url, now)
+        if item is None:
+            skipped += 1
+        elif (item.guid and item.guid in guids) or (item.url and item.url in urls):
+            duplicates += 1
+        else:
+            items.append(item)
+            guids.add(item.guid or "")
+            urls.add(item.url)
+    return items, skipped, duplicates
+
+
+def _read_entry(entry: Any, url: str, now: datetime) -> Item | None:
+    guid = " ".join(str(entry.get("id") or "").split()) or None
+    link = _absolute_link(entry.get("link"), url)
+    if link is None and guid is not None:
+        link = _absolute_link(guid, None)  # a GUID that is itself an http(s) URL
+    if link is None and guid is None:
+        return None
+    return Item(
+        guid=guid,
+        url=canonical_url(link) if link else "",
+        link=link or "",
+        title=plain_text(entry.get("title", "")),
+        summary=plain_text(_summary_markup(entry)),
+        published=_entry_date(entry, now),
+    )
+
+
+def _absolute_link(raw: object, base: str | None) -> str | None:
+    """raw made absolute against base, when it is an http(s) URL we would fetch."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    absolute = urljoin(base, raw.strip()) if base else raw.strip()
+    try:
+        canonical = canonical_url(absolute)
+    except BadURL:
+        return None
+    try:
+        return check_url(absolute)
+    except BadURL:  # e.g. a raw space in the path: the encoded spelling is fetchable
+        return canonical
+
+
+def _summary_markup(entry: Any) -> str:
+    summary = entry.get("summary")
+    if summary:
+        return str(summary)
+    for content in entry.get("content") or ():
+        if content.get("value"):
+            return str(content["value"])
+    return ""
+
+
+def _entry_date(entry: Any, now: datetime) -> datetime | None:
+    """Published (or else updated) time, aware UTC; None if missing, invalid or future."""
+    # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed
+    # with a DeprecationWarning.
+    parsed: time.struct_time | None = dict.get(entry, "published_parsed") or dict.get(
+        entry, "updated_parsed"
+    )
+    if parsed is None:
+        return None
+    try:
+        when = datetime(*parsed[:6], tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    reference = now if now.tzinfo else now.replace(tzinfo=UTC)
+    return None if when > reference + FUTURE_SLACK else when
+
+
+class _TextCollector(HTMLParser):
+    """Collects the text of an HTML fragment; block elements become spaces."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _INVISIBLE_TAGS:
+            self._hidden += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _INVISIBLE_TAGS:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)

@@ -1,0 +1,320 @@
+"""Feed parsing: golden feeds with their expected items, and inputs that are not feeds."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.errors import ParseError
+from monitor.models import Item
+from monitor.parse import newest_items, parse_feed, plain_text
+
+FEEDS = Path(__file__).parent / "data" / "feeds"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+URL = "https://news.example/uk/rss.xml"
+
+
+def rss(items: str, channel: str = "<title>UK News</title>", declaration: str = "") -> bytes:
+    head = declaration or '<?xml version="1.0" encoding="utf-8"?>'
+    return f'{head}<rss version="2.0"><channel>{channel}{items}</channel></rss>'.encode()
+
+
+def item(title: str = "Met officers dismissed", link: str = "/a", extra: str = "") -> str:
+    return f"<item><title>{title}</title><link>{link}</link>{extra}</item>"
+
+
+def as_json(item: Item) -> dict[str, Any]:
+    out = asdict(item)
+    out["published"] = item.published.isoformat() if item.published else None
+    return out
+
+
+# -- golden feeds ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["rss20", "rdf", "atom"])
+def test_golden_feed(name: str) -> None:
+    expected = json.loads((FEEDS / f"{name}.json").read_text(encoding="utf-8"))
+    parsed = parse_feed(
+        (FEEDS / f"{name}.xml").read_bytes(),
+        expected["headers"],
+        expected["feed_url"],
+        datetime.fromisoformat(expected["now"]),
+    )
+    assert parsed.title == expected["title"]
+    assert parsed.link == expected["link"]
+    assert parsed.skipped == expected["skipped"]
+    assert list(parsed.warnings) == expected["warnings"]
+    assert [as_json(i) for i in parsed.items] == expected["items"]
+
+
+# -- not feeds -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        (b"", {}, "body is empty"),
+        (b"  \r\n\t ", {}, "body is empty"),
+        (
+            b"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body>x</body></html>",
+            {"content-type": "text/html"},
+            "HTML page \\('404 Not Found'\\)",
+        ),
+        (b"<html><body><h1>Just a moment...</h1></body></html>", {}, "HTML page"),
+        (b'{"error": "rate limited"}', {"content-type": "application/json"}, "JSON"),
+        (b'[{"title": "x"}]', {}, "JSON"),
+        (b"<?xml version='1.0'?><note><to>desk</to></note>", {}, "XML without RSS or Atom"),
+        (b"Service temporarily unavailable", {"content-type": "text/plain"}, "no RSS or Atom"),
+        (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><ite', {}, "broken"),
+        (b"\x00\x01\x02\xff\xfe binary", {}, "not a feed"),
+    ],
+)
+def test_what_is_not_a_feed_is_a_parse_error(
+    body: bytes, headers: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ParseError, match=message) as caught:
+        parse_feed(body, headers, URL, NOW)
+    assert "\n" not in str(caught.value)
+    assert len(str(caught.value)) < 200
+
+
+def test_an_empty_but_valid_feed_has_no_items() -> None:
+    parsed = parse_feed(rss(""), {"content-type": "application/rss+xml"}, URL, NOW)
+    assert parsed.items == ()
+    assert parsed.title == "UK News"
+
+
+def test_truncated_feed_keeps_its_complete_entries() -> None:
+    body = rss(item("First", "/1") + item("Second", "/2") + "<item><title>Thi")
+    body = body.replace(b"</channel></rss>", b"")
+    parsed = parse_feed(body, {}, URL, NOW)
+    assert [i.title for i in parsed.items] == ["First", "Second"]
+    assert any("not well-formed" in w for w in parsed.warnings)
+
+
+def test_feed_served_as_html_is_still_read() -> None:
+    parsed = parse_feed(rss(item()), {"content-type": "text/html; charset=utf-8"}, URL, NOW)
+    assert [i.url for i in parsed.items] == ["https://news.example/a"]
+
+
+def test_anything_feedparser_raises_becomes_a_parse_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(feedparser, "parse", broken)
+    with pytest.raises(ParseError, match="IndexError"):
+        parse_feed(rss(item()), {}, URL, NOW)
+
+
+# -- hostile XML -----------------------------------------------------------------------------------
+
+
+def test_a_body_that_names_a_local_file_is_not_read(tmp_path: Path) -> None:
+    # feedparser opens bytes as a file name when it can; the body must only ever be data.
+    secret = tmp_path / "secret.xml"
+    secret.write_bytes(rss(item("SECRET-CONTENT", "https://news.example/secret")))
+    with pytest.raises(ParseError) as caught:
+        parse_feed(str(secret).encode(), {}, URL, NOW)
+    assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file://{path}">]>',
+        '<!DOCTYPE rss [<!ENTITY % p SYSTEM "file://{path}"> %p;]>',
+        '<!DOCTYPE rss SYSTEM "file://{path}">',
+    ],
+)
+def test_external_entities_never_reach_an_item(tmp_path: Path, doctype: str) -> None:
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0:TOPSECRET")
+    head = '<?xml version="1.0"?>' + doctype.format(path=secret)
+    body = rss(item("Leak &xxe; here", extra="<description>&xxe;</description>"), declaration=head)
+    try:
+        parsed = parse_feed(body, {}, URL, NOW)
+    except ParseError as exc:
+        assert "TOPSECRET" not in str(exc)
+        return
+    assert "TOPSECRET" not in repr(parsed)
+
+
+LAUGHS = ['<!ENTITY l0 "lol">'] + [f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)]
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        "<!DOCTYPE rss [" + "".join(LAUGHS) + "]>",
+        "<!DOCTYPE rss [\n" + "\n".join(LAUGHS) + "\n]>",
+        "<!DOCTYPE a><!DOCTYPE rss [" + "".join(LAUGHS) + "]>",  # a decoy first
+        '<!DOCTYPE rss [<!ENTITY q "]>">' + "".join(LAUGHS) + "]>",  # "]>" inside quotes
+        "<!DOCTYPE rss [<!-- ]> -->" + "".join(LAUGHS) + "]>",  # "]>" inside a comment
+    ],
+)
+def test_billion_laughs_is_bounded(doctype: str) -> None:
+    head = '<?xml version="1.0"?>' + doctype
+    body = rss(item("&l9;", extra="<description>&l9;&l9;</description>"), declaration=head)
+    tracemalloc.start()
+    try:
+        try:
+            parsed = parse_feed(body, {}, URL, NOW)
+        except ParseError:
+            parsed = None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000
+    assert parsed is None or all(len(i.title) + len(i.summary) < 1000 for i in parsed.items)
+
+
+def test_parameter_entities_in_an_unclosed_subset_are_bounded() -> None:
+    laughs = "".join(LAUGHS).replace("ENTITY l", "ENTITY % l").replace("&l", "%l")
+    body = f'<?xml version="1.0"?><!DOCTYPE rss [{laughs} %l9;'.encode()
+    with pytest.raises(ParseError):
+        parse_feed(body + rss(item()), {}, URL, NOW)
+
+
+def test_a_plain_doctype_is_kept() -> None:
+    netscape = (
+        '<?xml version="1.0"?><!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN"'
+        ' "http://my.netscape.com/publish/formats/rss-0.91.dtd">'
+    )
+    body = rss(item(), declaration=netscape).replace(b'version="2.0"', b'version="0.91"')
+    parsed = parse_feed(body, {}, URL, NOW)
+    assert [i.title for i in parsed.items] == ["Met officers dismissed"]
+
+
+def test_entities_declared_in_utf16_are_refused() -> None:
+    head = '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE rss [<!ENTITY a "b">]>'
+    body = rss(item("&a;"), declaration=head).decode().encode("utf-16")
+    with pytest.raises(ParseError, match="UTF-16"):
+        parse_feed(body, {}, URL, NOW)
+
+
+def test_one_big_entity_repeated_is_not_expanded() -> None:
+    head = f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "{"x" * 10_000}">]>'
+    body = rss(item(extra=f"<description>{'&a;' * 5000}</description>"), declaration=head)
+    parsed = parse_feed(body, {}, URL, NOW)
+    assert len(parsed.items[0].summary) < len(body)
+
+
+# -- charsets --------------------------------------------------------------------------------------
+
+
+def test_wrong_charset_header_still_decodes() -> None:
+    latin = rss(item("Café owner’s complaint")).decode().encode("cp1252")
+    parsed = parse_feed(latin, {"content-type": "application/xml; charset=utf-8"}, URL, NOW)
+    assert parsed.items[0].title == "Café owner’s complaint"
+    assert any("charset" in w for w in parsed.warnings)
+
+
+def test_undecodable_bytes_become_replacement_characters_at_worst() -> None:
+    body = rss(item("Bad XX bytes")).replace(b"XX", b"\xff\xfe\x81")
+    parsed = parse_feed(body, {"content-type": "text/xml; charset=x-no-such-charset"}, URL, NOW)
+    assert parsed.items[0].title.startswith("Bad ")
+    assert parsed.items[0].title.endswith(" bytes")
+
+
+def test_utf16_feed_with_bom() -> None:
+    body = rss(item("Vetting review")).decode().replace("utf-8", "utf-16").encode("utf-16")
+    assert parse_feed(body, {}, URL, NOW).items[0].title == "Vetting review"
+
+
+_fragments = st.sampled_from(
+    [b"<item>", b"</item>", b"<title>", b"</title>", b"<link>", b"</link>", b"&amp;", b"&#0;",
+     b"<![CDATA[", b"]]>", b"<!DOCTYPE x [", b"<!ENTITY a 'b'>", b"\xff", b"\x00", b"http://x/"]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(_fragments, st.binary(max_size=12)), max_size=25))
+def test_any_bytes_give_a_feed_or_a_parse_error(parts: list[bytes]) -> None:
+    body = rss("").replace(b"</channel>", b"".join(parts) + b"</channel>")
+    try:
+        parsed = parse_feed(body, {}, URL, NOW)
+    except ParseError:
+        return
+    for entry in parsed.items:
+        assert entry.url == "" or entry.url.startswith(("http://", "https://"))
+
+
+# -- entries ---------------------------------------------------------------------------------------
+
+
+def test_dates_more_than_a_day_ahead_are_not_believed() -> None:
+    def dated(hours: int) -> str:
+        when = (NOW + timedelta(hours=hours)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+        return item(f"in {hours}h", f"/{hours}", f"<pubDate>{when}</pubDate>")
+
+    parsed = parse_feed(rss(dated(-5) + dated(23) + dated(25)), {}, URL, NOW)
+    published = {i.title: i.published for i in parsed.items}
+    assert published["in -5h"] == NOW - timedelta(hours=5)
+    assert published["in 23h"] == NOW + timedelta(hours=23)
+    assert published["in 25h"] is None
+
+
+def test_link_with_unusable_scheme_but_a_guid_keeps_the_entry() -> None:
+    body = rss(item(link="data:text/html,hi", extra="<guid isPermaLink='false'>g-1</guid>"))
+    parsed = parse_feed(body, {}, URL, NOW)
+    assert [(i.guid, i.url, i.link) for i in parsed.items] == [("g-1", "", "")]
+    assert parsed.skipped == 0
+
+
+def test_link_with_userinfo_is_not_usable() -> None:
+    parsed = parse_feed(rss(item(link="http://user@news.example/a")), {}, URL, NOW)
+    assert parsed.items == ()
+    assert parsed.skipped == 1
+
+
+def test_link_with_a_raw_space_is_made_fetchable() -> None:
+    parsed = parse_feed(rss(item(link="https://news.example/met police")), {}, URL, NOW)
+    assert parsed.items[0].link == "https://news.example/met%20police"
+
+
+def test_limit_keeps_the_newest_entries_in_feed_order() -> None:
+    def dated(day: int) -> str:
+        return item(f"day {day}", f"/{day}", f"<pubDate>{day:02d} Nov 2026 10:00:00 GMT</pubDate>")
+
+    body = rss(dated(3) + item("undated", "/u") + dated(9) + dated(1) + dated(7))
+    parsed = parse_feed(body, {}, URL, NOW, limit=3)
+    assert [i.title for i in parsed.items] == ["day 3", "day 9", "day 7"]
+    assert "kept the 3 newest of 5 entries" in parsed.warnings
+
+
+def test_newest_items_counts_undated_as_oldest() -> None:
+    def made(title: str, day: int | None) -> Item:
+        when = datetime(2026, 11, day, tzinfo=UTC) if day else None
+        return Item(None, f"https://n.example/{title}", "", title, "", when)
+
+    items = [made("a", None), made("b", 2), made("c", None), made("d", 1)]
+    assert [i.title for i in newest_items(items, 2)] == ["b", "d"]
+    assert [i.title for i in newest_items(items, 3)] == ["a", "b", "d"]
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<p>Met&nbsp;officer</p><p>dismissed</p>", "Met officer dismissed"),
+        ("Po<b>lice</b> &amp; <i>IOPC</i>", "Police & IOPC"),
+        ("a<br>b<br/>c", "a b c"),
+        ("<script>alert(1)</script>Casey<style>p{}</style> review", "Casey review"),
+        ("  lots \n\t of   space  ", "lots of space"),
+        ("Met \u202eeciloP\u202c said", "Met eciloP said"),
+        ("bell\x07 and nul\x00", "bell and nul"),
+        ("profits < 5% & rising", "profits < 5% & rising"),
+        ("", ""),
+    ],
+)
+def test_plain_text(markup: str, text: str) -> None:
+    assert plain_text(markup) == text
