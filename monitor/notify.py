@@ -88,6 +88,8 @@ def send_message(
     `context` verifies the server's certificate; the default trusts the system's CAs.
     """
     recipients = _recipients(message)
+    if not recipients:
+        raise SMTPPermanentError("the message has no recipients")
     scrub = _Scrubber(password)
     try:
         with _session(settings, timeout, context or ssl.create_default_context()) as smtp:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,8 +29,22 @@ from monitor.digest import (
     group_stories,
     render_alert,
     render_digest,
+    sample_alert,
+    sample_digest,
 )
-from monitor.digest_view import clean_text, safe_url, snippet_parts
+from monitor.digest_view import (
+    DayView,
+    FeedView,
+    OtherView,
+    Part,
+    SectionView,
+    StoryView,
+    alert_context,
+    clean_text,
+    digest_context,
+    safe_url,
+    snippet_parts,
+)
 from monitor.models import Article, Hit, Snippet
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -464,3 +478,12 @@ def test_check_templates_accepts_the_builtin_templates_copied(tmp_path: Path) ->
     assert [str(e) for e in check_templates(tmp_path / "missing")] == [
         f"{tmp_path / 'missing'}: templates folder not found"
     ]
+
+
+def test_docs_list_every_template_variable() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "templates.md").read_text("utf-8")
+    names = set(digest_context(sample_digest())) | set(alert_context(sample_alert()))
+    for view in (SectionView, DayView, StoryView, Part, OtherView, FeedView):
+        names |= {f.name for f in fields(view)}
+    missing = sorted(n for n in names if f"| `{n}` |" not in docs)
+    assert missing == [], f"docs/templates.md does not describe {missing}"

@@ -424,3 +424,10 @@ def test_concurrent_archives_leave_a_complete_index(tmp_path: Path) -> None:
     archive_digest(folder, rendered_with("last"), DATE + timedelta(hours=1), "r-last")
     index = (folder / "index.html").read_text(encoding="utf-8")
     assert index.count("<li>") == 9
+
+
+def test_message_without_recipients_is_refused_before_connecting() -> None:
+    message = digest_message()
+    del message["To"]
+    with pytest.raises(SMTPPermanentError, match="no recipients"):
+        send_message(message, settings_for(9), None)  # port 9: nothing would answer there
