@@ -11,19 +11,15 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import lxml.html
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from monitor.config import EmailSettings
 from monitor.digest import Rendered, StoryEntry, WatchlistSection, render_digest
@@ -34,119 +30,18 @@ from monitor.notify import (
     make_message_id,
     send_message,
 )
+from tests.smtpservers import (
+    PASSWORD,
+    AuthSpy,
+    BusyGreeting,
+    DropAfterData,
+    Recorder,
+    RefuseOne,
+    settings_for,
+)
 from tests.test_digest import HOSTILE_TITLE, digest_of, make_hit
 
-PASSWORD = "correct horse battery staple"
 DATE = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
-
-
-# -- servers that behave, and servers that don't ---------------------------------------------------
-
-
-@dataclass
-class Recorder:
-    """An aiosmtpd handler that keeps what it received; subclasses misbehave."""
-
-    received: list[tuple[list[str], bytes]] = field(default_factory=list)
-    logins: list[tuple[bytes, bytes]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
-        self.received.append((list(envelope.rcpt_tos), envelope.original_content))
-        return "250 2.0.0 queued"
-
-    def authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        return AuthResult(success=data.password == PASSWORD.encode(), handled=False)
-
-
-class DropAfterData(Recorder):
-    """Takes the whole message, then hangs up before saying 250."""
-
-    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
-        self.received.append((list(envelope.rcpt_tos), envelope.original_content))
-        server.transport.close()
-        return "250 2.0.0 never heard"
-
-
-class RefuseOne(Recorder):
-    """Refuses mail for gone@..., accepts the rest."""
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if address.startswith("gone@"):
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-
-class BusyGreeting(SMTP):
-    """Greets with 421 and hangs up, as an overloaded server does."""
-
-    async def _handle_client(self) -> None:
-        await self.push("421 4.3.2 too busy, try again later")
-        assert self.transport is not None
-        self.transport.close()
-
-
-class AuthSpy(SMTP):
-    """Records every AUTH command, so a test can prove none was sent."""
-
-    auth_commands: ClassVar[list[str]] = []
-
-    async def smtp_AUTH(self, arg: str) -> None:
-        AuthSpy.auth_commands.append(arg)
-        await super().smtp_AUTH(arg)
-
-
-class LoopbackController(Controller):
-    """An aiosmtpd controller on a free port of 127.0.0.1, with a chosen SMTP class."""
-
-    def __init__(self, handler: Recorder, smtp_class: type[SMTP] = SMTP, **kwargs: Any) -> None:
-        self.smtp_class = smtp_class
-        kwargs.setdefault("authenticator", handler.authenticate)
-        kwargs.setdefault("auth_require_tls", False)
-        super().__init__(
-            handler, hostname="127.0.0.1", port=0, server_hostname="mail.test", **kwargs
-        )
-
-    def factory(self) -> SMTP:
-        return self.smtp_class(self.handler, **self.SMTP_kwargs)
-
-    def _trigger_server(self) -> None:
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]  # port 0 picked a free one
-        super()._trigger_server()
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[LoopbackController] = []
-
-    def start(handler: Recorder, smtp_class: type[SMTP] = SMTP, **kwargs: Any) -> EmailSettings:
-        controller = LoopbackController(handler, smtp_class, **kwargs)
-        controller.start()
-        started.append(controller)
-        return settings_for(controller.port)
-
-    yield start
-    for controller in started:
-        controller.stop()
-
-
-def settings_for(port: int, security: str = "none", username: str = "") -> EmailSettings:
-    return EmailSettings(
-        sender="monitor@example.org",
-        to=("desk@example.org",),
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        security=security,
-        username=username,
-        password_env="MONITOR_SMTP_PASSWORD",
-    )
 
 
 def with_(settings: EmailSettings, **changes: Any) -> EmailSettings:
