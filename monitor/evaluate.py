@@ -76,6 +76,9 @@ class Evaluator:
         self.terms = terms
         self.index = terms.index
         self.masked = masked
+        # masked text never counts *for* an article, and never hides words from NOT: what is
+        # masked can only take hits away, never add one
+        self.unmasked = Evaluator(terms) if masked else self
 
     def spans(self, term: Term) -> list[Span]:
         """Occurrences of a term that count: in the title if it asks, and not masked."""
@@ -107,7 +110,7 @@ class Evaluator:
             case Or(children=children):
                 return any(self.test(c) for c in children)
             case Not(child=child):
-                return not self.test(child)
+                return not self.unmasked.test(child)
             case Near():
                 return bool(self.near_pairs(node, first_only=True))
         raise TypeError(node)  # pragma: no cover

@@ -6,8 +6,10 @@ the document, and only those are evaluated; a query none of whose terms occur ca
 and costs nothing. So a watchlist of ten thousand queries costs little more per article than
 one of ten.
 
-Per watchlist: `ignore` phrases are masked first (their words no longer count), then the
-article is a hit when any `match` query matches and no `exclude` query does.
+Per watchlist: `ignore` phrases are masked first (their words no longer count towards a
+match), then the article is a hit when any `match` query matches and no `exclude` query does.
+Masking hides words from what makes an article match, never from NOT or `exclude`, so an
+ignore phrase can take a hit away but never add one.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ class Matcher:
         if not matched:
             return None if not full else MatchResult(name, False)
         excludes = sorted([*due.exclude, *self._always[number]], key=lambda pair: pair[0])
-        excluded = [q for _, q in excludes if ev.test(q.root)]
+        excluded = [q for _, q in excludes if ev.unmasked.test(q.root)]
         if excluded and not full:
             return None
         spans = [s for q in matched for s in ev.evidence(q.root)]

@@ -134,6 +134,13 @@ def test_masked_words_break_phrases() -> None:
     assert not hit('"Met Office chief"', "the Met Office chief", ignore=('"Met Office"',))
 
 
+def test_masking_never_hides_words_from_not_or_exclude() -> None:
+    # an ignore phrase may only take hits away: NOT and exclude still see the masked words
+    assert not hit("Met AND NOT Gala", "the Met Gala, Met", ignore=('"Met Gala"',))
+    assert hit("Met AND NOT Gala", "the Met, Met", ignore=('"Met Gala"',))
+    assert not hit("Met", "the Met Gala, Met", exclude=("Gala",), ignore=('"Met Gala"',))
+
+
 def test_exclude_vetoes_the_article() -> None:
     w = watchlist(["Met"], exclude=("title:obituary",))
     assert explain(w, Document("Met officer", "text")).hit
