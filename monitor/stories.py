@@ -24,6 +24,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_CHARS = 200_000  # text beyond this is not read: a hostile page must not cost minutes
 SHINGLE_WORDS = 5  # words per shingle: long enough that a shared run means shared copy
@@ -101,12 +102,14 @@ class Similarity:
         return max(self.cosine, self.containment if self.is_copy else 0.0)
 
 
+@lru_cache(maxsize=1 << 16)  # news repeats its words: most lookups are hits
 def stable_key(text: str) -> int:
     """A signed 32-bit key for a string, the same in every process and on every machine."""
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
+@lru_cache(maxsize=1 << 16)
 def fold_word(word: str) -> str:
     """Lower case without accents, so "Vetting", "vetting" and "vétting" are one word."""
     if word.isascii():
