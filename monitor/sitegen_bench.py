@@ -14,10 +14,12 @@ min(slow, 1) seconds.
 from __future__ import annotations
 
 import random
+import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache, partial
+from urllib.parse import urlsplit
 
 from monitor.loopback import LoopbackSite, Request, Response
 from monitor.models import Feed
@@ -32,6 +34,7 @@ from monitor.sitegen_text import (
     generate_title,
 )
 
+_PAGE_PATH = re.compile(r"/s(\d{4,})/(story-(\d{3,})-[0-9a-f]{6})")
 FAULT_KINDS = ("500", "404", "not-a-feed", "truncated", "slow", "trickle")
 FORMATS = ("rss", "atom", "rdf")
 MET_SHARE = 0.3  # articles drawn from the Met Police half of the corpus
@@ -102,6 +105,19 @@ class GeneratedSite:
     page_urls: list[str]
     faulty_feeds: set[str] = field(default_factory=set)
     faults: dict[str, str] = field(default_factory=dict)
+    generator: _Generator | None = field(default=None, repr=False)
+
+    def article(self, url: str) -> SiteArticle:
+        """The article behind one of this site's page URLs, with its text and its met_police
+        label (True when drawn from the Met Police corpus); KeyError for any other URL."""
+        found = _PAGE_PATH.fullmatch(urlsplit(url).path)
+        gen = self.generator
+        if found is None or gen is None or not url.startswith(self.site.base + "/"):
+            raise KeyError(url)
+        f, a = int(found[1]), int(found[3]) - 1
+        if f >= len(gen.outlets) or a >= gen.articles or gen.slug(f, a) != found[2]:
+            raise KeyError(url)
+        return gen.article(f, a)
 
     def __enter__(self) -> GeneratedSite:
         self.site.start()
@@ -288,7 +304,7 @@ def generate_site(
     answer_promptly(site)
     gen = _Generator(site, seed, articles, now or REFERENCE_NOW, slow)
     gen.outlets = _plan_outlets(feeds, seed, faulty)
-    result = GeneratedSite(site, [], [])
+    result = GeneratedSite(site, [], [], generator=gen)
     for f, outlet in enumerate(gen.outlets):
         feed_path = f"{outlet.prefix}/{RENDERERS[outlet.feed_format][1]}"
         site.routes[feed_path] = partial(gen.serve_feed, f)
