@@ -172,6 +172,7 @@ class _Generator:
         return f"story-{a + 1:03d}-{zlib.crc32(f'{self.seed}/{f}/{a}'.encode()) & 0xFFFFFF:06x}"
 
     def page_url(self, f: int, a: int) -> str:
+        """Where article a of feed f is served."""
         return self.site.url(f"{self.outlets[f].prefix}/{self.slug(f, a)}")
 
     def _head(self, f: int, a: int) -> SiteArticle:
