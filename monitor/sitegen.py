@@ -15,7 +15,7 @@ from datetime import datetime
 
 from monitor.loopback import LoopbackSite
 from monitor.models import Feed
-from monitor.sitegen_bench import GeneratedSite, answer_promptly, generate_site
+from monitor.sitegen_bench import GeneratedSite, generate_site
 from monitor.sitegen_demo import DEMO_OUTLETS, load_demo_articles, parse_demo_article
 from monitor.sitegen_feeds import RENDERERS, render_atom, render_rdf, render_rss
 from monitor.sitegen_pages import FEED_TYPES, SiteArticle, render_page
@@ -100,7 +100,6 @@ def start_demo_site(now: datetime) -> tuple[LoopbackSite, list[Feed]]:
     feed per outlet, named after the outlet."""
     # Started first: stopping a server that never served would wait forever.
     site = LoopbackSite("127.0.0.1")
-    answer_promptly(site)
     site.start()
     try:
         feeds = []

@@ -258,17 +258,6 @@ class _Generator:
         return Response(200, body, headers)
 
 
-def answer_promptly(site: LoopbackSite) -> None:
-    """Turn off Nagle's algorithm for site's connections.
-
-    The server sends headers and body in two writes; with Nagle on, the body waits for the
-    client's delayed ACK (about 40 ms on Linux), which would dwarf everything a benchmark
-    measures. Redundant once the loopback handler sets disable_nagle_algorithm itself.
-    """
-    handler = site._server.RequestHandlerClass
-    setattr(handler, "disable_nagle_algorithm", True)  # noqa: B010 - not declared on the base
-
-
 def _plan_outlets(feeds: int, seed: int, faulty: float) -> list[_Outlet]:
     rng = random.Random(f"{seed}/outlets")  # noqa: S311
     broken = sorted(rng.sample(range(feeds), round(feeds * faulty)))
@@ -302,7 +291,6 @@ def generate_site(
     if not 0.0 <= faulty <= 1.0 or feeds < 0 or articles < 1:
         raise ValueError("need feeds >= 0, articles >= 1 and 0 <= faulty <= 1")
     site = LoopbackSite(host, latency=latency)
-    answer_promptly(site)
     gen = _Generator(site, seed, articles, now or REFERENCE_NOW, slow)
     gen.outlets = _plan_outlets(feeds, seed, faulty)
     result = GeneratedSite(site, [], [], generator=gen)
