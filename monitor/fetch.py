@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
@@ -135,7 +136,7 @@ class Fetcher:
         status = response.status_code
         headers = {k: v for k, v in response.headers.items() if k not in _DROPPED_HEADERS}
         if status in REDIRECT_STATUSES or status == 304:
-            return _Answer(dict(response.headers), b"")
+            return _Answer(headers, b"")
         if not 200 <= status < 300:
             retry = None
             if status in RETRY_AFTER_STATUSES:
@@ -154,21 +155,21 @@ class Fetcher:
         return f"{url}: no complete answer within {self.settings.timeout:g}s"
 
 
+@dataclass(frozen=True, slots=True)
 class _Answer:
     """Headers (lower-case names) and decoded body of one hop."""
 
-    __slots__ = ("content", "headers")
-
-    def __init__(self, headers: dict[str, str], content: bytes) -> None:
-        self.headers = headers
-        self.content = content
+    headers: dict[str, str]
+    content: bytes
 
 
 def redirect_target(current: str, location: str) -> str:
     """The absolute URL a redirect points to, checked like any URL; BadURL when refused."""
-    if not location.strip():
+    location = location.strip()
+    if not location:
         raise FetchError(f"redirect from {current} without a Location")
-    target = check_url(urljoin(current, location.strip()))
+    # Browsers encode a raw space in Location; refusing it would lose the page for nothing.
+    target = check_url(urljoin(current, location.replace(" ", "%20")))
     if urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme.lower() != "https":
         raise BadURL(f"redirect from https to plain http refused: {target[:100]}")
     return target

@@ -207,6 +207,7 @@ def test_redirect_without_location(site: LoopbackSite, fetcher: Fetcher) -> None
 def test_redirect_target_refuses_https_to_http() -> None:
     assert redirect_target("http://a.example/x", "https://b.example/y") == "https://b.example/y"
     assert redirect_target("https://a.example/x/y", "../z") == "https://a.example/z"
+    assert redirect_target("https://a.example/x", "/met police") == "https://a.example/met%20police"
     with pytest.raises(BadURL, match="https to plain http"):
         redirect_target("https://a.example/x", "http://a.example/x")
 
