@@ -59,7 +59,10 @@ def canonical_url(url: str, base: str | None = None) -> str:
     """
     text = url.strip()
     if base:
-        text = urljoin(base.strip(), text)
+        try:
+            text = urljoin(base.strip(), text)
+        except ValueError as exc:  # an unclosed "[" in either
+            raise BadURL(f"malformed URL {text[:100]!r}: {exc}") from None
     if any(_is_forbidden_char(c) for c in text):
         raise BadURL(f"URL contains a control character: {text[:100]!r}")
     parts = _split_checked(text)

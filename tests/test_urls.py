@@ -78,6 +78,12 @@ def test_canonical_url_refuses_what_is_not_http(url: str) -> None:
         canonical_url(url)
 
 
+@pytest.mark.parametrize(("url", "base"), [("http://[::1/", "http://x/"), ("a", "http://[x/")])
+def test_canonical_url_raises_only_bad_url_for_malformed_input(url: str, base: str) -> None:
+    with pytest.raises(BadURL, match="malformed"):
+        canonical_url(url, base)
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -163,3 +169,18 @@ def test_canonical_url_never_keeps_tracking_or_fragment(url: str) -> None:
     assert not any(is_tracking_parameter(k) for k, _ in parse_qsl(parts.query, True))
     assert parts.scheme == parts.scheme.lower()
     assert parts.netloc == parts.netloc.lower()
+
+
+_any_text = st.one_of(
+    st.text(max_size=60), st.builds(lambda rest: "http://" + rest, st.text(max_size=60))
+)
+
+
+@given(_any_text, st.sampled_from([None, "https://news.example/uk/feed.xml"]))
+def test_canonical_url_of_any_text_is_fetchable_or_bad_url(url: str, base: str | None) -> None:
+    try:
+        out = canonical_url(url, base)
+    except BadURL:
+        return
+    assert check_url(out) == out
+    assert canonical_url(out) == out
