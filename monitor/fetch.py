@@ -75,7 +75,7 @@ class Fetcher:
     ) -> Fetched:
         """GET url; Fetched for 2xx and 304, HTTPStatusError for other statuses."""
         check_url(url)
-        headers = {}
+        headers: dict[str, str] = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -88,14 +88,14 @@ class Fetcher:
             with self._slots.hold(host):
                 # The deadline starts when the first request may go out, not while queued.
                 deadline = deadline or time.monotonic() + self.settings.timeout
-                status, answer = self._request(current, headers, deadline)
-            if status not in REDIRECT_STATUSES:
-                assert answer is not None
+                answer = self._request(current, headers, deadline)
+            if answer.status not in REDIRECT_STATUSES:
                 moved = current if permanent and hops else None
                 elapsed = time.monotonic() - started
-                return Fetched(current, status, answer.headers, answer.content, moved, elapsed)
-            assert answer is not None
-            permanent = permanent and status in PERMANENT_STATUSES
+                return Fetched(
+                    current, answer.status, answer.headers, answer.content, moved, elapsed
+                )
+            permanent = permanent and answer.status in PERMANENT_STATUSES
             current = redirect_target(current, answer.headers.get("location", ""))
         raise FetchError(f"more than {MAX_REDIRECTS} redirects from {url}")
 
@@ -114,13 +114,11 @@ class Fetcher:
     ) -> None:
         self.close()
 
-    def _request(
-        self, url: str, headers: dict[str, str], deadline: float
-    ) -> tuple[int, _Answer | None]:
+    def _request(self, url: str, headers: dict[str, str], deadline: float) -> _Answer:
         host = urlsplit(url).hostname or url
         try:
             with deadline_scope(deadline), self._client.stream("GET", url, headers=headers) as r:
-                return r.status_code, self._answer(url, r, deadline)
+                return self._answer(url, r, deadline)
         except DeadlineExceeded:
             raise DeadlineExceeded(self._late(url)) from None
         except httpx.TimeoutException as exc:
@@ -136,7 +134,7 @@ class Fetcher:
         status = response.status_code
         headers = {k: v for k, v in response.headers.items() if k not in _DROPPED_HEADERS}
         if status in REDIRECT_STATUSES or status == 304:
-            return _Answer(headers, b"")
+            return _Answer(status, headers, b"")
         if not 200 <= status < 300:
             retry = None
             if status in RETRY_AFTER_STATUSES:
@@ -149,7 +147,7 @@ class Fetcher:
             decoder.feed(chunk)
             if time.monotonic() >= deadline:
                 raise DeadlineExceeded(self._late(url))
-        return _Answer(headers, decoder.finish())
+        return _Answer(status, headers, decoder.finish())
 
     def _late(self, url: str) -> str:
         return f"{url}: no complete answer within {self.settings.timeout:g}s"
@@ -157,8 +155,9 @@ class Fetcher:
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    """Headers (lower-case names) and decoded body of one hop."""
+    """Status, headers (lower-case names) and decoded body of one hop."""
 
+    status: int
     headers: dict[str, str]
     content: bytes
 
