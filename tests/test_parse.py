@@ -57,6 +57,14 @@ def test_golden_feed(name: str) -> None:
     assert [as_json(i) for i in parsed.items] == expected["items"]
 
 
+@pytest.mark.parametrize(
+    ("name", "message"), json.loads((FEEDS / "broken.json").read_text(encoding="utf-8")).items()
+)
+def test_broken_feed_file(name: str, message: str) -> None:
+    with pytest.raises(ParseError, match=message):
+        parse_feed((FEEDS / name).read_bytes(), {}, URL, NOW)
+
+
 # -- not feeds -------------------------------------------------------------------------------------
 
 
