@@ -47,8 +47,8 @@ def parse_feed(
     if not content.strip():
         raise ParseError("not a feed: the body is empty")
     result = _run_feedparser(remove_internal_subsets(content), headers, url)
-    warnings = _check_feed(result, content)
     items, skipped, duplicates = _collect_items(result.entries, url, now)
+    warnings = _check_feed(result, content, usable=bool(items))
     if skipped:
         warnings.append(f"{skipped} entries skipped: no link and no GUID")
     if duplicates:
@@ -150,15 +150,17 @@ def _run_feedparser(content: bytes, headers: Mapping[str, str], url: str) -> Any
         raise ParseError(f"feed could not be read: {type(exc).__name__}: {exc}"[:200]) from exc
 
 
-def _check_feed(result: Any, content: bytes) -> list[str]:
+def _check_feed(result: Any, content: bytes, usable: bool) -> list[str]:
     """Raise ParseError for what is not a feed; warnings for a feed read despite errors."""
     version = result.get("version") or ""
     problem = result.get("bozo_exception") if result.get("bozo") else None
     benign = isinstance(problem, feedparser.ThingsNobodyCaresAboutButMe)
     if not version and not result.entries:
         raise ParseError(f"not a feed: {_describe_body(content)}")
-    if problem is not None and not benign and not result.entries:
-        raise ParseError(f"broken feed XML and no entries: {_describe_problem(problem)}")
+    if problem is not None and not benign and not usable:
+        # A cut-off or mangled body that yields nothing is a failure to record, not an
+        # empty feed: otherwise a broken feed would look like a quiet one.
+        raise ParseError(f"broken feed XML and no usable entries: {_describe_problem(problem)}")
     if problem is None:
         return []
     if isinstance(problem, feedparser.CharacterEncodingOverride):
