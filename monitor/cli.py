@@ -2,13 +2,16 @@
 
 Every command takes `--config PATH` before or after its name. A MonitorError becomes one line
 on stderr and the exit code the spec gives; anything else is a bug and keeps its traceback.
+Commands live in cli_*.py modules by theme; this module holds the group and shared options.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,16 +19,18 @@ import click
 
 from monitor.config import Settings, load_settings
 from monitor.errors import ConfigErrors, MonitorError
+from monitor.logs import setup_logging
+from monitor.timeutil import parse_since
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _config_option(fn: F) -> F:
+def config_option(fn: F) -> F:
     """Let --config be given after the command name as well as before it."""
 
     def wrapper(ctx: click.Context, /, config_path: Path | None, **kwargs: Any) -> Any:
         if config_path is not None:
-            ctx.obj["config_path"] = config_path
+            ctx.find_root().obj["config_path"] = config_path
         return ctx.invoke(fn, **kwargs)
 
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
@@ -50,9 +55,33 @@ def settings(ctx: click.Context) -> Settings:
     """Load the config once per command."""
     obj = ctx.find_root().obj
     if "settings" not in obj:
-        obj["settings"] = load_settings(config_path(ctx))
+        path = config_path(ctx)
+        if not path.exists():
+            raise click.UsageError(
+                f"no config file at {path}; pass --config PATH or set MONITOR_CONFIG"
+            )
+        obj["settings"] = load_settings(path)
     loaded: Settings = obj["settings"]
     return loaded
+
+
+def since_option(default: str | None = None, help: str = "") -> Callable[[F], F]:
+    return click.option(
+        "--since",
+        default=default,
+        metavar="2d|2026-11-01",
+        help=help or "only since this long ago, or since this local date",
+    )
+
+
+def resolve_since(text: str | None, s: Settings, now: datetime) -> datetime | None:
+    """A --since value as an aware time (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return parse_since(text, now, s.monitor.timezone)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
 
 
 class _Group(click.Group):
@@ -78,23 +107,28 @@ class _Group(click.Group):
     default=None,
     help="config file (default ./config.toml or $MONITOR_CONFIG)",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="log lines as text or as one JSON object each",
+)
+@click.option("-v", "--verbose", is_flag=True, help="log every feed poll, not only problems")
 @click.version_option(package_name="monitor")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None) -> None:
+def cli(ctx: click.Context, config_path: Path | None, log_format: str, verbose: bool) -> None:
     """Watch news feeds for a subject and email a daily digest of what matched."""
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
-
-
-@cli.command()
-@_config_option
-@click.pass_context
-def check(ctx: click.Context) -> None:
-    """Validate the config and every watchlist; print each problem as FILE:LINE: message."""
-    loaded = settings(ctx)
-    click.echo(f"{config_path(ctx)}: ok, {len(loaded.feeds)} feeds")
+    ctx.obj["log_format"] = log_format
+    is_daemon = ctx.invoked_subcommand == "run"
+    setup_logging(log_format, logging.INFO if (verbose or is_daemon) else logging.WARNING)
 
 
 def main() -> None:
     """Entry point of the `monitor` script."""
     cli(prog_name="monitor")
+
+
+# the command modules register themselves on `cli`; imported last, as they import this module
+from monitor import cli_feeds, cli_hits, cli_run, cli_watch  # noqa: E402, F401

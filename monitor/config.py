@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.errors import ConfigError, ConfigErrors, Location
 from monitor.models import Feed
+from monitor.opml import read_opml
 from monitor.tomlpos import KeyPath, Positions, load_toml
 from monitor.units import parse_duration, parse_size
 
@@ -425,7 +426,7 @@ def _load_feeds(
     if "opml" in data:
         try:
             opml = base / text(data["opml"])
-            for feed in read_opml(opml, default):
+            for feed in read_opml(opml, default, http_url):
                 _add_feed(feeds, seen, feed, ("opml",), c)
         except (ValueError, OSError, ET.ParseError) as exc:
             c.error(("opml",), f"opml: {exc}")
@@ -441,16 +442,3 @@ def _add_feed(
         return
     seen[feed.name] = path
     feeds.append(feed)
-
-
-def read_opml(path: Path, interval: float) -> list[Feed]:
-    """Feeds listed in an OPML file (every outline with an xmlUrl, at any depth)."""
-    tree = ET.parse(path)  # noqa: S314 - the user's own file; expat refuses entity expansion bombs
-    feeds = []
-    for outline in tree.iter("outline"):
-        url = outline.get("xmlUrl")
-        if not url:
-            continue
-        name = outline.get("title") or outline.get("text") or url
-        feeds.append(Feed(name.strip(), http_url(url), interval))
-    return feeds

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from monitor.models import Extracted, Fetched, Item, MatchResult
+from monitor.models import Article, Extracted, Fetched, Item, MatchResult
 from monitor.policy import next_poll_after_failure, next_poll_after_success
 from monitor.store import FeedState, Store, to_db
 
@@ -162,6 +162,36 @@ def record_items(
         pages_failed = sum(1 for a in articles if a.error is not None and a.item.url)
         _log_poll(conn, feed.id, now, "ok", None, len(articles), pages_failed, duration)
     return hit_ids
+
+
+def rematch_articles(
+    store: Store,
+    matcher: Any,
+    articles: Sequence[Article],
+    now: datetime,
+    progress: Callable[[Sequence[Article]], Iterable[Article]] | None = None,
+) -> int:
+    """Match stored articles again with today's watchlists; store only hits that are new.
+
+    Returns how many hits were new. Written in batches so a long rematch holds no long lock.
+    """
+    new = 0
+    batch: list[tuple[int, list[MatchResult]]] = []
+    for article in progress(articles) if progress else articles:
+        matches = matcher.match(article.document, article.feed)
+        if matches:
+            batch.append((article.id, matches))
+        if len(batch) >= 200:
+            new += _write_hits(store, batch, now)
+            batch = []
+    return new + _write_hits(store, batch, now)
+
+
+def _write_hits(store: Store, batch: Sequence[tuple[int, list[MatchResult]]], now: datetime) -> int:
+    if not batch:
+        return 0
+    with store.write() as conn:
+        return sum(len(_insert_hits(conn, aid, m, frozenset(), now)) for aid, m in batch)
 
 
 def _insert_article(

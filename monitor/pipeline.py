@@ -10,6 +10,7 @@ or that article's record; it never stops the cycle.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -197,6 +198,12 @@ class Poller:
         self.immediate, self.clock, self.on_feed = immediate, clock, on_feed
         self.concurrency, self.per_host = concurrency, per_host
         self.max_pages = max_pages_in_flight
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask a running cycle to end soon: queued requests are dropped, nothing half-done is
+        written (the next cycle redoes it)."""
+        self._stop.set()
 
     def run(self, feeds: Sequence[tuple[FeedState, float]]) -> CycleReport:
         """Poll each (feed, interval) once; returns what happened."""
@@ -206,7 +213,8 @@ class Poller:
         self._pending: dict[Future[Any], Callable[[Future[Any]], None]] = {}
         self._pages = 0
         self._in_flight_urls: set[str] = set()
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch") as pool:
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
+        try:
             self._dispatch = _Dispatcher(pool, self.concurrency, self.per_host)
             for state, interval in feeds:
                 work = _FeedWork(state, interval, time.monotonic())
@@ -215,6 +223,9 @@ class Poller:
                     partial(self._on_feed, work),
                 )
             self._loop()
+        finally:
+            # on stop, requests in flight finish within their deadline in the background
+            pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
         return CycleReport(started, time.monotonic() - t0, tuple(self._reports), tuple(self._hits))
 
     # -- the event loop -------------------------------------------------------------------
@@ -223,7 +234,7 @@ class Poller:
         self._pending[future] = handler
 
     def _loop(self) -> None:
-        while self._pending or self._dispatch.queued:
+        while (self._pending or self._dispatch.queued) and not self._stop.is_set():
             self._pages += self._dispatch.pump(max(self.max_pages - self._pages, 0))
             if not self._pending:
                 continue

@@ -8,6 +8,8 @@ recipient per local day, even if two daemons are forced onto one file.
 
 from __future__ import annotations
 
+from monitor.storyindex import STORY_SCHEMA
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: feeds, articles, hits, the outbox
     """
@@ -117,4 +119,6 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: the story index (monitor/storyindex.py): articles that report the same event
+    STORY_SCHEMA,
 )

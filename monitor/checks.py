@@ -1,0 +1,129 @@
+"""`monitor check`: every problem with the config and the watchlists, and likely mistakes.
+
+Errors make `check` exit 1; warnings are things that work but probably do not do what the user
+meant (a lowercase `met`, a watchlist that has matched nothing for a month, a feed failing
+for a week).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigError, ConfigErrors, Location, MonitorError
+from monitor.store import Store, to_db
+
+QUIET_WATCHLIST = timedelta(days=30)
+FAILING_FEED = timedelta(days=7)
+
+
+def run_checks(
+    config: Path, now: datetime | None = None
+) -> tuple[list[ConfigError], list[ConfigError], str]:
+    """(errors, warnings, one-line summary) for a config file and what it points to."""
+    from monitor.watchlist import check_feed_names, lint_watchlist, load_watchlists
+
+    now = now or datetime.now(UTC)
+    try:
+        s = load_settings(config)
+    except ConfigErrors as exc:
+        return list(exc.errors), [], ""
+    loaded = load_watchlists(s.monitor.watchlists)
+    errors: list[ConfigError] = list(loaded.errors)
+    warnings: list[ConfigError] = list(loaded.warnings)
+    feed_names = {f.name for f in s.feeds}
+    for w in loaded.watchlists:
+        errors += check_feed_names(w, feed_names)
+        warnings += lint_watchlist(w)
+    errors += _check_templates(s)
+    warnings += _check_setup(s, len(loaded.watchlists))
+    warnings += _check_history(s, [(w.name, w.path) for w in loaded.watchlists], now)
+    queries = sum(len(w.match) + len(w.exclude) for w in loaded.watchlists)
+    summary = (
+        f"{s.path.name}: ok: {len(s.feeds)} feeds, {len(loaded.watchlists)} watchlists "
+        f"({queries} queries)"
+    )
+    return errors, warnings, summary
+
+
+def _check_templates(s: Settings) -> list[ConfigError]:
+    if s.digest.templates is None:
+        return []
+    if not s.digest.templates.is_dir():
+        return [
+            ConfigError(
+                f"[digest].templates: no folder {s.digest.templates}", Location(str(s.path))
+            )
+        ]
+    from monitor.digest import check_templates
+
+    return list(check_templates(s.digest.templates))
+
+
+def _check_setup(s: Settings, watchlists: int) -> list[ConfigError]:
+    here = Location(str(s.path))
+    out = []
+    if not s.feeds:
+        out.append(ConfigError('no feeds: add [[feeds]] tables or opml = "feeds.opml"', here))
+    if watchlists == 0:
+        out.append(
+            ConfigError(f"no watchlists in {s.monitor.watchlists}: nothing will match", here)
+        )
+    email = s.email
+    if email is not None and email.username and not os.environ.get(email.password_env):
+        out.append(
+            ConfigError(
+                f"[email] username is set but ${email.password_env} is empty: "
+                "set it in the daemon's environment",
+                here,
+            )
+        )
+    return out
+
+
+def _check_history(
+    s: Settings, watchlists: list[tuple[str, Path]], now: datetime
+) -> list[ConfigError]:
+    """Warnings that need the database: quiet watchlists and long-failing feeds."""
+    if not s.monitor.database.exists():
+        return []
+    out = []
+    try:
+        with Store.open(s.monitor.database) as store:
+            created = store.created()
+            if now - created >= QUIET_WATCHLIST:
+                since = to_db(now - QUIET_WATCHLIST)
+                for name, path in watchlists:
+                    rows = store.read(
+                        "SELECT 1 FROM hits WHERE watchlist = ? AND first_seen >= ? LIMIT 1",
+                        (name, since),
+                    )
+                    if not rows:
+                        out.append(
+                            ConfigError(
+                                f"watchlist {name!r} has matched nothing in 30 days: check its "
+                                "queries with `monitor test` and `monitor search`",
+                                Location(str(path)),
+                            )
+                        )
+            configured = [f.name for f in s.feeds]
+            for st in store.feed_states(configured):
+                if st.failing_since is not None and now - st.failing_since >= FAILING_FEED:
+                    days = (now - st.failing_since).days
+                    out.append(
+                        ConfigError(
+                            f"feed {st.name!r} has failed for {days} days ({st.last_error}); "
+                            "fix or remove its URL",
+                            Location(str(s.path)),
+                        )
+                    )
+    except MonitorError as exc:
+        out.append(
+            ConfigError(
+                f"cannot read the database for history checks: {exc}",
+                Location(str(s.monitor.database)),
+            )
+        )
+    return out

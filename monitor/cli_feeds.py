@@ -1,0 +1,202 @@
+"""Commands about feeds: `poll`, `feeds`, `feeds add`, `feeds export`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor.cli import cli, config_option, settings
+from monitor.config import load_settings
+from monitor.errors import MonitorError
+from monitor.pipeline import CycleReport, FeedReport, utcnow
+from monitor.runtime import Runtime
+from monitor.store import FeedState
+from monitor.timeutil import ago, local
+
+
+@cli.command()
+@click.option(
+    "--feed",
+    "feed_names",
+    multiple=True,
+    metavar="NAME",
+    help="poll only this feed (may be repeated)",
+)
+@config_option
+@click.pass_context
+def poll(ctx: click.Context, feed_names: tuple[str, ...]) -> None:
+    """Run one poll cycle now, print a summary, exit.
+
+    Exit status 0 even when some feeds fail; 1 only when the config or a watchlist is invalid.
+    """
+    s = settings(ctx)
+    for name in feed_names:
+        s.feed(name)  # an unknown name is a config error
+    with Runtime(s) as rt:
+        rt.watchlist_set  # noqa: B018 - invalid watchlists stop here, before any request
+        states = rt.configured_states(list(feed_names) or None)
+        report = _poll_with_progress(rt, states)
+    _print_cycle(report)
+
+
+def _poll_with_progress(rt: Runtime, states: list[FeedState]) -> CycleReport:
+    if not sys.stdout.isatty():
+        return rt.poll(states, on_feed=lambda f: click.echo(_feed_line(f)))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("polling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("", total=len(states))
+
+        def advance(feed: FeedReport) -> None:
+            progress.update(task, advance=1, description=feed.feed)
+            if feed.status == "failed":
+                progress.console.print(_feed_line(feed), markup=False, highlight=False)
+
+        return rt.poll(states, on_feed=advance)
+
+
+def _feed_line(feed: FeedReport) -> str:
+    if feed.status == "failed":
+        return f"failed        {feed.feed}: {feed.error}"
+    if feed.status == "not_modified":
+        return f"not modified  {feed.feed}"
+    extra = f", {feed.pages_failed} pages not extracted" if feed.pages_failed else ""
+    return (
+        f"ok            {feed.feed}: {feed.new_articles} new articles, "
+        f"{feed.new_hits} new hits{extra} ({feed.duration:.1f}s)"
+    )
+
+
+def _print_cycle(report: CycleReport) -> None:
+    polled = len(report.feeds)
+    click.echo(
+        f"polled {polled} feed{'s' if polled != 1 else ''} in {report.duration:.1f}s: "
+        f"{report.count('ok')} ok, {report.count('not_modified')} not modified, "
+        f"{report.count('failed')} failed"
+    )
+    not_extracted = f" ({report.pages_failed} pages not extracted)" if report.pages_failed else ""
+    click.echo(f"new articles: {report.new_articles}{not_extracted}")
+    click.echo(f"new hits: {report.new_hits}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@config_option
+@click.pass_context
+def feeds(ctx: click.Context, as_json: bool) -> None:
+    """Each feed's health: last success, last error, consecutive failures, next poll."""
+    if ctx.invoked_subcommand is not None:
+        return
+    s = settings(ctx)
+    now = utcnow()
+    with Runtime(s) as rt:
+        states = rt.configured_states()
+    if as_json:
+        click.echo(json.dumps([_feed_json(st) for st in states], indent=2))
+        return
+    _print_feeds(states, s.monitor.timezone, now)
+
+
+def _feed_json(st: FeedState) -> dict[str, Any]:
+    def iso(when: Any) -> str | None:
+        return None if when is None else when.isoformat()
+
+    return {
+        "name": st.name,
+        "url": st.url,
+        "status": _status(st),
+        "last_success": iso(st.last_success),
+        "last_error": st.last_error,
+        "last_error_at": iso(st.last_error_at),
+        "consecutive_failures": st.failures,
+        "failing_since": iso(st.failing_since),
+        "next_poll": iso(st.next_poll),
+        "gone": st.gone,
+    }
+
+
+def _status(st: FeedState) -> str:
+    if st.gone:
+        return "gone"
+    if st.failures:
+        return "failing"
+    return "ok" if st.last_success else "new"
+
+
+def _print_feeds(states: list[FeedState], tz: Any, now: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("feed", "status", "last success", "failures", "next poll", "last error"):
+        table.add_column(column, overflow="fold")
+    for st in states:
+        status = _status(st)
+        style = {"failing": "yellow", "gone": "red"}.get(status, "")
+        error = f"{st.last_error} ({ago(st.last_error_at, now)})" if st.last_error else ""
+        table.add_row(
+            st.name,
+            f"[{style}]{status}[/]" if style else status,
+            local(st.last_success, tz) or "never",
+            str(st.failures),
+            ago(st.next_poll, now),
+            error,
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", default=None, help="the feed's name (default: the feed's own title)")
+@config_option
+@click.pass_context
+def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
+    """Add a feed to the config; URL may be the feed or a page that links to it."""
+    from monitor.discover import append_feed
+    from monitor.feedfind import discover_feed
+
+    s = settings(ctx)
+    found = discover_feed(s.fetch, url)
+    feed_name = (name or found.title or found.url).strip()
+    for feed in s.feeds:
+        if feed.url == found.url:
+            raise MonitorError(f"{found.url} is already in the config as {feed.name!r}")
+        if feed.name == feed_name:
+            raise MonitorError(f"a feed is already named {feed_name!r}; choose one with --name")
+    append_feed(s.path, feed_name, found.url)
+    load_settings(s.path)  # the edited config must still load
+    click.echo(f"added {feed_name!r}: {found.url} ({found.entries} entries now)")
+
+
+@feeds.command("export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write to this file instead of standard output",
+)
+@config_option
+@click.pass_context
+def feeds_export(ctx: click.Context, output: Path | None) -> None:
+    """Write every feed as OPML, for another feed reader or a backup."""
+    from monitor.opml import write_opml
+
+    s = settings(ctx)
+    text = write_opml(s.feeds, f"monitor feeds from {s.path.name}", utcnow())
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {len(s.feeds)} feeds to {output}", err=True)

@@ -1,0 +1,66 @@
+"""Commands about hits: `hits` (and the digest commands registered by cli_digest)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from monitor.cli import cli, config_option, resolve_since, settings, since_option
+from monitor.config import Settings
+from monitor.ledger import list_hits
+from monitor.models import Hit
+from monitor.pipeline import utcnow
+from monitor.runtime import Runtime
+from monitor.timeutil import local
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    """A hit as `monitor hits --json` prints it (the spec's field names)."""
+    a = hit.article
+    return {
+        "watchlist": hit.watchlist,
+        "url": a.url,
+        "title": a.title,
+        "feed": a.feed,
+        "published": a.published.isoformat() if a.published else None,
+        "first_seen": hit.first_seen.isoformat(),
+        "matched": list(hit.matched),
+        "snippet": hit.snippet.text,
+        "marks": [list(m) for m in hit.snippet.marks],
+        "story": a.story if a.story is not None else a.id,
+        "full_text": a.full_text,
+        "digest": hit.digest,
+    }
+
+
+@cli.command()
+@click.option("--watchlist", default=None, metavar="NAME", help="only this watchlist's hits")
+@since_option()
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array")
+@config_option
+@click.pass_context
+def hits(ctx: click.Context, watchlist: str | None, since: str | None, as_json: bool) -> None:
+    """List stored hits, newest first."""
+    s = settings(ctx)
+    after = resolve_since(since, s, utcnow())
+    with Runtime(s) as rt:
+        found = list_hits(rt.store, watchlist=watchlist, since=after)
+    if as_json:
+        click.echo(json.dumps([hit_json(h) for h in found], indent=2, ensure_ascii=False))
+        return
+    _print_hits(found, s)
+
+
+def _print_hits(found: list[Hit], s: Settings) -> None:
+    tz = s.monitor.timezone
+    for h in found:
+        a = h.article
+        summary_only = "" if a.full_text else "  (summary only)"
+        click.echo(f"{local(h.first_seen, tz)}  {h.watchlist}  [{a.feed}] {a.title}{summary_only}")
+        click.echo(f"    {a.url}")
+        click.echo(f"    matched: {'; '.join(h.matched)}")
+        if h.snippet.text:
+            click.echo(f"    {h.snippet.marked('[', ']')}")
+    click.echo(f"{len(found)} hit{'s' if len(found) != 1 else ''}")

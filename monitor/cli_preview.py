@@ -1,0 +1,87 @@
+"""`monitor test WATCHLIST --since 30d`: what an edited watchlist would change, before it
+goes live."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from monitor.config import Settings
+from monitor.ledger import list_hits
+from monitor.models import Article
+from monitor.runtime import Runtime
+from monitor.store import to_db
+from monitor.timeutil import local
+
+if TYPE_CHECKING:
+    from monitor.watchlist import Watchlist
+
+
+def compare_watchlist(
+    rt: Runtime, w: Watchlist, since: datetime
+) -> tuple[list[Article], list[Article], int]:
+    """Stored articles since then that the watchlist as written would newly match, would stop
+    matching, and how many hits stay."""
+    from monitor.match import compile_watchlists
+
+    matcher = compile_watchlists([w])
+    stored = {h.article.id for h in list_hits(rt.store, watchlist=w.name)}
+    newly: list[Article] = []
+    dropped: list[Article] = []
+    kept = 0
+    order = "a.first_seen >= ? ORDER BY COALESCE(a.published, a.first_seen) DESC"
+    for article in rt.store.articles(order, [to_db(since)]):
+        hit = bool(matcher.match(article.document, article.feed))
+        was = article.id in stored
+        if hit and not was:
+            newly.append(article)
+        elif was and not hit:
+            dropped.append(article)
+        elif hit:
+            kept += 1
+    return newly, dropped, kept
+
+
+def preview(s: Settings, w: Watchlist, since: datetime | None, as_json: bool) -> None:
+    """Print the comparison for the user."""
+    assert since is not None
+    with Runtime(s) as rt:
+        newly, dropped, kept = compare_watchlist(rt, w, since)
+    tz = s.monitor.timezone
+    if as_json:
+
+        def brief(a: Article) -> dict[str, Any]:
+            return {
+                "url": a.url,
+                "title": a.title,
+                "feed": a.feed,
+                "published": a.published.isoformat() if a.published else None,
+            }
+
+        click.echo(
+            json.dumps(
+                {
+                    "watchlist": w.name,
+                    "since": since.isoformat(),
+                    "newly_matching": [brief(a) for a in newly],
+                    "no_longer_matching": [brief(a) for a in dropped],
+                    "unchanged": kept,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    click.echo(f"{w.name}: stored articles since {local(since, tz)}, as {w.path} now reads")
+    for label, articles in (("would newly match", newly), ("would stop matching", dropped)):
+        click.echo(f"{label}: {len(articles)}")
+        for a in articles:
+            click.echo(
+                f"  + {local(a.published or a.first_seen, tz)}  [{a.feed}] {a.title}"
+                if label.startswith("would newly")
+                else f"  - {local(a.published or a.first_seen, tz)}  [{a.feed}] {a.title}"
+            )
+    click.echo(f"unchanged hits: {kept}")

@@ -1,0 +1,238 @@
+"""Commands about watchlists: `check`, `test`, `search`, `rematch`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from monitor.cli import cli, config_option, config_path, resolve_since, settings, since_option
+from monitor.config import Settings
+from monitor.errors import ConfigError, Location, MonitorError
+from monitor.models import Article, Document, MatchResult
+from monitor.pipeline import utcnow
+from monitor.runtime import Runtime
+from monitor.store import to_db
+from monitor.timeutil import local
+
+if TYPE_CHECKING:
+    from monitor.watchlist import Watchlist
+
+
+@cli.command()
+@config_option
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the config and every watchlist; print each problem as FILE:LINE: message.
+
+    Exit status 1 on any error. Warnings (likely mistakes) are printed but do not fail.
+    """
+    from monitor.checks import run_checks
+
+    path = config_path(ctx)
+    if not path.exists():
+        raise click.UsageError(
+            f"no config file at {path}; pass --config PATH or set MONITOR_CONFIG"
+        )
+    errors, warnings, summary = run_checks(path)
+    for warning in warnings:
+        click.echo(f"{_where(warning)}warning: {warning.message}", err=True)
+    for error in errors:
+        click.echo(str(error), err=True)
+    if errors:
+        click.echo(f"{len(errors)} error{'s' if len(errors) != 1 else ''}", err=True)
+        sys.exit(1)
+    click.echo(summary)
+
+
+def _where(problem: ConfigError) -> str:
+    return f"{problem.location}: " if problem.location else ""
+
+
+def find_watchlist(spec: str, s: Settings) -> Watchlist:
+    """A watchlist named by file path, by file name in watchlists/, or by its `name`."""
+    from monitor.watchlist import load_watchlist, load_watchlists
+
+    folder = s.monitor.watchlists
+    for candidate in (Path(spec), folder / spec, folder / f"{spec}.toml"):
+        if candidate.is_file():
+            return load_watchlist(candidate)
+    loaded = load_watchlists(folder)
+    for w in loaded.watchlists:
+        if w.name == spec:
+            return w
+    names = ", ".join(sorted(w.name for w in loaded.watchlists)) or "none"
+    raise ConfigError(f"no watchlist {spec!r} (a file, or one of: {names})", Location(str(folder)))
+
+
+def read_document(path: Path) -> Document:
+    """A document to test: .html goes through the pipeline's extraction; text's first line is
+    the title."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MonitorError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if path.suffix.lower() in (".html", ".htm", ".xhtml"):
+        from monitor.extract import extract_page
+
+        extracted = extract_page(path.resolve().as_uri(), data, {})
+        return Document(extracted.title or "", extracted.text)
+    text = data.decode("utf-8", errors="replace")
+    title, _, body = text.partition("\n")
+    return Document(title.strip(), body)
+
+
+@cli.command("test")
+@click.argument("watchlist")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@since_option(help="preview an edited watchlist over stored articles since then (e.g. 30d)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@config_option
+@click.pass_context
+def test_command(
+    ctx: click.Context, watchlist: str, file: Path | None, since: str | None, as_json: bool
+) -> None:
+    """Match one document against one watchlist and show why, or preview an edited watchlist.
+
+    \b
+    monitor test met-police article.html     why does it match (or not)?
+    monitor test met-police --since 30d      what would the edited file change?
+    """
+    s = settings(ctx)
+    w = find_watchlist(watchlist, s)
+    if file is None:
+        if since is None:
+            raise click.UsageError(
+                "give a FILE to test, or --since to preview over stored articles"
+            )
+        from monitor.cli_preview import preview
+
+        preview(s, w, resolve_since(since, s, utcnow()), as_json)
+        return
+    from monitor.match import explain
+
+    result = explain(w, read_document(file))
+    if as_json:
+        click.echo(json.dumps(_result_json(result), indent=2, ensure_ascii=False))
+        return
+    _print_result(result)
+
+
+def _result_json(result: MatchResult) -> dict[str, Any]:
+    return {
+        "watchlist": result.watchlist,
+        "hit": result.hit,
+        "matched": list(result.matched),
+        "excluded_by": list(result.excluded_by),
+        "snippet": result.snippet.text if result.snippet else "",
+        "marks": [list(m) for m in result.snippet.marks] if result.snippet else [],
+    }
+
+
+def _print_result(result: MatchResult) -> None:
+    verdict = "HIT" if result.hit else "no hit"
+    click.echo(f"{result.watchlist}: {verdict}")
+    click.echo(f"  matched:     {'; '.join(result.matched) or '(none)'}")
+    click.echo(f"  excluded by: {'; '.join(result.excluded_by) or '(none)'}")
+    if result.snippet and result.snippet.text:
+        if sys.stdout.isatty():
+            marked = result.snippet.marked("\x1b[1;33m", "\x1b[0m")
+        else:
+            marked = result.snippet.marked("[", "]")
+        click.echo(f"  snippet:     {marked}")
+
+
+@cli.command()
+@click.argument("query")
+@since_option()
+@click.option("--limit", default=50, show_default=True, help="show at most this many")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@config_option
+@click.pass_context
+def search(ctx: click.Context, query: str, since: str | None, limit: int, as_json: bool) -> None:
+    """Search stored articles with the watchlist query language, newest first.
+
+    \b
+    monitor search 'vetting NEAR/15 (police OR officer*)' --since 30d
+    """
+    from monitor.match import match_query
+    from monitor.query import QuerySyntaxError, parse_query
+
+    s = settings(ctx)
+    try:
+        parsed = parse_query(query)
+    except QuerySyntaxError as exc:
+        raise MonitorError(f"{exc.message}\n  {query}\n  {' ' * exc.offset}^") from exc
+    after = resolve_since(since, s, utcnow())
+    found: list[Article] = []
+    with Runtime(s) as rt:
+        where, params = ("a.first_seen >= ?", [to_db(after)]) if after else ("1", [])
+        for article in rt.store.articles(
+            f"{where} ORDER BY COALESCE(a.published, a.first_seen) DESC, a.id DESC", params
+        ):
+            if match_query(parsed, article.document):
+                found.append(article)
+                if len(found) >= limit:
+                    break
+    _print_articles(found, s, as_json)
+
+
+def _print_articles(articles: list[Article], s: Settings, as_json: bool) -> None:
+    tz = s.monitor.timezone
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "url": a.url,
+                        "title": a.title,
+                        "feed": a.feed,
+                        "published": a.published.isoformat() if a.published else None,
+                        "first_seen": a.first_seen.isoformat(),
+                        "story": a.story,
+                        "full_text": a.full_text,
+                    }
+                    for a in articles
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    for a in articles:
+        click.echo(f"{local(a.published or a.first_seen, tz)}  [{a.feed}] {a.title}")
+        click.echo(f"    {a.url}")
+    click.echo(f"{len(articles)} article{'s' if len(articles) != 1 else ''}")
+
+
+@cli.command()
+@since_option(default="7d", help="rematch articles first seen since then (default 7d)")
+@config_option
+@click.pass_context
+def rematch(ctx: click.Context, since: str) -> None:
+    """Run today's watchlists over stored articles; record only hits that are new."""
+    from monitor.feedstore import rematch_articles
+
+    s = settings(ctx)
+    after = resolve_since(since, s, utcnow())
+    assert after is not None
+    with Runtime(s) as rt:
+        articles = list(rt.store.articles("a.first_seen >= ? ORDER BY a.id", [to_db(after)]))
+        new = rematch_articles(
+            rt.store,
+            rt.matcher,
+            articles,
+            utcnow(),
+            progress=_progress_iter if sys.stdout.isatty() else None,
+        )
+    click.echo(f"rematched {len(articles)} articles: {new} new hits")
+
+
+def _progress_iter(items: Sequence[Article]) -> Iterable[Article]:
+    from rich.progress import track
+
+    return track(items, description="rematching", transient=True)

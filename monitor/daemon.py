@@ -1,0 +1,228 @@
+"""`monitor run`: the APScheduler 3.x shell around the poll cycle and the outbox.
+
+Two jobs: `poll` wakes every few seconds and polls the feeds whose next poll time (kept in the
+database, back-off included) has come; `digest` wakes every minute and decides from the outbox
+whether a daily digest is due, then sends what is pending. Each job has its own database
+connection. Durable state lives in our tables, never in the scheduler: misfires only delay a
+tick, and a restart picks up where the database says. Edited watchlists and config are picked
+up before each cycle. SIGTERM and SIGINT stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from monitor.config import Settings
+from monitor.errors import ConfigErrors, MonitorError
+from monitor.logs import event, get_logger
+from monitor.outbox import (
+    daily_days,
+    deliver_pending,
+    make_alerts,
+    make_digest,
+    plan_routes,
+    release_held,
+)
+from monitor.pipeline import Poller, utcnow
+from monitor.reload import ConfigReloader, WatchlistReloader
+from monitor.runtime import Runtime
+from monitor.schedule import due_digest_day
+from monitor.store import Store
+
+log = get_logger("daemon")
+DIGEST_TICK = 60.0
+
+
+class Daemon:
+    """A running monitor. start() it, stop() it (signals do), or run() until signalled."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        poll_tick: float | None = None,
+        digest_tick: float = DIGEST_TICK,
+    ) -> None:
+        self.config = ConfigReloader(settings)
+        self.watch = WatchlistReloader(settings.monitor.watchlists)
+        self.clock = clock
+        shortest = min((f.interval for f in settings.feeds), default=60.0)
+        self.poll_tick = poll_tick or max(1.0, min(30.0, shortest / 2))
+        self.digest_tick = digest_tick
+        self.stopped = threading.Event()
+        self._send_lock = threading.Lock()
+        self._poll_rt: Runtime | None = None
+        self._digest_store: Store | None = None
+        self._poller: Poller | None = None
+        self._lock_store: Store | None = None
+        self._scheduler: Any = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the database lock, check the watchlists, start the jobs."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        settings = self.config.settings
+        self._lock_store = Store.open(settings.monitor.database)
+        self._lock_store.lock()
+        self._lock_store.created()
+        self.watch.refresh()
+        from monitor.watchlist import load_watchlists
+
+        loaded = load_watchlists(settings.monitor.watchlists)
+        if loaded.errors:
+            raise ConfigErrors(loaded.errors)
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        scheduler.add_job(
+            self.poll_job, "interval", seconds=self.poll_tick, id="poll", next_run_time=now
+        )
+        scheduler.add_job(
+            self.digest_job, "interval", seconds=self.digest_tick, id="digest", next_run_time=now
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        event(
+            log,
+            20,
+            "monitor started",
+            feeds=len(settings.feeds),
+            watchlists=len(self.watch.watchlists),
+            database=str(settings.monitor.database),
+        )
+
+    def stop(self) -> None:
+        """Stop the jobs; a poll in progress ends early and is redone next time."""
+        self.stopped.set()
+        if self._poller is not None:
+            self._poller.stop()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        for part in (self._poll_rt, self._digest_store, self._lock_store):
+            if part is not None:
+                part.close()
+        self._poll_rt = self._digest_store = self._lock_store = None
+        event(log, 20, "monitor stopped")
+
+    def run(self) -> None:
+        """Start, then wait for SIGTERM or SIGINT, then stop."""
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            event(log, 20, "stopping", signal=signal.Signals(signum).name)
+            self.stopped.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not self.stopped.wait(1.0):
+                pass
+        finally:
+            self.stop()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def poll_job(self) -> None:
+        """Reload what changed, poll the due feeds, send immediate alerts."""
+        self._guard("poll", self._poll)
+
+    def digest_job(self) -> None:
+        """Make today's digest if it is due, and send whatever is pending."""
+        self._guard("digest", self._digest)
+
+    def _guard(self, name: str, job: Callable[[], None]) -> None:
+        if self.stopped.is_set():
+            return
+        try:
+            job()
+        except MonitorError as exc:
+            event(log, 40, f"{name} job failed: {exc}", job=name)
+        except Exception:  # a bug: log it with its traceback, keep the daemon running
+            log.exception("%s job crashed", name, extra={"fields": {"job": name}})
+
+    def _poll(self) -> None:
+        rt = self._runtime()
+        states = rt.due_states()
+        if not states:
+            return
+        report = rt.poll(states, poller_hook=self._set_poller)
+        event(
+            log,
+            20,
+            "cycle done",
+            feeds=len(report.feeds),
+            failed=report.count("failed"),
+            new_articles=report.new_articles,
+            new_hits=report.new_hits,
+            duration=round(report.duration, 3),
+        )
+        immediate = [(w.name, w.recipients) for w in rt.watchlists if w.alert == "immediate"]
+        if report.new_hits and immediate and not self.stopped.is_set():
+            settings = rt.settings
+            make_alerts(rt.store, settings, plan_routes(settings, immediate), self.clock())
+            with self._send_lock:
+                deliver_pending(rt.store, settings, self.clock())
+
+    def _set_poller(self, poller: Poller | None) -> None:
+        self._poller = poller
+
+    def _runtime(self) -> Runtime:
+        """The poll job's parts, rebuilt when the config changed."""
+        from monitor.watchlist import WatchlistSet
+
+        if self.config.refresh() or self._poll_rt is None:
+            if self._poll_rt is not None:
+                self._poll_rt.close()
+            self._poll_rt = Runtime(self.config.settings, clock=self.clock)
+            self.watch.folder = self.config.settings.monitor.watchlists
+            self.watch.seen = {}
+            if self._digest_store is not None:
+                release_held(self._digest_store)  # the [email] fix may be in this edit
+        if self.watch.refresh() or self._poll_rt.watchlists_unset:
+            self._poll_rt.use_watchlists(WatchlistSet(self.watch.watchlists, [], []))
+        return self._poll_rt
+
+    def _digest(self) -> None:
+        settings = self.config.settings
+        if self._digest_store is None:
+            self._digest_store = Store.open(settings.monitor.database)
+        store = self._digest_store
+        now = self.clock()
+        routes = plan_routes(settings, [(w.name, w.recipients) for w in self.watch.watchlists])
+        created = store.created()
+        for route in routes:
+            day = due_digest_day(
+                now,
+                settings.digest.at,
+                settings.monitor.timezone,
+                created,
+                daily_days(store, route.recipient),
+            )
+            if day is not None:
+                outcome = make_digest(store, settings, route, "daily", day, now)
+                event(
+                    log,
+                    20,
+                    "daily digest made",
+                    day=day.isoformat(),
+                    recipient=route.recipient or "(archive only)",
+                    status=outcome.status,
+                    hits=outcome.hits,
+                    archive=outcome.archive or "",
+                )
+        with self._send_lock:
+            deliver_pending(store, settings, now)

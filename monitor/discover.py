@@ -1,0 +1,87 @@
+"""Finding a site's feed from one of its pages, and adding a feed to config.toml."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+from monitor.errors import BadURL
+from monitor.urls import canonical_url
+
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/rdf+xml",
+    "application/feed+json",
+    "application/xml",
+    "text/xml",
+)
+# where sites usually keep a feed when the page does not say
+COMMON_PATHS = ("/feed", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml", "/feeds/all")
+
+
+class _LinkFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[tuple[str, str, str]] = []  # (type, href, title)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("link", "a"):
+            return
+        a = {k.lower(): (v or "") for k, v in attrs}
+        rels = a.get("rel", "").lower().split()
+        kind = a.get("type", "").lower().split(";")[0].strip()
+        if "alternate" in rels and kind in FEED_TYPES and a.get("href"):
+            self.links.append((kind, a["href"], a.get("title", "")))
+
+
+def find_feed_links(html: str, base: str) -> list[str]:
+    """Feed URLs a page declares with <link rel="alternate" type="application/rss+xml">,
+    absolute, RSS and Atom first, in page order."""
+    finder = _LinkFinder()
+    finder.feed(html)
+    finder.close()
+    ranked = sorted(enumerate(finder.links), key=lambda x: (FEED_TYPES.index(x[1][0]) > 2, x[0]))
+    out: list[str] = []
+    for _, (_kind, href, _title) in ranked:
+        try:
+            url = canonical_url(href, base)
+        except BadURL:  # javascript:, data: and broken hrefs are not feeds
+            continue
+        if url.startswith(("http://", "https://")) and url not in out:
+            out.append(url)
+    return out
+
+
+def guess_feed_urls(page_url: str) -> list[str]:
+    """Common feed locations on the page's site, to try when the page declares none."""
+    return [canonical_url(path, page_url) for path in COMMON_PATHS]
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escapes are valid TOML)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def append_feed(config: Path, name: str, url: str) -> None:
+    """Add a [[feeds]] table at the end of config.toml, keeping everything else as written.
+
+    Written to a temporary file and renamed over the original, so a crash never leaves half
+    a config.
+    """
+    text = config.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    text += f"\n[[feeds]]\nname = {toml_string(name)}\nurl = {toml_string(url)}\n"
+    fd, tmp = tempfile.mkstemp(dir=config.parent, prefix=".config-", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, config.stat().st_mode & 0o777)
+        os.replace(tmp, config)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

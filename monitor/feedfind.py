@@ -1,0 +1,50 @@
+"""Feed discovery over the network: is this URL a feed, or a page that names one?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from monitor.config import FetchSettings
+from monitor.discover import find_feed_links, guess_feed_urls
+from monitor.errors import FetchError, MonitorError, ParseError
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFeed:
+    url: str
+    title: str
+    entries: int
+
+
+def discover_feed(settings: FetchSettings, url: str) -> FoundFeed:
+    """The feed at url, or the first working feed the page at url declares (or, failing that,
+    one at a common location on the same site)."""
+    from monitor.extract import decode_html
+    from monitor.fetch import Fetcher, is_html
+    from monitor.parse import parse_feed
+
+    with Fetcher(settings) as fetcher:
+        try:
+            first = fetcher.fetch(url)
+        except FetchError as exc:
+            raise MonitorError(f"cannot fetch {url}: {exc}") from exc
+        now = datetime.now(UTC)
+        try:
+            parsed = parse_feed(first.content, first.headers, first.url, now, 200)
+            return FoundFeed(first.url, parsed.title, len(parsed.items))
+        except ParseError:
+            if not is_html(first):
+                raise MonitorError(f"{url} is neither a feed nor a web page") from None
+        page = decode_html(first.content, first.headers)
+        candidates = find_feed_links(page, first.url) or guess_feed_urls(first.url)
+        for candidate in candidates:
+            try:
+                got = fetcher.fetch(candidate)
+                parsed = parse_feed(got.content, got.headers, got.url, now, 200)
+            except (FetchError, ParseError):
+                continue
+            return FoundFeed(got.url, parsed.title, len(parsed.items))
+    raise MonitorError(
+        f"no feed found at {url}: the page declares none that works; give the feed's own URL"
+    )

@@ -1,0 +1,78 @@
+"""Logging: readable lines on a terminal, one JSON object a line with --log-format json.
+
+Events carry fields (feed=, status=, new_articles=, duration=) passed as `extra={"fields":
+{...}}`; the text format appends them as key=value, the JSON format as keys. Nothing secret is
+ever put in a field or a message: passwords are read from the environment at send time only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+LOGGER_NAME = "monitor"
+
+
+def get_logger(name: str = "") -> logging.Logger:
+    """The project's logger, or a child of it."""
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
+
+
+def event(log: logging.Logger, level: int, message: str, **fields: Any) -> None:
+    """Log one event with structured fields."""
+    log.log(level, message, extra={"fields": fields})
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-11-22 07:00:01 INFO  feed polled  feed="BBC UK" status=ok new_articles=3`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S")
+        fields = getattr(record, "fields", {})
+        tail = " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+        line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
+        if tail:
+            line += f"  {tail}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the event's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in getattr(record, "fields", {}).items():
+            out.setdefault(key, value)
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
+
+
+def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
+    """Send the project's log to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger(LOGGER_NAME)
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # APScheduler logs each job run at INFO; keep its warnings and errors only
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").handlers[:] = [handler]

@@ -1,0 +1,313 @@
+"""The outbox: digests and alerts are made with their hits in one transaction, then sent.
+
+States: pending -> sent; pending -> pending (temporary failure: retried with back-off, the same
+Message-ID and the same rendered text); pending -> held (permanent failure such as a refused
+login: reported loudly and not retried until the config changes or `monitor digest` is run).
+A daily digest with nothing in it is recorded as skipped, so the day counts as done.
+A crash at any point loses no hit: hits are only ever marked by a committed digest row, and a
+pending digest is resent after restart with its Message-ID (SMTP cannot promise exactly once).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitor.config import Settings
+from monitor.errors import SMTPPermanentError, SMTPTemporaryError
+from monitor.ledger import owed_hits
+from monitor.logs import event, get_logger
+from monitor.models import Hit
+from monitor.report import alert_data, digest_data
+from monitor.store import Store, from_db, to_db
+
+if TYPE_CHECKING:
+    from monitor.digest import Rendered
+
+log = get_logger("digest")
+ARCHIVE_ONLY = ""  # the recipient of digests when no [email] is configured
+RETRY_FIRST = 60.0
+RETRY_MAX = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Who receives which watchlists."""
+
+    recipient: str
+    watchlists: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one digest or alert."""
+
+    digest_id: int | None
+    recipient: str
+    status: str  # pending | sent | held | skipped | dry-run
+    hits: int
+    archive: str | None
+    error: str | None = None
+
+
+def plan_routes(settings: Settings, watchlists: Sequence[tuple[str, Sequence[str]]]) -> list[Route]:
+    """Recipients and their watchlists: a watchlist's own recipients, else [email].to."""
+    default = settings.email.to if settings.email else (ARCHIVE_ONLY,)
+    by_recipient: dict[str, list[str]] = {}
+    for name, recipients in watchlists:
+        targets = (recipients or default) if settings.email else (ARCHIVE_ONLY,)
+        for r in targets:
+            by_recipient.setdefault(r, []).append(name)
+    return [Route(r, tuple(names)) for r, names in sorted(by_recipient.items())]
+
+
+def daily_days(store: Store, recipient: str) -> set[date]:
+    """Local days that already have a daily digest (sent, pending, held or skipped)."""
+    rows = store.read(
+        "SELECT day FROM digests WHERE kind = 'daily' AND recipient = ?", (recipient,)
+    )
+    return {date.fromisoformat(r[0]) for r in rows}
+
+
+def make_digest(
+    store: Store,
+    settings: Settings,
+    route: Route,
+    kind: str,
+    day: date,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+) -> Outcome:
+    """Render the hits owed to a recipient, archive the digest and queue it in one go."""
+    from monitor.digest import render_digest
+
+    hits = owed_hits(store, route.recipient, route.watchlists, immediate=False)
+    if not hits and not settings.digest.send_empty and not dry_run:
+        if kind == "daily":  # the day is done: a later start must not owe it again
+            _insert_digest(store, kind, route.recipient, day, now, None, [], "skipped")
+        return Outcome(None, route.recipient, "skipped", 0, None)
+    data = digest_data(store, settings, route, hits, now)
+    rendered = render_digest(data, settings.digest.templates)
+    if dry_run:
+        paths = _archive(settings, rendered, now, f"{kind}-dry-run", route.recipient)
+        return Outcome(None, route.recipient, "dry-run", len(hits), str(paths[0]))
+    digest_id = _insert_digest(store, kind, route.recipient, day, now, rendered, hits, "pending")
+    if digest_id is None:  # another process made today's daily digest first
+        return Outcome(None, route.recipient, "skipped", 0, None)
+    paths = _archive(settings, rendered, now, kind, route.recipient)
+    with store.write() as conn:
+        conn.execute("UPDATE digests SET archive = ? WHERE id = ?", (str(paths[0]), digest_id))
+        if route.recipient == ARCHIVE_ONLY:
+            conn.execute(
+                "UPDATE digests SET status = 'sent', sent_at = ? WHERE id = ?",
+                (to_db(now), digest_id),
+            )
+    status = "sent" if route.recipient == ARCHIVE_ONLY else "pending"
+    return Outcome(digest_id, route.recipient, status, len(hits), str(paths[0]))
+
+
+def make_alerts(
+    store: Store, settings: Settings, routes: Sequence[Route], now: datetime
+) -> list[Outcome]:
+    """Queue one alert per recipient and immediate watchlist with hits owed."""
+    from monitor.digest import render_alert
+
+    out = []
+    for route in routes:
+        for name in route.watchlists:
+            hits = owed_hits(store, route.recipient, [name], immediate=True)
+            if not hits:
+                continue
+            rendered = render_alert(
+                alert_data(settings, name, route.recipient, hits, now), settings.digest.templates
+            )
+            day = now.astimezone(settings.monitor.timezone).date()
+            digest_id = _insert_digest(
+                store,
+                "alert",
+                route.recipient,
+                day,
+                now,
+                rendered,
+                hits,
+                "sent" if route.recipient == ARCHIVE_ONLY else "pending",
+            )
+            paths = _archive(settings, rendered, now, "alert", route.recipient)
+            with store.write() as conn:
+                conn.execute(
+                    "UPDATE digests SET archive = ? WHERE id = ?", (str(paths[0]), digest_id)
+                )
+            out.append(Outcome(digest_id, route.recipient, "pending", len(hits), str(paths[0])))
+    return out
+
+
+def _insert_digest(
+    store: Store,
+    kind: str,
+    recipient: str,
+    day: date,
+    now: datetime,
+    rendered: Rendered | None,
+    hits: Sequence[Hit],
+    status: str,
+) -> int | None:
+    """The outbox row and its hits, in one transaction; None if today's daily exists."""
+    subject, text, html = (
+        (rendered.subject, rendered.text, rendered.html) if rendered else ("",) * 3
+    )
+    message_id = _message_id(kind, day, recipient)
+    with store.write() as conn:
+        if (
+            kind == "daily"
+            and conn.execute(
+                "SELECT 1 FROM digests WHERE kind = 'daily' AND recipient = ? AND day = ?",
+                (recipient, day.isoformat()),
+            ).fetchone()
+        ):
+            return None
+        cur = conn.execute(
+            "INSERT INTO digests (kind, recipient, day, message_id, created, status, subject,"
+            " text, html, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                kind,
+                recipient,
+                day.isoformat(),
+                message_id,
+                to_db(now),
+                status,
+                subject,
+                text,
+                html,
+                to_db(now) if status == "sent" else None,
+            ),
+        )
+        digest_id = int(cur.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO digest_hits (digest_id, hit_id, recipient) VALUES (?, ?, ?)",
+            [(digest_id, h.id, recipient) for h in hits],
+        )
+    return digest_id
+
+
+def _message_id(kind: str, day: date, recipient: str) -> str:
+    from monitor.notify import make_message_id
+
+    key = f"{kind}-{day.isoformat()}-{recipient}-{uuid.uuid4().hex}"
+    domain = recipient.rsplit("@", 1)[-1] if "@" in recipient else "monitor.invalid"
+    return make_message_id(key, domain)
+
+
+def _archive(
+    settings: Settings, rendered: Rendered, now: datetime, kind: str, recipient: str
+) -> tuple[Path, Path]:
+    from monitor.notify import archive_digest
+
+    suffix = "" if recipient == ARCHIVE_ONLY else "-" + recipient.replace("@", "-at-")
+    return archive_digest(settings.monitor.digests, rendered, now, f"{kind}{suffix}")
+
+
+def deliver_pending(store: Store, settings: Settings, now: datetime) -> list[Outcome]:
+    """Try to send every pending digest and alert whose retry time has come."""
+    if settings.email is None:
+        return []
+    rows = store.read(
+        "SELECT * FROM digests WHERE status = 'pending' AND (next_attempt IS NULL OR"
+        " next_attempt <= ?) ORDER BY id",
+        (to_db(now),),
+    )
+    return [_deliver(store, settings, row, now) for row in rows]
+
+
+def _deliver(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) -> Outcome:
+    from monitor.digest import Rendered
+    from monitor.notify import build_message, send_message
+
+    email = settings.email
+    assert email is not None
+    digest_id, recipient, archive = row["id"], row["recipient"], row["archive"]
+    attempts = row["attempts"] + 1
+    message = build_message(
+        Rendered(row["subject"], row["text"], row["html"]),
+        email.sender,
+        [recipient],
+        row["message_id"],
+        from_db(row["created"]) or now,
+    )
+    password = os.environ.get(email.password_env) if email.username else None
+    try:
+        result = send_message(message, email, password)
+    except SMTPTemporaryError as exc:
+        delay = min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
+        _set(store, digest_id, "pending", attempts, str(exc), now + timedelta(seconds=delay))
+        event(
+            log,
+            30,
+            "digest not sent, will retry",
+            digest=digest_id,
+            recipient=recipient,
+            attempts=attempts,
+            retry_in=delay,
+            error=str(exc),
+        )
+        return Outcome(digest_id, recipient, "pending", 0, archive, str(exc))
+    except SMTPPermanentError as exc:
+        return _hold(store, digest_id, recipient, attempts, archive, str(exc))
+    if recipient in result.refused:
+        error = f"recipient refused: {result.refused[recipient]}"
+        return _hold(store, digest_id, recipient, attempts, archive, error)
+    with store.write() as conn:
+        conn.execute(
+            "UPDATE digests SET status = 'sent', sent_at = ?, attempts = ?,"
+            " last_error = NULL WHERE id = ?",
+            (to_db(now), attempts, digest_id),
+        )
+    event(log, 20, "digest sent", digest=digest_id, recipient=recipient, attempts=attempts)
+    return Outcome(digest_id, recipient, "sent", 0, archive)
+
+
+def _hold(
+    store: Store, digest_id: int, recipient: str, attempts: int, archive: str | None, error: str
+) -> Outcome:
+    """A permanent refusal: keep the digest and its hits, say so loudly, do not loop."""
+    _set(store, digest_id, "held", attempts, error, None)
+    event(
+        log,
+        40,
+        "digest refused for good; fix [email] and run `monitor digest` to resend",
+        digest=digest_id,
+        recipient=recipient,
+        error=error,
+    )
+    return Outcome(digest_id, recipient, "held", 0, archive, error)
+
+
+def _set(
+    store: Store,
+    digest_id: int,
+    status: str,
+    attempts: int,
+    error: str,
+    next_attempt: datetime | None,
+) -> None:
+    with store.write() as conn:
+        conn.execute(
+            "UPDATE digests SET status = ?, attempts = ?, last_error = ?,"
+            " next_attempt = ? WHERE id = ?",
+            (status, attempts, error, to_db(next_attempt), digest_id),
+        )
+
+
+def release_held(store: Store) -> int:
+    """Put held digests back in the queue (after the config changed, or on request)."""
+    with store.write() as conn:
+        cur = conn.execute(
+            "UPDATE digests SET status = 'pending', next_attempt = NULL WHERE status = 'held'"
+        )
+        return cur.rowcount

@@ -1,0 +1,114 @@
+"""Picking up edited watchlists and config in a running daemon, keeping the last good ones.
+
+A file is read again when its size or modification time changes. An edit that breaks a file
+keeps that file's last good version and logs the problem once; a file caught half-written is
+read again on the next check, since it changes again when the editor finishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigErrors
+from monitor.logs import event, get_logger
+
+if TYPE_CHECKING:
+    from monitor.watchlist import Watchlist
+
+log = get_logger("reload")
+Stamp = tuple[int, int]  # (mtime_ns, size)
+
+
+def stamp(path: Path) -> Stamp | None:
+    """What tells us a file changed; None when it is gone."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+@dataclass
+class WatchlistReloader:
+    """The daemon's current watchlists, refreshed from their folder."""
+
+    folder: Path
+    good: dict[Path, Watchlist] = field(default_factory=dict)
+    seen: dict[Path, Stamp] = field(default_factory=dict)
+
+    def refresh(self) -> bool:
+        """Re-read changed files; True when the set of watchlists in use changed."""
+        from monitor.watchlist import load_watchlist
+
+        files = {
+            p: s
+            for p in sorted(self.folder.glob("*.toml"))
+            if not p.name.startswith(".") and (s := stamp(p)) is not None
+        }
+        if files == self.seen:
+            return False
+        changed = False
+        for path in set(self.good) - set(files):
+            del self.good[path]
+            event(log, 20, "watchlist removed", file=str(path))
+            changed = True
+        for path, st in files.items():
+            if self.seen.get(path) == st:
+                continue
+            try:
+                self.good[path] = load_watchlist(path)
+                changed = True
+                event(log, 20, "watchlist loaded", file=str(path), name=self.good[path].name)
+            except ConfigErrors as exc:
+                kept = "keeping the last good version" if path in self.good else "not in use"
+                for error in exc.errors:
+                    event(log, 40, f"watchlist error, {kept}: {error}", file=str(path))
+        self.seen = files
+        return changed
+
+    @property
+    def watchlists(self) -> tuple[Watchlist, ...]:
+        """The watchlists in use, one per name (the first file in name order wins)."""
+        by_name: dict[str, Watchlist] = {}
+        for path in sorted(self.good):
+            w = self.good[path]
+            if w.name in by_name:
+                event(
+                    log,
+                    40,
+                    "two watchlists share a name; ignoring the second",
+                    name=w.name,
+                    file=str(path),
+                )
+                continue
+            by_name[w.name] = w
+        return tuple(by_name.values())
+
+
+@dataclass
+class ConfigReloader:
+    """The daemon's current settings, re-read when the file changes and still valid."""
+
+    settings: Settings
+    seen: Stamp | None = None
+
+    def __post_init__(self) -> None:
+        self.seen = stamp(self.settings.path)
+
+    def refresh(self) -> bool:
+        """Re-read the config if it changed; True when new settings were taken."""
+        current = stamp(self.settings.path)
+        if current == self.seen or current is None:
+            return False
+        self.seen = current
+        try:
+            self.settings = load_settings(self.settings.path)
+        except ConfigErrors as exc:
+            for error in exc.errors:
+                event(log, 40, f"config error, keeping the running config: {error}")
+            return False
+        event(log, 20, "config reloaded", file=str(self.settings.path))
+        return True

@@ -1,0 +1,173 @@
+"""The parts a command needs, built from Settings on first use and closed together.
+
+Commands that only read the database never import the HTTP client or the extractor; a poll
+with nothing new to extract never starts an extraction process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from monitor.config import Settings
+from monitor.errors import ConfigErrors
+from monitor.logs import event, get_logger
+from monitor.pipeline import CycleReport, FeedReport, Poller, utcnow
+from monitor.store import FeedState, Store
+
+if TYPE_CHECKING:
+    from monitor.fetch import Fetcher
+    from monitor.match import Matcher
+    from monitor.storyindex import StoryIndex
+    from monitor.watchlist import Watchlist, WatchlistSet
+    from monitor.workers import ExtractorPool
+
+log = get_logger("poll")
+
+
+class Runtime:
+    """A monitor's live parts: the store, the fetcher, the extractor pool, the watchlists."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._watchlists: WatchlistSet | None = None
+
+    # -- parts ------------------------------------------------------------------------------
+
+    @cached_property
+    def store(self) -> Store:
+        store = Store.open(self.settings.monitor.database)
+        store.created()
+        store.sync_feeds(self.settings.feeds, self.clock())
+        return store
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        from monitor.fetch import Fetcher
+
+        return Fetcher(self.settings.fetch)
+
+    @cached_property
+    def extractor(self) -> ExtractorPool:
+        from monitor.workers import ExtractorPool
+
+        ex = self.settings.extract
+        workers = ex.workers or os.cpu_count() or 1
+        return ExtractorPool(workers, ex.timeout, ex.max_memory)
+
+    @cached_property
+    def stories(self) -> StoryIndex:
+        from monitor.storyindex import StoryIndex
+
+        return StoryIndex(self.store.conn)
+
+    @property
+    def watchlist_set(self) -> WatchlistSet:
+        """The watchlists; invalid files raise ConfigErrors (use reload_watchlists to keep)."""
+        if self._watchlists is None:
+            from monitor.watchlist import load_watchlists
+
+            loaded = load_watchlists(self.settings.monitor.watchlists)
+            if loaded.errors:
+                raise ConfigErrors(loaded.errors)
+            self.use_watchlists(loaded)
+        assert self._watchlists is not None
+        return self._watchlists
+
+    @property
+    def watchlists_unset(self) -> bool:
+        return self._watchlists is None
+
+    def use_watchlists(self, loaded: WatchlistSet) -> None:
+        """Switch to a freshly loaded set of watchlists."""
+        self._watchlists = loaded
+        self.__dict__.pop("matcher", None)
+
+    @property
+    def watchlists(self) -> tuple[Watchlist, ...]:
+        return self.watchlist_set.watchlists
+
+    @cached_property
+    def matcher(self) -> Matcher:
+        from monitor.match import compile_watchlists
+
+        return compile_watchlists(self.watchlists)
+
+    # -- work -------------------------------------------------------------------------------
+
+    def poll(
+        self,
+        states: Sequence[FeedState],
+        on_feed: Callable[[FeedReport], None] | None = None,
+        poller_hook: Callable[[Poller | None], None] | None = None,
+    ) -> CycleReport:
+        """One poll cycle over these feeds."""
+        from monitor.fetch import is_html
+        from monitor.parse import parse_feed
+
+        intervals = {f.name: f.interval for f in self.settings.feeds}
+        immediate = frozenset(w.name for w in self.watchlists if w.alert == "immediate")
+
+        def report(feed: FeedReport) -> None:
+            event(
+                log,
+                20 if feed.status != "failed" else 30,
+                "feed polled",
+                feed=feed.feed,
+                status=feed.status,
+                new_articles=feed.new_articles,
+                new_hits=feed.new_hits,
+                duration=round(feed.duration, 3),
+                **({"error": feed.error} if feed.error else {}),
+            )
+            if on_feed is not None:
+                on_feed(feed)
+
+        poller = Poller(
+            store=self.store,
+            fetcher=self.fetcher,
+            extractor=self.extractor,
+            matcher=self.matcher,
+            parse=parse_feed,
+            is_html=is_html,
+            stories=self.stories,
+            immediate=immediate,
+            concurrency=self.settings.fetch.concurrency,
+            per_host=self.settings.fetch.per_host,
+            clock=self.clock,
+            on_feed=report,
+        )
+        feeds = [(s, intervals.get(s.name, self.settings.monitor.poll_interval)) for s in states]
+        if poller_hook is not None:
+            poller_hook(poller)
+        try:
+            return poller.run(feeds)
+        finally:
+            if poller_hook is not None:
+                poller_hook(None)
+
+    def configured_states(self, names: Sequence[str] | None = None) -> list[FeedState]:
+        """The states of the feeds the config lists (not of feeds since removed from it)."""
+        wanted = [f.name for f in self.settings.feeds] if names is None else list(names)
+        return self.store.feed_states(wanted)
+
+    def due_states(self) -> list[FeedState]:
+        """Configured feeds whose next poll time has come."""
+        now = self.clock()
+        return [s for s in self.configured_states() if s.next_poll is None or s.next_poll <= now]
+
+    def close(self) -> None:
+        for name in ("extractor", "fetcher", "store"):
+            part = self.__dict__.pop(name, None)
+            if part is not None:
+                part.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
