@@ -59,3 +59,39 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
             )
     if failed:
         sys.exit(1)
+
+
+@cli.command()
+@config_option
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """See it work, offline: poll a sample news site on 127.0.0.1 and render a digest.
+
+    Uses the configured watchlists, a throwaway database and no email; the digest is left in
+    the digests folder.
+    """
+    from monitor.demo import run_demo
+
+    s = settings(ctx)
+    click.echo(f"serving a sample news site on 127.0.0.1; watchlists from {s.monitor.watchlists}")
+    result = run_demo(
+        s,
+        on_feed=lambda f: click.echo(
+            f"  polled {f.feed}: {plural(f.new_articles, 'article')}, {plural(f.new_hits, 'hit')}"
+        ),
+    )
+    cycle = result.cycle
+    click.echo(
+        f"{plural(cycle.new_articles, 'article')} fetched and extracted in {cycle.duration:.1f}s"
+    )
+    click.echo(f"matched ({len(result.hits)}):")
+    for hit in result.hits:
+        click.echo(f"  + [{hit.watchlist}] {hit.article.title} ({hit.article.feed})")
+    click.echo(f"not matched ({len(result.missed)}):")
+    for article in result.missed:
+        click.echo(f"  - {article.title} ({article.feed})")
+    click.echo(f"digest: {result.digest.archive}")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -84,8 +84,13 @@ def make_digest(
     now: datetime,
     *,
     dry_run: bool = False,
+    label: str | None = None,
 ) -> Outcome:
-    """Render the hits owed to a recipient, archive the digest and queue it in one go."""
+    """Render the hits owed to a recipient, archive the digest and queue it in one go.
+
+    `label` names the archived files (default: the kind).
+    """
+    label = label or kind
     from monitor.digest import render_digest
 
     hits = owed_hits(store, route.recipient, route.watchlists, immediate=False)
@@ -96,12 +101,12 @@ def make_digest(
     data = digest_data(store, settings, route, hits, now)
     rendered = render_digest(data, settings.digest.templates)
     if dry_run:
-        paths = _archive(settings, rendered, now, f"{kind}-dry-run", route.recipient)
+        paths = _archive(settings, rendered, now, f"{label}-dry-run", route.recipient)
         return Outcome(None, route.recipient, "dry-run", len(hits), str(paths[0]))
     digest_id = _insert_digest(store, kind, route.recipient, day, now, rendered, hits, "pending")
     if digest_id is None:  # another process made today's daily digest first
         return Outcome(None, route.recipient, "skipped", 0, None)
-    paths = _archive(settings, rendered, now, kind, route.recipient)
+    paths = _archive(settings, rendered, now, label, route.recipient)
     with store.write() as conn:
         conn.execute("UPDATE digests SET archive = ? WHERE id = ?", (str(paths[0]), digest_id))
         if route.recipient == ARCHIVE_ONLY:

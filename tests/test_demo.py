@@ -1,0 +1,35 @@
+"""`monitor demo`: the whole pipeline offline, against the bundled sample site."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from monitor.cli import cli
+from monitor.sitegen import load_demo_articles
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_matches_exactly_the_relevant_articles_and_leaves_a_digest(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[monitor]\nwatchlists = "{ROOT / "watchlists"}"\ndigests = "out"\ndatabase = "mine.db"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "demo"])
+    assert result.exit_code == 0, result.output
+    matched, missed = result.output.split("not matched")
+    articles = [a for arts in load_demo_articles(datetime.now(UTC)).values() for a in arts]
+    for article in articles:
+        if article.met_police:
+            assert article.title in matched, article.title
+        else:
+            assert article.title in missed and article.title not in matched, article.title
+    digest = next((tmp_path / "out").glob("*_demo.html"))
+    html = digest.read_text(encoding="utf-8")
+    assert "Kingsbury" in html and "Met Gala" not in html
+    assert (tmp_path / "out" / "index.html").exists()
+    assert not (tmp_path / "mine.db").exists(), "the demo leaves the user's database alone"
