@@ -30,6 +30,7 @@ def test_demo_matches_exactly_the_relevant_articles_and_leaves_a_digest(tmp_path
             assert article.title in missed and article.title not in matched, article.title
     digest = next((tmp_path / "out").glob("*_demo.html"))
     html = digest.read_text(encoding="utf-8")
-    assert "Kingsbury" in html and "Met Gala" not in html
+    assert "8 new hits" in html and "Croydon sergeant" in html
+    assert "Met Gala" not in html and "Amber warning" not in html
     assert (tmp_path / "out" / "index.html").exists()
     assert not (tmp_path / "mine.db").exists(), "the demo leaves the user's database alone"
