@@ -10,7 +10,7 @@ query, so time stays linear in the text.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from monitor.query import And, Near, Node, Not, Or, Phrase, Prefix, Term, Word
 from monitor.textindex import TextIndex
@@ -47,8 +47,7 @@ class DocTerms:
         if kind == "word":
             return [(p, p) for p in index.positions(words[0], folded)]
         if kind == "prefix":
-            prefix = words[0]
-            hits = [w for w in index.words(folded) if w.startswith(prefix)]
+            hits = index.words_with_prefix(words[0], folded)
             found = sorted(p for w in hits for p in index.positions(w, folded))
             return [(p, p) for p in found]
         tokens = index.folded_tokens if folded else index.tokens
@@ -74,11 +73,14 @@ class Evaluator:
 
     def __init__(self, terms: DocTerms, masked: frozenset[int] = frozenset()) -> None:
         self.terms = terms
-        self.index = terms.index
+        self.index = index = terms.index
         self.masked = masked
+        # indexed by _vocab_slot(folded, title), for the compiled word checks
+        self.vocabs = (index.vocab, index.title_vocab, index.folded_vocab, index.title_folded_vocab)
         # masked text never counts *for* an article, and never hides words from NOT: what is
         # masked can only take hits away, never add one
         self.unmasked = Evaluator(terms) if masked else self
+        self._sides: dict[int, tuple[tuple[Term, ...], list[Span]]] = {}
 
     def spans(self, term: Term) -> list[Span]:
         """Occurrences of a term that count: in the title if it asks, and not masked."""
@@ -98,7 +100,7 @@ class Evaluator:
         vocab_title = term.title
         if isinstance(term, Word):
             return term.key in self.index.words(not term.exact, vocab_title)
-        return term.key in self.index.prefixes(len(term.key), not term.exact, vocab_title)
+        return self.index.has_prefix(term.key, not term.exact, vocab_title)
 
     def test(self, node: Node) -> bool:
         """Whether the node matches the document."""
@@ -115,25 +117,39 @@ class Evaluator:
                 return bool(self.near_pairs(node, first_only=True))
         raise TypeError(node)  # pragma: no cover
 
-    def side_spans(self, node: Node) -> list[Span]:
+    def side_spans(self, terms: tuple[Term, ...]) -> list[Span]:
         """Sorted occurrences of one side of NEAR: a term or an OR-group of terms."""
-        if isinstance(node, Or):
-            return sorted({s for child in node.children for s in self.side_spans(child)})
-        assert isinstance(node, Word | Prefix | Phrase), "parse_query allows only these"
-        return self.spans(node)
+        cached = self._sides.get(id(terms))
+        if cached is not None and cached[0] is terms:
+            return cached[1]
+        present = [self.spans(t) for t in terms if self.occurs(t)]
+        found = present[0] if len(present) == 1 else sorted({s for p in present for s in p})
+        self._sides[id(terms)] = (terms, found)  # holding terms keeps its id from reuse
+        return found
 
     def near_pairs(self, node: Near, *, first_only: bool) -> list[Span]:
-        """Spans of left and right occurrences that are within node.distance of each other.
+        """Occurrences of the two sides of a NEAR that are close enough (see pair_spans)."""
+        sides = _near_sides(node)
+        return self.pair_spans(*sides, node.distance, first_only=first_only)
+
+    def pair_spans(
+        self,
+        left_terms: tuple[Term, ...],
+        right_terms: tuple[Term, ...],
+        n: int,
+        *,
+        first_only: bool,
+    ) -> list[Span]:
+        """Spans of left and right occurrences that are within n word positions of each other.
 
         For each left occurrence, only right occurrences that start within the window are
         looked at, and the first one close enough is taken: time grows with the number of
         occurrences, not with their product.
         """
-        left = self.side_spans(node.left)
-        right = self.side_spans(node.right)
+        left = self.side_spans(left_terms)
+        right = self.side_spans(right_terms)
         if not left or not right:
             return []
-        n = node.distance
         longest = max(b - a for a, b in right)
         starts = [a for a, _ in right]
         boundary = self.index.boundary
@@ -164,6 +180,93 @@ class Evaluator:
             case Near():
                 return self.near_pairs(node, first_only=False)
         return []  # NOT shows nothing: what matched is an absence
+
+
+Check = Callable[[Evaluator], bool]
+
+
+def compile_check(node: Node) -> Check:
+    """The node as a function of an Evaluator: what Evaluator.test(node) answers, quicker.
+
+    Matching evaluates the same queries for every article; walking the AST each time costs
+    more than the lookups themselves, so each query is turned into closures once.
+    """
+    match node:
+        case Word(key=key, exact=exact, title=title):
+            slot = _vocab_slot(not exact, title)
+            word = node
+
+            def check_word(ev: Evaluator) -> bool:
+                if ev.masked:
+                    return bool(ev.spans(word))
+                return key in ev.vocabs[slot]
+
+            return check_word
+        case Prefix() | Phrase():
+            term = node
+            return lambda ev: ev.occurs(term)
+        case And(children=children):
+            return _all_of(tuple(compile_check(c) for c in children))
+        case Or(children=children):
+            return _any_of(tuple(compile_check(c) for c in children))
+        case Not(child=child):
+            inner = compile_check(child)
+            return lambda ev: not inner(ev.unmasked)
+        case Near(left=left, right=right):
+            return _near(node, compile_check(left), compile_check(right))
+    raise TypeError(node)  # pragma: no cover
+
+
+def _vocab_slot(folded: bool, title: bool) -> int:
+    return 2 * folded + title
+
+
+def _all_of(checks: tuple[Check, ...]) -> Check:
+    def check_all(ev: Evaluator) -> bool:
+        for check in checks:  # noqa: SIM110 - all() would build a generator per call
+            if not check(ev):
+                return False
+        return True
+
+    return check_all
+
+
+def _any_of(checks: tuple[Check, ...]) -> Check:
+    def check_any(ev: Evaluator) -> bool:
+        for check in checks:  # noqa: SIM110 - any() would build a generator per call
+            if check(ev):
+                return True
+        return False
+
+    return check_any
+
+
+def _near(node: Near, left: Check, right: Check) -> Check:
+    left_terms, right_terms = _near_sides(node)
+    n = node.distance
+
+    def check_near(ev: Evaluator) -> bool:
+        # both sides present is cheap to learn and usually false: positions only then
+        return (
+            left(ev)
+            and right(ev)
+            and bool(ev.pair_spans(left_terms, right_terms, n, first_only=True))
+        )
+
+    return check_near
+
+
+def _near_sides(node: Near) -> tuple[tuple[Term, ...], tuple[Term, ...]]:
+    """The terms of each side of a NEAR."""
+    return tuple(_or_terms(node.left)), tuple(_or_terms(node.right))
+
+
+def _or_terms(node: Node) -> list[Term]:
+    """The terms of a side of NEAR: one term, or an OR-group of them however nested."""
+    if isinstance(node, Or):
+        return [t for child in node.children for t in _or_terms(child)]
+    assert isinstance(node, Word | Prefix | Phrase), "parse_query allows nothing else"
+    return [node]
 
 
 def _gap(a: Span, b: Span) -> int:

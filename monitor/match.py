@@ -17,33 +17,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.evaluate import DocTerms, Evaluator
+from monitor.evaluate import Check, DocTerms, Evaluator, compile_check
 from monitor.models import Document, MatchResult
-from monitor.query import And, Near, Node, Not, Or, Phrase, Prefix, Query, Word, iter_terms
+from monitor.query import Phrase, Prefix, Query, iter_terms
 from monitor.snippet import build_snippet
 from monitor.textindex import TextIndex, index_text
+from monitor.triggers import TriggerIndex, choose_triggers
 from monitor.watchlist import Watchlist
 
-Trigger = tuple[bool, bool, str]  # (prefix?, folded?, key)
+SNIPPET_QUERIES = 16  # the snippet shows the strongest match among the first this many
 
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """One query of one watchlist, as the index knows it."""
+    """One query of one watchlist, compiled."""
 
     watchlist: int
     role: str  # "match", "exclude" or "ignore"
     ordinal: int  # place in its list in the file
     query: Query
+    check: Check
+    words: tuple[tuple[bool, str], ...]  # (folded?, word) of its terms not under NOT
+    prefixes: tuple[tuple[bool, str], ...]  # (folded?, prefix) likewise
 
 
 @dataclass(slots=True)
 class _Due:
     """The queries of one watchlist that have a term in the current document."""
 
-    match: list[Query]
-    exclude: list[tuple[int, Query]]  # with the ordinal, to merge with untriggered ones
-    ignore: list[Query]
+    match: list[_Entry]
+    exclude: list[_Entry]
+    ignore: list[_Entry]
 
 
 class Matcher:
@@ -52,32 +56,22 @@ class Matcher:
     def __init__(self, watchlists: Sequence[Watchlist]) -> None:
         self.watchlists = tuple(watchlists)
         self._entries: list[_Entry] = []
-        self._words: dict[tuple[bool, str], list[int]] = {}
-        self._prefixes: dict[tuple[bool, int], dict[str, list[int]]] = {}
-        self._always: list[list[tuple[int, Query]]] = [[] for _ in self.watchlists]
+        self._index = TriggerIndex()
+        self._always: list[list[_Entry]] = [[] for _ in self.watchlists]
         for number, watchlist in enumerate(self.watchlists):
             for role in ("match", "exclude", "ignore"):
                 for ordinal, query in enumerate(getattr(watchlist, role)):
-                    self._add(_Entry(number, role, ordinal, query))
-        self._word_keys = {
-            folded: frozenset(k for f, k in self._words if f == folded) for folded in (False, True)
-        }
-        self._prefix_keys = {key: frozenset(table) for key, table in self._prefixes.items()}
+                    self._add(_compile_entry(number, role, ordinal, query))
+        self._index.freeze()
 
     def _add(self, entry: _Entry) -> None:
         triggers = choose_triggers(entry.query.root)
         if triggers is None:
             # an exclude query like 'NOT police' can match with none of its words present
-            self._always[entry.watchlist].append((entry.ordinal, entry.query))
+            self._always[entry.watchlist].append(entry)
             return
-        ident = len(self._entries)
+        self._index.add(len(self._entries), triggers)
         self._entries.append(entry)
-        for is_prefix, folded, key in triggers:
-            if is_prefix:
-                table = self._prefixes.setdefault((folded, len(key)), {})
-                table.setdefault(key, []).append(ident)
-            else:
-                self._words.setdefault((folded, key), []).append(ident)
 
     def match(self, doc: Document, feed: str | None = None) -> list[MatchResult]:
         """The hits of a document: one MatchResult (hit=True) per watchlist it is a hit for.
@@ -85,10 +79,9 @@ class Matcher:
         A watchlist is consulted when its `feeds` is empty, when feed is None, or when it
         names the feed the document came from.
         """
-        index = index_text(doc.title, doc.text)
-        terms = DocTerms(index)
+        terms = DocTerms(index_text(doc.title, doc.text))
         results = []
-        for number, due in sorted(self._due(index).items()):
+        for number, due in sorted(self._due(terms).items()):
             watchlist = self.watchlists[number]
             if feed is not None and watchlist.feeds and feed not in watchlist.feeds:
                 continue
@@ -99,30 +92,27 @@ class Matcher:
 
     def explain(self, number: int, doc: Document) -> MatchResult:
         """The full result for the watchlist at position `number`, hit or not."""
-        index = index_text(doc.title, doc.text)
-        due = self._due(index).get(number, _Due([], [], []))
-        result = self._judge(number, due, DocTerms(index), full=True)
+        terms = DocTerms(index_text(doc.title, doc.text))
+        due = self._due(terms).get(number, _Due([], [], []))
+        result = self._judge(number, due, terms, full=True)
         assert result is not None
         return result
 
-    def _due(self, index: TextIndex) -> dict[int, _Due]:
+    def _due(self, terms: DocTerms) -> dict[int, _Due]:
         """Watchlist number -> its queries that have a term in the document."""
-        idents: set[int] = set()
-        for folded in (False, True):
-            for word in index.words(folded) & self._word_keys[folded]:
-                idents.update(self._words[folded, word])
-        for (folded, length), keys in self._prefix_keys.items():
-            table = self._prefixes[folded, length]
-            for prefix in index.prefixes(length, folded) & keys:
-                idents.update(table[prefix])
         due: dict[int, _Due] = {}
-        for ident in sorted(idents):  # sorted: queries keep the order of the file
-            entry = self._entries[ident]
-            lists = due.setdefault(entry.watchlist, _Due([], [], []))
-            if entry.role == "exclude":
-                lists.exclude.append((entry.ordinal, entry.query))
+        entries = self._entries
+        for ident in sorted(self._index.find(terms.index)):  # sorted: the order of the file
+            entry = entries[ident]
+            lists = due.get(entry.watchlist)
+            if lists is None:
+                lists = due[entry.watchlist] = _Due([], [], [])
+            if entry.role == "match":
+                lists.match.append(entry)
+            elif entry.role == "exclude":
+                lists.exclude.append(entry)
             else:
-                getattr(lists, entry.role).append(entry.query)
+                lists.ignore.append(entry)
         return due
 
     def _judge(self, number: int, due: _Due, terms: DocTerms, *, full: bool) -> MatchResult | None:
@@ -130,16 +120,17 @@ class Matcher:
         name = self.watchlists[number].name
         if not due.match and not full:
             return None
-        masked = terms.masked_positions(t for q in due.ignore for t in iter_terms(q.root))
+        _prefetch(terms.index, [*due.match, *due.ignore])
+        masked = terms.masked_positions(t for e in due.ignore for t in iter_terms(e.query.root))
         ev = Evaluator(terms, masked)
-        matched = [q for q in due.match if ev.test(q.root)]
+        matched = [e.query for e in due.match if e.check(ev)]
         if not matched:
             return None if not full else MatchResult(name, False)
-        excludes = sorted([*due.exclude, *self._always[number]], key=lambda pair: pair[0])
-        excluded = [q for _, q in excludes if ev.unmasked.test(q.root)]
+        excludes = sorted([*due.exclude, *self._always[number]], key=lambda e: e.ordinal)
+        excluded = [e.query for e in excludes if e.check(ev.unmasked)]
         if excluded and not full:
             return None
-        spans = [s for q in matched for s in ev.evidence(q.root)]
+        spans = [s for q in matched[:SNIPPET_QUERIES] for s in ev.evidence(q.root)]
         return MatchResult(
             watchlist=name,
             hit=not excluded,
@@ -149,41 +140,30 @@ class Matcher:
         )
 
 
-def choose_triggers(node: Node) -> list[Trigger] | None:
-    """Terms of which at least one must occur for node to match; None if there are none.
-
-    For AND and NEAR one side suffices: the side whose terms look rarest, so that as few
-    queries as possible are evaluated for nothing.
-    """
-    match node:
-        case Word(exact=exact, key=key):
-            return [(False, not exact, key)]
-        case Prefix(exact=exact, key=key):
-            return [(True, not exact, key)]
-        case Phrase(exact=exact, keys=keys):
-            return [(False, not exact, max(keys, key=len))]
-        case Not():
-            return None
-        case Or(children=children):
-            found = [choose_triggers(c) for c in children]
-            if any(f is None for f in found):
-                return None
-            return [t for f in found if f is not None for t in f]
-        case And(children=children):
-            return _rarest([choose_triggers(c) for c in children])
-        case Near(left=left, right=right):
-            return _rarest([choose_triggers(left), choose_triggers(right)])
-    raise TypeError(node)  # pragma: no cover
+def _compile_entry(number: int, role: str, ordinal: int, query: Query) -> _Entry:
+    words: list[tuple[bool, str]] = []
+    prefixes: list[tuple[bool, str]] = []
+    for term in iter_terms(query.root, positive_only=True):
+        if isinstance(term, Phrase):
+            words += [(not term.exact, key) for key in term.keys]
+        elif isinstance(term, Prefix):
+            prefixes.append((not term.exact, term.key))
+        else:
+            words.append((not term.exact, term.key))
+    check = compile_check(query.root)
+    return _Entry(number, role, ordinal, query, check, tuple(words), tuple(prefixes))
 
 
-def _rarest(options: list[list[Trigger] | None]) -> list[Trigger] | None:
-    usable = [o for o in options if o is not None]
-    return min(usable, key=_commonness) if usable else None
-
-
-def _commonness(triggers: list[Trigger]) -> float:
-    """A guess at how often the terms occur: short, folded and prefix terms are common."""
-    return sum((4 if p else 1) * (2 if f else 1) / max(len(k), 1) for p, f, k in triggers)
+def _prefetch(index: TextIndex, entries: list[_Entry]) -> None:
+    """Find the positions of every word the due queries may ask for, in one pass per form."""
+    wanted: dict[bool, set[str]] = {False: set(), True: set()}
+    for entry in entries:
+        for folded, word in entry.words:
+            wanted[folded].add(word)
+        for folded, prefix in entry.prefixes:
+            wanted[folded].update(index.words_with_prefix(prefix, folded))
+    for folded, words in wanted.items():
+        index.prefetch(words, folded)
 
 
 def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:
@@ -199,4 +179,4 @@ def explain(watchlist: Watchlist, doc: Document) -> MatchResult:
 def match_query(query: Query, doc: Document) -> bool:
     """Whether one query matches a document (searching stored articles)."""
     index = index_text(doc.title, doc.text)
-    return Evaluator(DocTerms(index)).test(query.root)
+    return compile_check(query.root)(Evaluator(DocTerms(index)))

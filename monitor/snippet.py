@@ -22,10 +22,10 @@ def build_snippet(index: TextIndex, spans: Iterable[tuple[int, int]]) -> Snippet
     boundary = index.boundary
     in_text = [p - boundary - 1 for p in positions if p > boundary]
     if in_text:
-        return _cut(index.text, index.spans(False), in_text)
+        return _cut(index, False, len(index.tokens) - boundary - 1, in_text)
     in_title = [p for p in positions if p < boundary]
     if in_title:
-        return _cut(index.title, index.spans(True), in_title)
+        return _cut(index, True, boundary, in_title)
     return None
 
 
@@ -41,19 +41,21 @@ def best_window(positions: list[int], size: int = WINDOW) -> tuple[int, int]:
     return best
 
 
-def _cut(text: str, words: list[tuple[int, int]], positions: list[int]) -> Snippet:
+def _cut(index: TextIndex, in_title: bool, total: int, positions: list[int]) -> Snippet:
+    """The window of the field (title or text) holding most of the matched positions."""
     i, j = best_window(positions)
     first, last = positions[i], positions[j]
     pad = (WINDOW - (last - first + 1)) // 2
     start = max(0, first - pad)
-    stop = min(len(words), start + WINDOW)
+    stop = min(total, start + WINDOW)
     start = max(0, stop - WINDOW)
-    marked = set(positions[i : j + 1])
-    return _render(text, words, start, stop, marked)
+    words = index.spans(in_title, stop)
+    text = index.title if in_title else index.text
+    return _render(text, words, start, stop, total, set(positions[i : j + 1]))
 
 
 def _render(
-    text: str, words: list[tuple[int, int]], start: int, stop: int, marked: set[int]
+    text: str, words: list[tuple[int, int]], start: int, stop: int, total: int, marked: set[int]
 ) -> Snippet:
     """Words start..stop-1 with their punctuation, whitespace collapsed, marks recorded."""
     begin = words[start][0]
@@ -77,6 +79,6 @@ def _render(
     trail = _TRAIL.match(text, cursor)
     if trail:
         out.append(_SPACE.sub(" ", trail.group()))
-    if stop < len(words):
+    if stop < total:
         out.append(" " + ELLIPSIS)
     return Snippet("".join(out), tuple(marks))
