@@ -188,8 +188,9 @@ class Daemon:
             if self._poll_rt is not None:
                 self._poll_rt.close()
             self._poll_rt = Runtime(self.config.settings, clock=self.clock)
-            self.watch.folder = self.config.settings.monitor.watchlists
-            self.watch.seen = {}
+            folder = self.config.settings.monitor.watchlists
+            if folder != self.watch.folder:
+                self.watch.folder, self.watch.good, self.watch.seen = folder, {}, {}
             if self._digest_store is not None:
                 release_held(self._digest_store)  # the [email] fix may be in this edit
         if self.watch.refresh() or self._poll_rt.watchlists_unset:

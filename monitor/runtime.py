@@ -42,7 +42,7 @@ class Runtime:
     def store(self) -> Store:
         store = Store.open(self.settings.monitor.database)
         store.created()
-        store.sync_feeds(self.settings.feeds, self.clock())
+        store.sync_feeds(self.settings.feeds)
         return store
 
     @cached_property

@@ -218,8 +218,11 @@ class Store:
 
     # -- feeds ---------------------------------------------------------------------------------
 
-    def sync_feeds(self, feeds: Sequence[Feed], now: datetime) -> None:
-        """Make the feeds table follow the config: add new feeds, reset edited URLs."""
+    def sync_feeds(self, feeds: Sequence[Feed]) -> None:
+        """Make the feeds table follow the config: add new feeds, reset edited URLs.
+
+        A new or edited feed has no next poll time: it is due at once.
+        """
         with self.write() as conn:
             for feed in feeds:
                 row = conn.execute(
@@ -227,15 +230,15 @@ class Store:
                 ).fetchone()
                 if row is None:
                     conn.execute(
-                        "INSERT INTO feeds (name, config_url, url, next_poll) VALUES (?, ?, ?, ?)",
-                        (feed.name, feed.url, feed.url, to_db(now)),
+                        "INSERT INTO feeds (name, config_url, url) VALUES (?, ?, ?)",
+                        (feed.name, feed.url, feed.url),
                     )
                 elif row["config_url"] != feed.url:
                     conn.execute(
                         "UPDATE feeds SET config_url = ?, url = ?, etag = NULL,"
                         " last_modified = NULL, gone = 0, failures = 0, failing_since = NULL,"
-                        " next_poll = ? WHERE name = ?",
-                        (feed.url, feed.url, to_db(now), feed.name),
+                        " next_poll = NULL WHERE name = ?",
+                        (feed.url, feed.url, feed.name),
                     )
 
     def feed_states(self, names: Sequence[str] | None = None) -> list[FeedState]:

@@ -30,9 +30,7 @@ NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(tmp_path / "monitor.db")
-    s.sync_feeds(
-        [Feed("A", "http://a.example/rss", 900), Feed("B", "http://b.example/rss", 60)], NOW
-    )
+    s.sync_feeds([Feed("A", "http://a.example/rss", 900), Feed("B", "http://b.example/rss", 60)])
     yield s
     s.close()
 
@@ -92,13 +90,18 @@ def test_second_process_cannot_take_the_lock_and_learns_the_pid(store: Store) ->
             store.lock()
 
 
+def test_new_feeds_are_due_at_once(store: Store) -> None:
+    assert [s.next_poll for s in store.feed_states()] == [None, None]
+
+
 def test_config_url_edit_resets_validators(store: Store) -> None:
     a = store.feed_states(["A"])[0]
     record_items(store, a, 900, fetched(), [], [], None, NOW)
     assert store.feed_states(["A"])[0].etag == '"v1"'
-    store.sync_feeds([Feed("A", "http://a.example/new", 900)], NOW)
+    store.sync_feeds([Feed("A", "http://a.example/new", 900)])
     state = store.feed_states(["A"])[0]
     assert (state.url, state.etag, state.last_modified) == ("http://a.example/new", None, None)
+    assert state.next_poll is None  # due at once
 
 
 def test_items_hits_and_validators_are_stored_together(store: Store) -> None:
