@@ -25,6 +25,15 @@ from monitor.timeutil import parse_since
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_config = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="config file (default ./config.toml or $MONITOR_CONFIG)",
+)
+
+
 def config_option(fn: F) -> F:
     """Let --config be given after the command name as well as before it."""
 
@@ -34,15 +43,7 @@ def config_option(fn: F) -> F:
         return ctx.invoke(fn, **kwargs)
 
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    decorated = click.pass_context(wrapper)
-    decorated = click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="config file (default ./config.toml or $MONITOR_CONFIG)",
-    )(decorated)
-    return decorated  # type: ignore[return-value]
+    return _config(click.pass_context(wrapper))  # type: ignore[return-value]
 
 
 def config_path(ctx: click.Context) -> Path:
@@ -100,13 +101,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="config file (default ./config.toml or $MONITOR_CONFIG)",
-)
+@_config
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
