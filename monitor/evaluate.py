@@ -95,12 +95,18 @@ class Evaluator:
 
     def occurs(self, term: Term) -> bool:
         """Whether a term occurs at all; a set lookup for words and prefixes when unmasked."""
-        if self.masked or isinstance(term, Phrase):
-            return bool(self.spans(term))
-        vocab_title = term.title
+        index = self.index
+        title = term.title
         if isinstance(term, Word):
-            return term.key in self.index.words(not term.exact, vocab_title)
-        return self.index.has_prefix(term.key, not term.exact, vocab_title)
+            present = term.key in index.words(not term.exact, title)
+        elif isinstance(term, Prefix):
+            present = index.has_prefix(term.key, not term.exact, title)
+        else:
+            present = all(k in index.words(not term.exact, title) for k in term.keys)
+        # a phrase needs its words in order, and masks may hide every occurrence
+        return present and (
+            (not self.masked and not isinstance(term, Phrase)) or bool(self.spans(term))
+        )
 
     def test(self, node: Node) -> bool:
         """Whether the node matches the document."""
@@ -197,9 +203,10 @@ def compile_check(node: Node) -> Check:
             word = node
 
             def check_word(ev: Evaluator) -> bool:
-                if ev.masked:
-                    return bool(ev.spans(word))
-                return key in ev.vocabs[slot]
+                if key not in ev.vocabs[slot]:
+                    return False
+                # present; under masks, some occurrence must be outside them
+                return not ev.masked or bool(ev.spans(word))
 
             return check_word
         case Prefix() | Phrase():

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 from monitor.evaluate import Check, DocTerms, Evaluator, compile_check
 from monitor.models import Document, MatchResult
-from monitor.query import Phrase, Prefix, Query, iter_terms
+from monitor.query import And, Near, Node, Or, Phrase, Prefix, Query, Term, iter_terms
 from monitor.snippet import build_snippet
 from monitor.textindex import TextIndex, index_text
 from monitor.triggers import TriggerIndex, choose_triggers
 from monitor.watchlist import Watchlist
 
+WordList = tuple[tuple[bool, str, bool], ...]  # (folded?, word or prefix, prefix?)
 SNIPPET_QUERIES = 16  # the snippet shows the strongest match among the first this many
 
 
@@ -37,8 +38,8 @@ class _Entry:
     ordinal: int  # place in its list in the file
     query: Query
     check: Check
-    words: tuple[tuple[bool, str], ...]  # (folded?, word) of its terms not under NOT
-    prefixes: tuple[tuple[bool, str], ...]  # (folded?, prefix) likewise
+    placed: WordList  # words whose positions matching needs: in phrases and NEAR
+    shown: WordList  # words whose positions a snippet needs: every term not under NOT
 
 
 @dataclass(slots=True)
@@ -120,17 +121,20 @@ class Matcher:
         name = self.watchlists[number].name
         if not due.match and not full:
             return None
-        _prefetch(terms.index, [*due.match, *due.ignore])
+        _prefetch(terms.index, [e.placed for e in (*due.match, *due.ignore)])
         masked = terms.masked_positions(t for e in due.ignore for t in iter_terms(e.query.root))
         ev = Evaluator(terms, masked)
-        matched = [e.query for e in due.match if e.check(ev)]
+        hits = [e for e in due.match if e.check(ev)]
+        matched = [e.query for e in hits]
         if not matched:
             return None if not full else MatchResult(name, False)
         excludes = sorted([*due.exclude, *self._always[number]], key=lambda e: e.ordinal)
         excluded = [e.query for e in excludes if e.check(ev.unmasked)]
         if excluded and not full:
             return None
-        spans = [s for q in matched[:SNIPPET_QUERIES] for s in ev.evidence(q.root)]
+        shown = hits[:SNIPPET_QUERIES]
+        _prefetch(terms.index, [e.shown for e in shown])
+        spans = [s for e in shown for s in ev.evidence(e.query.root)]
         return MatchResult(
             watchlist=name,
             hit=not excluded,
@@ -141,29 +145,44 @@ class Matcher:
 
 
 def _compile_entry(number: int, role: str, ordinal: int, query: Query) -> _Entry:
-    words: list[tuple[bool, str]] = []
-    prefixes: list[tuple[bool, str]] = []
-    for term in iter_terms(query.root, positive_only=True):
-        if isinstance(term, Phrase):
-            words += [(not term.exact, key) for key in term.keys]
-        elif isinstance(term, Prefix):
-            prefixes.append((not term.exact, term.key))
-        else:
-            words.append((not term.exact, term.key))
+    positive = list(iter_terms(query.root, positive_only=True))
+    placed = [t for t in positive if isinstance(t, Phrase)] + _near_terms(query.root)
     check = compile_check(query.root)
-    return _Entry(number, role, ordinal, query, check, tuple(words), tuple(prefixes))
+    return _Entry(number, role, ordinal, query, check, _words_of(placed), _words_of(positive))
 
 
-def _prefetch(index: TextIndex, entries: list[_Entry]) -> None:
-    """Find the positions of every word the due queries may ask for, in one pass per form."""
+def _near_terms(node: Node) -> list[Term]:
+    """The terms of every NEAR in node: they need positions, not only presence."""
+    match node:
+        case Near(left=left, right=right):
+            return [*iter_terms(left), *iter_terms(right)]
+        case And(children=children) | Or(children=children):
+            return [t for c in children for t in _near_terms(c)]
+    return []  # NEAR is never under NOT, and terms alone need only presence
+
+
+def _words_of(terms: list[Term]) -> WordList:
+    """(folded?, word, prefix?) for each word of the terms."""
+    out: list[tuple[bool, str, bool]] = []
+    for term in terms:
+        if isinstance(term, Phrase):
+            out += [(not term.exact, key, False) for key in term.keys]
+        else:
+            out.append((not term.exact, term.key, isinstance(term, Prefix)))
+    return tuple(out)
+
+
+def _prefetch(index: TextIndex, lists: list[WordList]) -> None:
+    """Find the positions of the words the due queries will ask for, in one pass per form."""
     wanted: dict[bool, set[str]] = {False: set(), True: set()}
-    for entry in entries:
-        for folded, word in entry.words:
-            wanted[folded].add(word)
-        for folded, prefix in entry.prefixes:
-            wanted[folded].update(index.words_with_prefix(prefix, folded))
-    for folded, words in wanted.items():
-        index.prefetch(words, folded)
+    for words in lists:
+        for folded, word, is_prefix in words:
+            if is_prefix:
+                wanted[folded].update(index.words_with_prefix(word, folded))
+            else:
+                wanted[folded].add(word)
+    for folded, found in wanted.items():
+        index.prefetch(found, folded)
 
 
 def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:

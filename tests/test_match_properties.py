@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -11,7 +12,7 @@ from monitor.evaluate import DocTerms, Evaluator
 from monitor.match import compile_watchlists, explain
 from monitor.models import Document
 from monitor.query import Query, QuerySyntaxError, parse_query
-from monitor.textindex import index_text
+from monitor.textindex import WORD, fold_word, index_text, split_words
 from monitor.watchlist import Watchlist
 
 # a small vocabulary, so that generated queries and documents often share words, in every case
@@ -208,3 +209,37 @@ def test_every_hit_has_a_snippet_whose_marks_are_words_of_the_document(
             marked = snippet.text[start:end]
             assert marked and marked in doc.title + " " + doc.text
         assert len(snippet.text.split()) <= 45
+
+
+# every kind of character a news page may hold, in runs that make words and non-words
+CHARACTERS = st.sampled_from(
+    list("abcXYZ019 _-'.,\n\t\x00")
+    + list("’‘“”—–…«»£€°\u00a0\u200b\u202e")
+    + list("éÉßİıﬁ½²ⅫΩ文字हिन्दी\u0301\u0308\U0001d7d8\U0001f46e")
+)
+messy_text = st.lists(CHARACTERS, max_size=60).map("".join)
+
+
+@PROPERTY
+@given(messy_text)
+def test_fast_word_splitting_agrees_with_the_word_pattern(text: str) -> None:
+    normal = unicodedata.normalize("NFC", text)
+    assert split_words(normal) == WORD.findall(normal)
+
+
+@PROPERTY
+@given(messy_text, messy_text)
+def test_folded_tokens_are_the_folded_words(title: str, text: str) -> None:
+    index = index_text(title, text)
+    assert index.folded_tokens == [fold_word(w) for w in index.tokens]
+    assert index.folded_vocab == {fold_word(w) for w in index.vocab}
+
+
+@PROPERTY
+@given(messy_text, st.sampled_from(["a", "ab", "é", "x", "文", "e\u0301"]))
+def test_prefix_lookups_agree_with_a_scan(text: str, prefix: str) -> None:
+    index = index_text("", text)
+    for folded in (False, True):
+        expected = sorted(w for w in index.words(folded) if w.startswith(prefix))
+        assert sorted(index.words_with_prefix(prefix, folded)) == expected
+        assert index.has_prefix(prefix, folded) == bool(expected)
