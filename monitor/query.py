@@ -199,14 +199,17 @@ class _Parser:
 
     @property
     def peek(self) -> _Token:
+        """The next token, not consumed."""
         return self.tokens[self.i]
 
     def take(self) -> _Token:
+        """Consume and return the next token."""
         token = self.tokens[self.i]
         self.i += 1
         return token
 
     def parse(self) -> Node:
+        """The whole query; anything left over is an error."""
         node = self.parse_or()
         token = self.peek
         if token.kind == ")":
@@ -216,6 +219,7 @@ class _Parser:
         return node
 
     def parse_or(self) -> Node:
+        """A OR B OR ...: the loosest level."""
         children = [self.parse_and()]
         while self.peek.kind == "OR":
             op = self.take()
@@ -224,6 +228,7 @@ class _Parser:
         return _group(Or, children)
 
     def parse_and(self) -> Node:
+        """A AND B, or A B side by side."""
         children = [self.parse_near()]
         while True:
             kind = self.peek.kind
@@ -235,6 +240,7 @@ class _Parser:
             children.append(self.parse_near())
 
     def parse_near(self) -> Node:
+        """A NEAR/n B, each side checked to be terms or an OR-group of them."""
         left = self.parse_unary()
         if self.peek.kind != "NEAR":
             return left
@@ -252,6 +258,7 @@ class _Parser:
         return Near(left, right, op.distance, left.start, right.end)
 
     def parse_unary(self) -> Node:
+        """NOT A, or a primary."""
         token = self.peek
         if token.kind != "NOT":
             return self.parse_primary()
@@ -263,6 +270,7 @@ class _Parser:
         return Not(child, token.start, child.end)
 
     def parse_primary(self, title: bool = False) -> Node:
+        """A word, prefix, phrase, (group) or title:X."""
         token = self.take()
         match token.kind:
             case "word":
@@ -282,6 +290,7 @@ class _Parser:
         raise QuerySyntaxError(_missing_side(token), token.start)
 
     def parse_group(self, opening: _Token, title: bool) -> Node:
+        """The inside of ( ... ), after the opening parenthesis."""
         if self.peek.kind == ")":
             raise QuerySyntaxError("empty parentheses", opening.start)
         saved = self.enter(opening)

@@ -84,6 +84,7 @@ class _Reader:
         self.errors: list[ConfigError] = []
 
     def error(self, path: KeyPath, message: str, offset: int | None = None) -> None:
+        """Record a problem at a value, or at a character inside a query string."""
         if offset is None:
             location = self.positions.location(path)
         else:
@@ -102,6 +103,7 @@ class _Reader:
                 )
 
     def value(self, key: str, parse: Callable[[Any], Any], default: Any) -> Any:
+        """A parsed scalar value, or the default when absent or wrong."""
         if key not in self.data:
             return default
         try:
@@ -120,6 +122,7 @@ class _Reader:
         return list(enumerate(raw))
 
     def strings(self, key: str, parse: Callable[[Any], str], example: str) -> tuple[str, ...]:
+        """A list of strings, each parsed; bad entries are recorded and left out."""
         out: list[str] = []
         for i, item in self.items(key, example):
             try:
@@ -129,6 +132,7 @@ class _Reader:
         return tuple(out)
 
     def queries(self, role: str) -> tuple[Query, ...]:
+        """The parsed queries of match, exclude or ignore; bad ones are recorded."""
         out: list[Query] = []
         for i, item in self.items(role, "'IOPC'"):
             if not isinstance(item, str):
