@@ -217,7 +217,7 @@ def _parse_html(html: str) -> Any:
     from trafilatura.utils import load_html
 
     # lxml refuses NUL and other C0 controls in text; pages do contain them.
-    cleaned = html.translate(_CONTROL_CHARS)
+    cleaned = _CONTROL_CHARS.sub("", html)
     try:
         tree = load_html(cleaned)
     except MemoryError:
@@ -229,7 +229,7 @@ def _parse_html(html: str) -> Any:
     return tree
 
 
-_CONTROL_CHARS = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _page_title(tree: Any) -> str | None:

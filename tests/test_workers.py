@@ -112,6 +112,26 @@ def test_hanging_task_is_killed_at_the_timeout_and_the_pool_goes_on() -> None:
         assert before.text == "first"
 
 
+def test_time_limit_counts_from_when_a_task_starts_not_when_it_was_queued() -> None:
+    with ExtractorPool(
+        workers=1, timeout=2, max_memory=MEMORY, target=workerfuncs.work_then_echo
+    ) as pool:
+        futures = [pool.submit(f"https://news.example/{n}", b"1.2", {}) for n in range(3)]
+        assert [f.result().text for f in futures] == ["1.2"] * 3  # 3.6 s in all, 1.2 s each
+
+
+def test_big_pages_queued_behind_a_hanging_one_neither_block_nor_fail() -> None:
+    big = b"x" * 5_000_000  # larger than the pipe's buffer
+    with ExtractorPool(
+        workers=1, timeout=1.5, max_memory=MEMORY, target=workerfuncs.by_command
+    ) as pool:
+        hung = pool.submit("https://news.example/hang", b"", {})
+        pages = [pool.submit(f"https://news.example/{n}/size", big, {}) for n in range(3)]
+        with pytest.raises(ExtractError, match="took longer"):
+            hung.result()
+        assert [f.result().text for f in pages] == [f"{len(big)} []"] * 3
+
+
 def test_busy_loop_is_killed_at_the_timeout() -> None:
     pool = ExtractorPool(workers=1, timeout=1, max_memory=MEMORY, target=workerfuncs.spin)
     with pool, pytest.raises(ExtractError, match="took longer than 1s"):

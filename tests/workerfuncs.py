@@ -10,6 +10,7 @@ import ctypes
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping
 
 from monitor.errors import ExtractError
@@ -86,6 +87,12 @@ def raise_bug(url: str, content: bytes, headers: Mapping[str, str]) -> Extracted
     raise KeyError(url)
 
 
+def work_then_echo(url: str, content: bytes, headers: Mapping[str, str]) -> Extracted:
+    """Works (sleeps) for the seconds the content names, then returns them as text."""
+    time.sleep(float(content))
+    return Extracted(title=url, text=content.decode("ascii"))
+
+
 def by_command(url: str, content: bytes, headers: Mapping[str, str]) -> Extracted:
     """Dispatches on the URL's last path segment: hang, exit, segfault, memory, or echo."""
     command = url.rsplit("/", 1)[-1]
@@ -95,6 +102,7 @@ def by_command(url: str, content: bytes, headers: Mapping[str, str]) -> Extracte
         "segfault": segfault,
         "memory": allocate_gradually,
         "extract": extract_page,
+        "size": report_transport,
     }
     return actions.get(command, echo)(url, content, headers)
 
