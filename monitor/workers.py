@@ -19,6 +19,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import signal
 import threading
@@ -81,6 +82,7 @@ class ExtractorPool:
         target: Target = extract_page,
         max_tasks: int = MAX_TASKS_PER_WORKER,
     ) -> None:
+        pickle.dumps(target)  # fails here, not in a worker thread, if workers cannot get it
         self.workers = workers or os.cpu_count() or 1
         self.timeout = timeout
         self.max_memory = max_memory
@@ -163,6 +165,11 @@ class _Driver:
                     self._settle_head()
                 elif self.stopping and not self.waiting:
                     return
+        except BaseException as err:  # a bug here must not leave futures waiting forever
+            for task in (*self.inflight, *self.waiting):
+                if not task.future.done():
+                    task.future.set_exception(err)
+            raise
         finally:
             if self.worker is not None:
                 self.worker.stop()
@@ -203,7 +210,12 @@ class _Driver:
         if worker is None or not worker.alive or worker.sent >= pool.max_tasks:
             if worker is not None:
                 worker.stop()
-            worker = self.worker = _Worker.start(pool.target, pool.max_memory)
+            try:
+                worker = self.worker = _Worker.start(pool.target, pool.max_memory)
+            except OSError as err:  # out of processes or file descriptors: this page fails
+                self.worker = None
+                _settle_future(task, ExtractError(f"cannot start an extraction worker: {err}"))
+                return
         if not self.inflight:
             self.head_since = time.monotonic()
         self.inflight.append(task)
@@ -289,9 +301,15 @@ class _Worker:
         process = context.Process(
             target=_serve, args=(pages_in, replies_out, target, max_memory), daemon=True
         )
-        process.start()
-        pages_in.close()
-        replies_out.close()
+        try:
+            process.start()
+        except BaseException:
+            pages_out.close()
+            replies_in.close()
+            raise
+        finally:
+            pages_in.close()
+            replies_out.close()
         worker = cls(process, pages_out, replies_in)
         try:
             ready = replies_in.poll(STARTUP_LIMIT) and replies_in.recv_bytes() == b"ready"

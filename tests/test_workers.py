@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import threading
+import types
 from concurrent.futures import Future, wait
 from pathlib import Path
 
@@ -162,6 +164,27 @@ def test_dead_worker_fails_its_task_and_is_replaced(command: str, cause: str) ->
         with pytest.raises(ExtractError, match=cause):
             died.result()
         assert after.result().text == "still serving"
+
+
+def test_worker_that_cannot_start_fails_its_tasks_and_the_pool_keeps_trying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A module only this process has: workers cannot import the target, so they die at start.
+    module = types.ModuleType("parent_only_targets")
+    echo = types.FunctionType(workerfuncs.echo.__code__, {}, "echo")
+    echo.__module__, echo.__qualname__ = "parent_only_targets", "echo"
+    module.echo = echo  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "parent_only_targets", module)
+    with ExtractorPool(workers=1, timeout=30, max_memory=MEMORY, target=echo) as pool:
+        futures = [pool.submit(f"https://news.example/{n}", b"", {}) for n in range(2)]
+        for future in futures:
+            with pytest.raises(ExtractError, match="exited with status 1"):
+                future.result()
+
+
+def test_target_workers_cannot_import_is_refused_at_once() -> None:
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
+        ExtractorPool(1, 30, MEMORY, lambda url, content, headers: workerfuncs.echo(url, b"", {}))
 
 
 def test_killed_worker_is_reported_as_killed() -> None:
