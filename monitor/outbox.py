@@ -223,7 +223,8 @@ def deliver_pending(store: Store, settings: Settings, now: datetime) -> list[Out
     if settings.email is None:
         return []
     rows = store.read(
-        "SELECT * FROM digests WHERE status = 'pending' AND (next_attempt IS NULL OR"
+        "SELECT d.*, (SELECT COUNT(*) FROM digest_hits dh WHERE dh.digest_id = d.id) AS hits"
+        " FROM digests d WHERE status = 'pending' AND (next_attempt IS NULL OR"
         " next_attempt <= ?) ORDER BY id",
         (to_db(now),),
     )
@@ -237,7 +238,7 @@ def _deliver(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) 
     email = settings.email
     assert email is not None
     digest_id, recipient, archive = row["id"], row["recipient"], row["archive"]
-    attempts = row["attempts"] + 1
+    attempts, hits = row["attempts"] + 1, row["hits"]
     message = build_message(
         Rendered(row["subject"], row["text"], row["html"]),
         email.sender,
@@ -261,12 +262,12 @@ def _deliver(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) 
             retry_in=delay,
             error=str(exc),
         )
-        return Outcome(digest_id, recipient, "pending", 0, archive, str(exc))
+        return Outcome(digest_id, recipient, "pending", hits, archive, str(exc))
     except SMTPPermanentError as exc:
-        return _hold(store, digest_id, recipient, attempts, archive, str(exc))
+        return _hold(store, row, attempts, str(exc))
     if recipient in result.refused:
         error = f"recipient refused: {result.refused[recipient]}"
-        return _hold(store, digest_id, recipient, attempts, archive, error)
+        return _hold(store, row, attempts, error)
     with store.write() as conn:
         conn.execute(
             "UPDATE digests SET status = 'sent', sent_at = ?, attempts = ?,"
@@ -274,13 +275,12 @@ def _deliver(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) 
             (to_db(now), attempts, digest_id),
         )
     event(log, 20, "digest sent", digest=digest_id, recipient=recipient, attempts=attempts)
-    return Outcome(digest_id, recipient, "sent", 0, archive)
+    return Outcome(digest_id, recipient, "sent", hits, archive)
 
 
-def _hold(
-    store: Store, digest_id: int, recipient: str, attempts: int, archive: str | None, error: str
-) -> Outcome:
+def _hold(store: Store, row: sqlite3.Row, attempts: int, error: str) -> Outcome:
     """A permanent refusal: keep the digest and its hits, say so loudly, do not loop."""
+    digest_id, recipient = row["id"], row["recipient"]
     _set(store, digest_id, "held", attempts, error, None)
     event(
         log,
@@ -290,7 +290,7 @@ def _hold(
         recipient=recipient,
         error=error,
     )
-    return Outcome(digest_id, recipient, "held", 0, archive, error)
+    return Outcome(digest_id, recipient, "held", row["hits"], row["archive"], error)
 
 
 def _set(

@@ -1,0 +1,520 @@
+"""The outbox end to end: `monitor digest` against a real SMTP server (aiosmtpd on 127.0.0.1)
+and a real SQLite file, with hits from a polled LoopbackSite or stored through record_items;
+who receives what; a crash between making a digest and sending it.
+
+The builders here (config, watchlists, stored hits, a clock, parsed messages) are shared with
+test_delivery_faults.py and test_daemon.py.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import logging
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import lxml.html
+import pytest
+from click.testing import CliRunner, Result
+
+from monitor.cli import cli
+from monitor.config import EmailSettings, Settings, load_settings
+from monitor.errors import StoreError
+from monitor.feedstore import NewArticle, record_items
+from monitor.loopback import LoopbackSite
+from monitor.models import Extracted, Fetched, Item, MatchResult, Snippet
+from monitor.outbox import deliver_pending
+from monitor.sitegen import SiteArticle, add_outlet
+from monitor.store import Store, to_db
+from tests.smtpservers import Recorder
+
+TESTS = Path(__file__).resolve().parent
+RELEVANT = TESTS / "data" / "relevant"
+MET_WATCHLIST = TESTS.parent / "watchlists" / "met-police.toml"
+UNREACHABLE = "http://127.0.0.1:9/rss"  # a feed for stored hits; never polled
+NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+Serve = Callable[..., EmailSettings]  # the `serve` fixture of tests/smtpservers.py
+
+
+# -- builders shared by the delivery tests ------------------------------------------------------
+
+
+class Clock:
+    """An injected clock: stands still until moved."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, when: datetime) -> datetime:
+        self.now = when
+        return when
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def toml(value: object) -> str:
+    # JSON strings, numbers, booleans and lists of them are valid TOML values
+    return json.dumps(value)
+
+
+def write_config(
+    folder: Path,
+    *,
+    mail: EmailSettings | None = None,
+    feeds: Mapping[str, str] | None = None,
+    at: str = "07:00",
+    send_empty: bool = False,
+    timezone: str = "Europe/London",
+    interval: str = "15m",
+) -> Path:
+    """folder/config.toml with its database, watchlists/ and digests/ beside it; [email] from
+    the EmailSettings of a test SMTP server (none: archive only)."""
+    (folder / "watchlists").mkdir(parents=True, exist_ok=True)
+    lines = [
+        "[monitor]",
+        'database = "monitor.db"',
+        'watchlists = "watchlists"',
+        'digests = "digests"',
+        f"timezone = {toml(timezone)}",
+        f"poll_interval = {toml(interval)}",
+        "[fetch]",
+        'allow_addresses = ["127.0.0.1"]',
+        'timeout = "10s"',
+        "[extract]",
+        "workers = 1",
+        "[digest]",
+        f"at = {toml(at)}",
+        f"send_empty = {toml(send_empty)}",
+    ]
+    if mail is not None:
+        lines += [
+            "[email]",
+            f"from = {toml(mail.sender)}",
+            f"to = {toml(list(mail.to))}",
+            f"smtp_host = {toml(mail.smtp_host)}",
+            f"smtp_port = {mail.smtp_port}",
+            f"security = {toml(mail.security)}",
+            f"username = {toml(mail.username)}",
+            f"password_env = {toml(mail.password_env)}",
+        ]
+    for name, url in (feeds or {"Wire": UNREACHABLE}).items():
+        lines += ["[[feeds]]", f"name = {toml(name)}", f"url = {toml(url)}"]
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def add_watchlist(
+    config: Path,
+    name: str,
+    match: Sequence[str] = ("IOPC",),
+    *,
+    alert: str = "digest",
+    recipients: Sequence[str] = (),
+) -> Path:
+    """watchlists/SLUG.toml beside config."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    path = config.parent / "watchlists" / f"{slug}.toml"
+    path.write_text(
+        f"name = {toml(name)}\nmatch = {toml(list(match))}\nalert = {toml(alert)}\n"
+        f"recipients = {toml(list(recipients))}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def backdate(settings: Settings, created: datetime) -> None:
+    """Say the database was made at `created` (the schedule never owes a day before it)."""
+    with Store.open(settings.monitor.database) as store, store.write() as conn:
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (to_db(created),))
+
+
+def store_hits(
+    settings: Settings,
+    now: datetime,
+    titles: Sequence[str],
+    watchlists: Sequence[str] = ("Met Police",),
+    *,
+    feed: str = "Wire",
+    immediate: Sequence[str] = (),
+    url: str | None = None,
+    snippet: Snippet | None = None,
+) -> list[int]:
+    """Store one article per title, each a hit of every watchlist, as a poll of `feed` would
+    (monitor.feedstore.record_items); returns the new hit ids."""
+    new = []
+    for title in titles:
+        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60]
+        text = f"The IOPC said: {title}."
+        item = Item(
+            guid=f"urn:{slug}",
+            url=url or f"https://news.example/{slug}",
+            link=url or f"https://news.example/{slug}",
+            title=title,
+            summary=text,
+            published=now - timedelta(hours=1),
+        )
+        shown = snippet or Snippet(text, ((4, 8),))
+        matches = tuple(MatchResult(w, True, ("IOPC",), (), shown) for w in watchlists)
+        new.append(NewArticle(item, Extracted(title, text), None, matches, frozenset(immediate)))
+    with Store.open(settings.monitor.database) as store:
+        store.sync_feeds(settings.feeds)
+        state = store.feed_states([feed])[0]
+        fetched = Fetched(state.url, 200, {}, b"")
+        return record_items(store, state, 900, fetched, new, [], None, now)
+
+
+def parse_message(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def messages(recorder: Recorder) -> list[tuple[list[str], EmailMessage]]:
+    """What the server received: (envelope recipients, parsed message), in order."""
+    return [(rcpts, parse_message(raw)) for rcpts, raw in recorder.received]
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    """The text/plain and text/html parts of a multipart/alternative message (LF line ends)."""
+    assert message.get_content_type() == "multipart/alternative"
+    found = {
+        p.get_content_type(): p.get_content().replace("\r\n", "\n") for p in message.iter_parts()
+    }
+    assert set(found) == {"text/plain", "text/html"}
+    return found["text/plain"], found["text/html"]
+
+
+def flat(text: str) -> str:
+    """Whitespace collapsed, so wrapped headlines can be found."""
+    return " ".join(text.split())
+
+
+def rows(settings: Settings, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    """A query on the database from a connection of its own, as another process would."""
+    with Store.open(settings.monitor.database) as store:
+        return [tuple(r) for r in store.read(sql, params)]
+
+
+@pytest.fixture(autouse=True)
+def default_logging() -> Iterator[None]:
+    """The CLI sends the project's log to its own stderr; each test starts from the default."""
+    log = logging.getLogger("monitor")
+    saved = (log.handlers[:], log.level, log.propagate)
+    log.handlers[:], log.propagate = [], True
+    log.setLevel(logging.NOTSET)
+    yield
+    log.handlers[:], level, log.propagate = saved
+    log.setLevel(level)
+
+
+def run_cli(config: Path, *args: str) -> Result:
+    """`monitor --config CONFIG ARGS...` in this process."""
+    return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+
+def site_articles(folder: Path, now: datetime) -> list[SiteArticle]:
+    """Every text file of a tests/data folder as an article (first line the headline), an hour
+    apart before now."""
+    out = []
+    for i, path in enumerate(sorted(folder.glob("*.txt"))):
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        lines = [line for line in lines if line]
+        out.append(SiteArticle(path.stem, lines[0], tuple(lines[1:]), now - timedelta(hours=i)))
+    return out
+
+
+@pytest.fixture
+def site() -> Iterator[LoopbackSite]:
+    with LoopbackSite("127.0.0.1") as s:
+        yield s
+
+
+# -- `monitor digest` end to end ----------------------------------------------------------------
+
+
+def test_monitor_digest_sends_one_multipart_message_and_marks_the_hits(
+    tmp_path: Path, site: LoopbackSite, serve: Serve
+) -> None:
+    rec = Recorder()
+    articles = site_articles(RELEVANT, datetime.now(UTC))
+    feed = add_outlet(site, "The London Ledger", articles, prefix="/ledger")
+    config = write_config(tmp_path, mail=serve(rec), feeds={"The London Ledger": feed})
+    (tmp_path / "watchlists" / MET_WATCHLIST.name).write_bytes(MET_WATCHLIST.read_bytes())
+
+    polled = run_cli(config, "poll")
+    assert polled.exit_code == 0, polled.output
+    assert f"new hits: {len(articles)}" in polled.stdout
+    sent = run_cli(config, "digest")
+    assert sent.exit_code == 0, sent.output
+    assert f"desk@example.org: sent {len(articles)} hits" in sent.stdout
+
+    [(envelope, message)] = messages(rec)
+    assert envelope == ["desk@example.org"]
+    assert message["From"] == "monitor@example.org" and message["To"] == "desk@example.org"
+    assert parsedate_to_datetime(message["Date"]).tzinfo is not None
+    assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", message["Message-ID"])
+    assert message["Subject"].startswith("monitor digest: ")
+    assert message["Subject"].endswith(f", {len(articles)} new hits")
+    text, html = parts(message)
+    doc = lxml.html.document_fromstring(html)
+    hrefs = [a.get("href", "") for a in doc.iter("a")]
+    external = [h for h in hrefs if not h.startswith("#")]
+    assert external and all(urlsplit(h).scheme in ("http", "https") for h in external)
+    for article in articles:
+        url = site.url(f"/ledger/{article.slug}")
+        assert flat(article.title) in flat(text) and url in text
+        assert flat(article.title) in flat(doc.text_content()) and url in external
+
+    [(digest_id, status)] = rows(load_settings(config), "SELECT id, status FROM digests")
+    assert status == "sent"
+    listed = json.loads(run_cli(config, "hits", "--json").stdout)
+    assert len(listed) == len(articles) and {h["digest"] for h in listed} == {digest_id}
+
+    again = run_cli(config, "digest")
+    assert again.exit_code == 0 and "no hits waiting" in again.stdout
+    assert len(rec.received) == 1
+
+    archive = tmp_path / "digests"
+    pages = sorted(p.name for p in archive.glob("*.html") if p.name != "index.html")
+    assert len(pages) == 1 and re.fullmatch(r"\d{4}-\d\d-\d\d_\d{4}_.+\.html", pages[0])
+    # the archive holds what was sent (MIME only adds a final line break)
+    assert (archive / pages[0]).read_text(encoding="utf-8").rstrip() == html.rstrip()
+    archived_text = (archive / pages[0].replace(".html", ".txt")).read_text(encoding="utf-8")
+    assert archived_text.rstrip() == text.rstrip()
+    index = lxml.html.document_fromstring((archive / "index.html").read_text(encoding="utf-8"))
+    assert {a.get("href") for a in index.iter("a")} == {pages[0], pages[0][:-5] + ".txt"}
+
+
+HOSTILE_TITLE = (
+    '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    "Met \u202eflog\u202c officers\x07 \x1b[31msacked\u2066 today\u2069"
+)
+HOSTILE_SNIPPET = Snippet('<a href="javascript:alert(4)">IOPC</a>\u200f said\x00 so', ((30, 34),))
+INVISIBLE = "\u202e\u202c\u2066\u2069\u200f\x07\x1b\x00"
+
+
+def test_hostile_titles_snippets_and_links_never_reach_the_message_live(
+    tmp_path: Path, serve: Serve
+) -> None:
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officer sacked after IOPC inquiry"])
+    store_hits(settings, NOW, [HOSTILE_TITLE], url="javascript:alert(3)", snippet=HOSTILE_SNIPPET)
+
+    assert run_cli(config, "digest").exit_code == 0
+    [(_, message)] = messages(rec)
+    text, html = parts(message)
+    doc = lxml.html.document_fromstring(html)
+    assert not doc.xpath("//script | //img | //iframe | //svg | //object")
+    for element in doc.iter():
+        for name, value in element.attrib.items():
+            assert not name.lower().startswith("on"), (element.tag, name)
+            assert "javascript" not in value.lower(), (element.tag, name, value)
+    for a in doc.iter("a"):
+        href = a.get("href", "")
+        assert href.startswith("#") or urlsplit(href).scheme in ("http", "https"), href
+    assert "https://news.example/met-officer-sacked-after-iopc-inquiry" in [
+        a.get("href") for a in doc.iter("a")
+    ]
+    shown = flat("".join(c for c in HOSTILE_TITLE if c not in INVISIBLE))
+    assert shown in flat(doc.text_content()) and shown in flat(text)
+    assert [m.text_content() for m in doc.iter("mark") if "IOPC" in m.text_content()]
+    for part in (text, html, str(message["Subject"])):
+        assert not set(INVISIBLE) & set(part)
+        assert "javascript:alert(3)" not in part  # the link; the snippet's text may say it
+    assert "<" not in str(message["Subject"])
+
+
+def test_dry_run_prints_the_archive_path_and_sends_and_marks_nothing(
+    tmp_path: Path, serve: Serve
+) -> None:
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["IOPC opens inquiry into Met custody death"])
+
+    dry = run_cli(config, "digest", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    path = Path(dry.stdout.strip())
+    assert path.parent == tmp_path / "digests" and path.suffix == ".html"
+    assert "IOPC opens inquiry into Met custody death" in path.read_text(encoding="utf-8")
+    assert path.with_suffix(".txt").exists()
+    assert rec.received == []
+    assert rows(settings, "SELECT COUNT(*) FROM digests") == [(0,)]
+    assert [h["digest"] for h in json.loads(run_cli(config, "hits", "--json").stdout)] == [None]
+
+    real = run_cli(config, "digest")
+    assert real.exit_code == 0 and "sent 1 hits" in real.stdout
+    [(_, message)] = messages(rec)
+    assert "IOPC opens inquiry into Met custody death" in parts(message)[0]
+
+
+def test_without_email_the_digest_is_archived_and_the_hits_marked(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met vetting failures named by IOPC"])
+
+    result = run_cli(config, "digest")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("archive: sent 1 hits; archived at ")
+    archived = Path(result.stdout.strip().rsplit(" ", 1)[-1])
+    assert "Met vetting failures named by IOPC" in archived.read_text(encoding="utf-8")
+    assert rows(settings, "SELECT recipient, status FROM digests") == [("", "sent")]
+    assert "no hits waiting" in run_cli(config, "digest").stdout
+
+
+# -- who receives what ------------------------------------------------------------------------
+
+
+def test_each_recipient_gets_one_digest_holding_exactly_their_watchlists(
+    tmp_path: Path, serve: Serve
+) -> None:
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police", recipients=["alice@example.org", "bob@example.org"])
+    add_watchlist(config, "Vetting", recipients=["bob@example.org"])
+    add_watchlist(config, "Casey review")  # nobody named: [email].to
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers face misconduct hearing"], ["Met Police"])
+    store_hits(settings, NOW, ["Thousands of officers to be re-vetted"], ["Vetting"])
+    store_hits(settings, NOW, ["Casey review: two years on"], ["Casey review"])
+
+    result = run_cli(config, "digest")
+    assert result.exit_code == 0, result.output
+    received = {tuple(envelope): message for envelope, message in messages(rec)}
+    assert set(received) == {("alice@example.org",), ("bob@example.org",), ("desk@example.org",)}
+    expected = {
+        "alice@example.org": {"Met officers face misconduct hearing"},
+        "bob@example.org": {
+            "Met officers face misconduct hearing",
+            "Thousands of officers to be re-vetted",
+        },
+        "desk@example.org": {"Casey review: two years on"},
+    }
+    everything = set().union(*expected.values())
+    for (who,), message in received.items():
+        assert message["To"] == who
+        text, html = parts(message)
+        shown = {t for t in everything if t in text and t in html}
+        assert shown == expected[who], who
+    carried = rows(
+        settings,
+        "SELECT dh.recipient, h.watchlist FROM digest_hits dh JOIN hits h ON h.id = dh.hit_id"
+        " ORDER BY 1, 2",
+    )
+    assert carried == [
+        ("alice@example.org", "Met Police"),
+        ("bob@example.org", "Met Police"),
+        ("bob@example.org", "Vetting"),
+        ("desk@example.org", "Casey review"),
+    ]
+
+
+# -- crash safety -------------------------------------------------------------------------------
+
+CRASH_AFTER_MAKING = """
+import os, signal, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from monitor.config import load_settings
+from monitor.outbox import make_digest, plan_routes
+from monitor.runtime import Runtime
+
+settings = load_settings(Path(sys.argv[1]))
+with Runtime(settings) as rt:
+    [route] = plan_routes(settings, [(w.name, w.recipients) for w in rt.watchlists])
+    now = datetime.now(UTC)
+    outcome = make_digest(rt.store, settings, route, "manual", now.date(), now)
+    print(outcome.digest_id, outcome.status, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # before anything is sent
+"""
+
+
+def test_a_digest_made_before_a_crash_is_sent_once_after_restart(
+    tmp_path: Path, serve: Serve
+) -> None:
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    hit_ids = store_hits(settings, NOW, ["Met sergeant charged", "IOPC finds failings"])
+
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH_AFTER_MAKING, str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=TESTS.parent,
+        env={**os.environ, "PYTHONPATH": str(TESTS.parent)},
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    digest_id = int(crashed.stdout.split()[0])
+    assert crashed.stdout.split()[1] == "pending"
+    assert rec.received == []
+    carried = rows(settings, "SELECT hit_id FROM digest_hits WHERE digest_id = ?", (digest_id,))
+    assert sorted(h for (h,) in carried) == sorted(hit_ids)
+
+    # a fresh process state: a new Store, nothing remembered but the database
+    with Store.open(settings.monitor.database) as store:
+        [outcome] = deliver_pending(store, settings, datetime.now(UTC))
+        assert (outcome.digest_id, outcome.status) == (digest_id, "sent")
+        assert deliver_pending(store, settings, datetime.now(UTC) + timedelta(days=1)) == []
+    [(_, message)] = messages(rec)
+    [(message_id,)] = rows(settings, "SELECT message_id FROM digests WHERE id = ?", (digest_id,))
+    assert message["Message-ID"] == message_id
+    assert "Met sergeant charged" in parts(message)[0]
+
+    # the restarted command neither resends it nor makes a second digest of the same hits
+    again = run_cli(config, "digest")
+    assert again.exit_code == 0 and "no hits waiting" in again.stdout
+    assert len(rec.received) == 1
+    assert rows(settings, "SELECT COUNT(*) FROM digests") == [(1,)]
+
+
+def test_the_database_refuses_a_hit_in_two_digests_for_one_recipient(
+    tmp_path: Path, serve: Serve
+) -> None:
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    [hit] = store_hits(settings, NOW, ["Met officer dismissed for gross misconduct"])
+    assert run_cli(config, "digest").exit_code == 0
+    with Store.open(settings.monitor.database) as store:
+        with pytest.raises(StoreError) as refused, store.write() as conn:
+            cur = conn.execute(
+                "INSERT INTO digests (kind, recipient, day, message_id, created, status,"
+                " subject, text, html) VALUES ('manual', 'desk@example.org', '2026-11-22',"
+                " '<other@example.org>', ?, 'pending', '', '', '')",
+                (to_db(NOW),),
+            )
+            conn.execute(
+                "INSERT INTO digest_hits VALUES (?, ?, 'desk@example.org')", (cur.lastrowid, hit)
+            )
+        assert isinstance(refused.value.__cause__, sqlite3.IntegrityError)
+        assert store.read("SELECT COUNT(*) FROM digests")[0][0] == 1  # rolled back whole
+    assert rows(settings, "SELECT hit_id, recipient FROM digest_hits") == [
+        (hit, "desk@example.org")
+    ]
