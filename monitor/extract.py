@@ -278,9 +278,11 @@ def _is_aside(block: _Element) -> bool:
     if block.tag in ("p", "head", "list") and words <= _ASIDE_WORDS and linked >= 0.8 * len(text):
         return True
     label = _LABEL.match(text)
-    if label and (label[2].strip() or label[1].isupper()):
-        rest = text[label.end() :]
-        if words <= _ASIDE_WORDS or linked >= 0.5 * len(rest):
+    if label:
+        rest_linked = linked >= 0.5 * len(text[label.end() :])
+        # "Related: x" and "READ MORE x" are labels; "Related—and worse—was" may be prose.
+        labelled = bool(set(label[2]) & set(":|»›>")) or label[1].isupper()
+        if (labelled and words <= _ASIDE_WORDS) or ((labelled or label[2].strip()) and rest_linked):
             return True
     return bool(
         words <= _PROMO_WORDS and _PROMO_OPENING.match(text) and _PROMO_PURPOSE.search(text)

@@ -97,6 +97,7 @@ ASIDES = [
     "<p>Related: Heathrow strike called off after pay deal</p>",
     "<p>Also read | <a href='/a'>Heathrow strike called off after pay deal</a></p>",
     "<p>Don't miss: <a href='/a'>Heathrow strike called off after pay deal</a></p>",
+    "<p>See also – <a href='/a'>Heathrow strike called off after pay deal</a></p>",
     "<p>Watch: Heathrow strike called off after pay deal</p>",
     "<p><a href='/a'>Heathrow strike called off after pay deal, union says</a></p>",
     "<p><a href='/n'><strong>Sign up</strong> for the Heathrow briefing newsletter</a></p>",
@@ -128,6 +129,7 @@ REAL_OPENINGS = [
     "Subscribe to the idea that this is banter and you excuse bullying, the director said.",
     "Follow-up checks found that two of the officers had been promoted during the inquiry.",
     "Listen to the recordings, the lawyer told the panel, and the tone is unmistakable.",
+    "Related—and perhaps more troubling—was the finding that complaints were never logged.",
 ]
 
 
