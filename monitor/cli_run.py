@@ -7,7 +7,14 @@ import sys
 import click
 
 from monitor.cli import cli, config_option, settings
-from monitor.outbox import ARCHIVE_ONLY, deliver_pending, make_digest, plan_routes, release_held
+from monitor.outbox import (
+    ARCHIVE_ONLY,
+    Outcome,
+    deliver_pending,
+    make_digest,
+    plan_routes,
+    release_held,
+)
 from monitor.pipeline import utcnow
 from monitor.runtime import Runtime
 
@@ -35,6 +42,7 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
     now = utcnow()
     day = now.astimezone(s.monitor.timezone).date()
     failed = False
+    earlier: list[Outcome] = []  # digests queued before this run (held, or left by a crash)
     with Runtime(s) as rt:
         routes = plan_routes(s, [(w.name, w.recipients) for w in rt.watchlists])
         outcomes = [
@@ -43,15 +51,18 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
         if not dry_run:
             release_held(rt.store)
             sent = {o.digest_id: o for o in deliver_pending(rt.store, s, now)}
+            made = {o.digest_id for o in outcomes}
+            earlier = [o for digest_id, o in sent.items() if digest_id not in made]
             outcomes = [sent.get(o.digest_id, o) if o.digest_id else o for o in outcomes]
-    for o in outcomes:
+    for o in [*earlier, *outcomes]:
         who = "archive" if o.recipient == ARCHIVE_ONLY else o.recipient
         if o.status == "skipped":
-            click.echo(f"{who}: no hits waiting; nothing to send")
+            click.echo(f"{who}: no new hits waiting; nothing new to send")
         elif o.status == "dry-run":
             click.echo(f"{o.archive}")
         elif o.status == "sent":
-            click.echo(f"{who}: sent {o.hits} hits; archived at {o.archive}")
+            queued = " queued earlier" if o in earlier else ""
+            click.echo(f"{who}: sent {o.hits} hits{queued}; archived at {o.archive}")
         else:
             failed = True
             click.echo(

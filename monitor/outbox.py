@@ -222,11 +222,13 @@ def deliver_pending(store: Store, settings: Settings, now: datetime) -> list[Out
     """Try to send every pending digest and alert whose retry time has come."""
     if settings.email is None:
         return []
+    # a retry time further ahead than the longest back-off was set by a clock that has since
+    # been set back: it is due now, not a day later
     rows = store.read(
         "SELECT d.*, (SELECT COUNT(*) FROM digest_hits dh WHERE dh.digest_id = d.id) AS hits"
         " FROM digests d WHERE status = 'pending' AND (next_attempt IS NULL OR"
-        " next_attempt <= ?) ORDER BY id",
-        (to_db(now),),
+        " next_attempt <= ? OR next_attempt > ?) ORDER BY id",
+        (to_db(now), to_db(now + timedelta(seconds=RETRY_MAX))),
     )
     return [_deliver(store, settings, row, now) for row in rows]
 

@@ -289,7 +289,7 @@ def test_monitor_digest_sends_one_multipart_message_and_marks_the_hits(
     assert len(listed) == len(articles) and {h["digest"] for h in listed} == {digest_id}
 
     again = run_cli(config, "digest")
-    assert again.exit_code == 0 and "no hits waiting" in again.stdout
+    assert again.exit_code == 0 and "no new hits waiting" in again.stdout
     assert len(rec.received) == 1
 
     archive = tmp_path / "digests"
@@ -382,7 +382,7 @@ def test_without_email_the_digest_is_archived_and_the_hits_marked(tmp_path: Path
     archived = Path(result.stdout.strip().rsplit(" ", 1)[-1])
     assert "Met vetting failures named by IOPC" in archived.read_text(encoding="utf-8")
     assert rows(settings, "SELECT recipient, status FROM digests") == [("", "sent")]
-    assert "no hits waiting" in run_cli(config, "digest").stdout
+    assert "no new hits waiting" in run_cli(config, "digest").stdout
 
 
 # -- who receives what ------------------------------------------------------------------------
@@ -488,7 +488,7 @@ def test_a_digest_made_before_a_crash_is_sent_once_after_restart(
 
     # the restarted command neither resends it nor makes a second digest of the same hits
     again = run_cli(config, "digest")
-    assert again.exit_code == 0 and "no hits waiting" in again.stdout
+    assert again.exit_code == 0 and "no new hits waiting" in again.stdout
     assert len(rec.received) == 1
     assert rows(settings, "SELECT COUNT(*) FROM digests") == [(1,)]
 
