@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bench.common import Row, repeat
 from monitor.stories import compare_profiles, count_documents, profile_article, story_features
@@ -65,16 +66,6 @@ def load_labelled() -> list[Article]:
     return sorted(out, key=lambda a: a.published)
 
 
-def score_pairs(events: list[object], groups: list[object]) -> tuple[float, float]:
-    """Pairwise precision and recall of a grouping against labelled events."""
-    tp = fp = fn = 0
-    for (ea, ga), (eb, gb) in itertools.combinations(zip(events, groups, strict=True), 2):
-        tp += ea == eb and ga == gb
-        fp += ea != eb and ga == gb
-        fn += ea == eb and ga != gb
-    return tp / ((tp + fp) or 1), tp / ((tp + fn) or 1)
-
-
 def measure_labelled(folder: Path) -> list[Row]:
     """Pairwise precision/recall on the labelled set, end to end and pair by pair."""
     labelled = load_labelled()
@@ -85,7 +76,7 @@ def measure_labelled(folder: Path) -> list[Row]:
     conn.commit()
     conn.close()
     events: list[object] = [a.event for a in labelled]
-    grouped = score_pairs(events, list(stories))
+    grouped = score_groups(events, list(stories))
     features = [story_features(a.title, a.text) for a in labelled]
     df, n = count_documents(features)
     profiles = [profile_article(f, df, n) for f in features]
@@ -175,19 +166,30 @@ class Newsroom:
         return sorted(out[:count], key=lambda a: a.published)
 
 
-def build_store(path: Path, articles: list[Article]) -> sqlite3.Connection:
-    """A SQLite file holding `articles`, assigned through the index in batches."""
+def build_store(path: Path, articles: list[Article]) -> tuple[sqlite3.Connection, list[int]]:
+    """A SQLite file holding `articles`, assigned through the index; and their stories."""
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(STORY_SCHEMA)
     index = StoryIndex(conn)
+    stories = []
     for article_id, a in enumerate(articles, 1):
-        index.assign(article_id, a.title, a.text, a.published)
-        if article_id % 5000 == 0:
+        stories.append(index.assign(article_id, a.title, a.text, a.published))
+        if article_id % 10_000 == 0:
             conn.commit()
             print(f"  stored {article_id:,}", file=sys.stderr)
     conn.commit()
-    return conn
+    return conn, stories
+
+
+def score_groups(events: list[object], groups: list[object]) -> tuple[float, float]:
+    """Pairwise precision and recall from cluster sizes, for sets too big to pair up."""
+
+    def pairs(counts: Counter[Any]) -> int:
+        return sum(n * (n - 1) // 2 for n in counts.values())
+
+    both = pairs(Counter(zip(events, groups, strict=True)))
+    return both / (pairs(Counter(groups)) or 1), both / (pairs(Counter(events)) or 1)
 
 
 def footprint(conn: sqlite3.Connection, articles: int) -> tuple[float, float]:
@@ -225,10 +227,12 @@ def measure_size(folder: Path, size: int) -> tuple[list[Row], float]:
             new.append(room.copy(room.rng.choice(recent), when))
         else:
             new.append(room.report(room.event(), -1, when))
-    conn = build_store(folder / f"stories-{size}.db", stored)
+    conn, stories = build_store(folder / f"stories-{size}.db", stored)
+    precision, recall = score_groups([a.event for a in stored], list(stories))
     conn.isolation_level = None  # the timed runs manage their own transaction
     in_window = sum(a.published >= END - timedelta(days=3) for a in stored)
-    median, low, high = repeat(lambda: time_new_articles(conn, new, size + 1))
+    time_new_articles(conn, new, size + 1)  # warm-up: both sizes start from a warm cache
+    median, low, high = repeat(lambda: time_new_articles(conn, new, size + 1), runs=5)
     per_article, shared = footprint(conn, size)
     conn.close()
     note = f"{size:,} stored, {in_window:,} inside the window, {NEW_ARTICLES} new per run"
@@ -251,6 +255,11 @@ def measure_size(folder: Path, size: int) -> tuple[list[Row], float]:
             "bytes/article",
             f"plus {shared:.0f} bytes/article of shared term frequencies",
         ),
+    ]
+    generated = f"{size:,} generated articles grouped against their generated events"
+    rows += [
+        Row("stories", f"generated, {size:,}: precision", *[precision] * 3, "ratio", generated),
+        Row("stories", f"generated, {size:,}: recall", *[recall] * 3, "ratio", generated),
     ]
     return rows, median
 

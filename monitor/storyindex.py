@@ -128,18 +128,21 @@ class StoryIndex:
 
     def _count_terms(self, features: StoryFeatures) -> tuple[dict[int, int], int]:
         """Count the article into the document frequencies; its terms' df and the new total."""
-        keys = [key for key, _ in features.terms]
-        df = {key: 1 for key in keys}
+        keys = [key for key, _ in features.terms]  # sorted: neighbouring keys share pages
+        df: dict[int, int] = {}
         for chunk in _chunks(keys, _SQL_VARIABLES):
             marks = ",".join("?" * len(chunk))
             query = f"SELECT key, df FROM story_term WHERE key IN ({marks})"
-            for key, count in self._conn.execute(query, chunk):
-                df[key] = count + 1
+            df.update((key, count + 1) for key, count in self._conn.execute(query, chunk))
+        # plain UPDATE and INSERT: measured faster than one upsert on a large story_term
         self._conn.executemany(
-            "INSERT INTO story_term (key, df) VALUES (?, 1)"
-            " ON CONFLICT (key) DO UPDATE SET df = df + 1",
-            ((key,) for key in keys),
+            "UPDATE story_term SET df = df + 1 WHERE key = ?", ((key,) for key in df)
         )
+        self._conn.executemany(
+            "INSERT INTO story_term (key, df) VALUES (?, 1)",
+            ((key,) for key in keys if key not in df),
+        )
+        df.update((key, 1) for key in keys if key not in df)
         self._conn.execute(
             "INSERT INTO story_stat (name, value) VALUES ('articles', 1)"
             " ON CONFLICT (name) DO UPDATE SET value = value + 1"
