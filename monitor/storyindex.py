@@ -165,7 +165,7 @@ class StoryIndex:
         """Articles in the window sharing the new article's rarest terms or a MinHash band,
         best first, at most CANDIDATES."""
         votes: dict[int, float] = {}
-        keys = [(key, weight) for key, weight in heaviest_terms(mine.vector, QUERY_TERMS)]
+        keys = heaviest_terms(mine.vector, QUERY_TERMS)
         keys += [(band, BAND_VOTE) for band in minhash_bands(mine.minhash)]
         for key, vote in keys:
             rows = self._conn.execute(

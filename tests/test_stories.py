@@ -219,6 +219,23 @@ def test_assign_leaves_the_transaction_to_the_store(
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
 
 
+def test_assign_never_scans_a_table(tmp_path: Path, labelled: list[Labelled]) -> None:
+    """Every query assign runs is an index search, so its cost does not grow with the store."""
+    conn, index = open_index(tmp_path / "monitor.db")
+    for article_id, a in enumerate(labelled[:20], start=1):
+        index.assign(article_id, a.title, a.text, a.published)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    last = labelled[20]
+    index.assign(21, last.title, last.text, last.published)
+    conn.set_trace_callback(None)
+    queries = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "UPDATE"))]
+    assert any("story_posting" in q for q in queries)
+    for query in queries:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}")]
+        assert plan and not any(step.startswith("SCAN") for step in plan), (query, plan)
+
+
 def test_schema_tables_are_prefixed() -> None:
     conn = sqlite3.connect(":memory:")
     conn.executescript(STORY_SCHEMA)
