@@ -132,7 +132,10 @@ def record_items(
     with store.write() as conn:
         for new in articles:
             article_id = _insert_article(conn, feed.id, new, now)
-            if article_id is None:
+            if article_id is None:  # another feed stored it first: carried by this one too
+                linked = _link_article(conn, feed.id, new.item)
+                if linked is not None:
+                    hit_ids += _insert_hits(conn, linked, new.matches, new.immediate, now)
                 continue
             if stories is not None:
                 text = new.extracted.text if new.extracted else new.item.summary
@@ -219,6 +222,19 @@ def _insert_article(
     if cur.rowcount == 0:  # another feed stored the same URL first
         return None
     article_id = int(cur.lastrowid or 0)
+    if item.guid is not None:
+        conn.execute(
+            "INSERT OR IGNORE INTO article_guids VALUES (?, ?, ?)", (feed_id, item.guid, article_id)
+        )
+    return article_id
+
+
+def _link_article(conn: sqlite3.Connection, feed_id: int, item: Item) -> int | None:
+    """The id of the article already stored for item's URL, with this feed's GUID for it."""
+    row = conn.execute("SELECT id FROM articles WHERE url = ?", (item.url,)).fetchone()
+    if row is None:
+        return None
+    article_id = int(row[0])
     if item.guid is not None:
         conn.execute(
             "INSERT OR IGNORE INTO article_guids VALUES (?, ?, ?)", (feed_id, item.guid, article_id)

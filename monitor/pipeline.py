@@ -102,6 +102,9 @@ class _ItemWork:
     item: Item
     extracted: Extracted | None = None
     error: str | None = None
+    shared: bool = False  # another feed fetches the page; this entry gets its result
+    done: bool = False
+    sharers: list[tuple[_FeedWork, _ItemWork]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -212,7 +215,7 @@ class Poller:
         self._hits: list[int] = []
         self._pending: dict[Future[Any], Callable[[Future[Any]], None]] = {}
         self._pages = 0
-        self._in_flight_urls: set[str] = set()
+        self._in_flight: dict[str, tuple[_FeedWork, _ItemWork]] = {}  # page URL -> its fetcher
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
         try:
             self._dispatch = _Dispatcher(pool, self.concurrency, self.per_host)
@@ -289,20 +292,32 @@ class Poller:
                 if article_id is not None:
                     work.links.append(self._cross_link(work, item, article_id))
                 continue
-            if item.url in self._in_flight_urls:
-                continue  # another feed is fetching it now; the next poll links it here
+            if item.url in self._in_flight:
+                self._share_page(work, item, *self._in_flight[item.url])
+                continue
             entry = _ItemWork(item)
             work.items.append(entry)
             if not item.url:
                 entry.error = "the feed gives no link for this entry"
                 continue
-            self._in_flight_urls.add(item.url)
+            self._in_flight[item.url] = (work, entry)
             work.pending += 1
             job = self._page_job(item.url)
             self._watch(
                 self._dispatch.queue(item.url, job, page=True),
                 partial(self._on_page, work, entry),
             )
+
+    def _share_page(self, work: _FeedWork, item: Item, owner: _FeedWork, owned: _ItemWork) -> None:
+        """Another feed is fetching this page in this cycle: take its result rather than fetch
+        it again, so this feed still records the article (and its own watchlists' hits)."""
+        if owner is work:
+            return  # the same page twice in one feed: one article
+        entry = _ItemWork(item, owned.extracted, owned.error, shared=True, done=owned.done)
+        work.items.append(entry)
+        if not owned.done:
+            work.pending += 1
+            owned.sharers.append((work, entry))
 
     def _cross_link(self, work: _FeedWork, item: Item, article_id: int) -> CrossLink:
         article = next(self.store.articles("a.id = ?", (article_id,)))
@@ -342,11 +357,13 @@ class Poller:
         extracted: Extracted | None = None,
         error: str | None = None,
     ) -> None:
-        entry.extracted, entry.error = extracted, error
         self._pages -= 1
-        work.pending -= 1
-        if work.pending == 0:
-            self._commit(work)
+        entry.done = True
+        for feed_work, item_work in [(work, entry), *entry.sharers]:
+            item_work.extracted, item_work.error = extracted, error
+            feed_work.pending -= 1
+            if feed_work.pending == 0:
+                self._commit(feed_work)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -382,13 +399,14 @@ class Poller:
                 )
             )
 
+        own = [entry for entry in work.items if not entry.shared]  # shared ones count once
         report = FeedReport(
             work.state.name,
             "ok",
             None,
-            len(articles),
+            len(own),
             0,
-            sum(1 for a in articles if a.error and a.item.url),
+            sum(1 for entry in own if entry.error and entry.item.url),
             0.0,
         )
         if self._finish(work, write, report, hit_ids):
@@ -428,7 +446,8 @@ class Poller:
             report = FeedReport(work.state.name, "failed", f"not stored: {exc}")
             ok = False
         for entry in work.items:
-            self._in_flight_urls.discard(entry.item.url)
+            if not entry.shared:
+                self._in_flight.pop(entry.item.url, None)
         report = FeedReport(
             report.feed,
             report.status,
