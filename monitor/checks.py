@@ -17,6 +17,35 @@ from monitor.store import Store, to_db
 
 QUIET_WATCHLIST = timedelta(days=30)
 FAILING_FEED = timedelta(days=7)
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def database_problem(s: Settings) -> ConfigError | None:
+    """An error when [monitor].database names a file that is not a SQLite database: opening
+    it would fail on every command (and a typo could point it at someone's notes)."""
+    db = s.monitor.database
+    try:
+        with db.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return None  # created on first use
+    except OSError as exc:
+        return ConfigError(f"cannot read the database: {exc.strerror}", Location(shown(db)))
+    if head and head != SQLITE_HEADER:
+        return ConfigError(
+            f"not a SQLite database; point [monitor] database in {shown(s.path)} at the "
+            "monitor's database file, or move this file away",
+            Location(shown(db)),
+        )
+    return None
 
 
 def run_checks(
@@ -38,8 +67,12 @@ def run_checks(
         errors += check_feed_names(w, feed_names)
         warnings += lint_watchlist(w)
     errors += _check_templates(s)
-    warnings += _check_setup(s, len(loaded.watchlists))
-    warnings += _check_history(s, [(w.name, w.path) for w in loaded.watchlists], now)
+    warnings += _check_setup(s)
+    bad_database = database_problem(s)
+    if bad_database is not None:
+        errors.append(bad_database)
+    else:
+        warnings += _check_history(s, [(w.name, w.path) for w in loaded.watchlists], now)
     queries = sum(len(w.match) + len(w.exclude) for w in loaded.watchlists)
     summary = (
         f"{s.path.name}: ok: {len(s.feeds)} feeds, {len(loaded.watchlists)} watchlists "
@@ -54,7 +87,7 @@ def _check_templates(s: Settings) -> list[ConfigError]:
     if not s.digest.templates.is_dir():
         return [
             ConfigError(
-                f"[digest].templates: no folder {s.digest.templates}", Location(str(s.path))
+                f"[digest].templates: no folder {s.digest.templates}", Location(shown(s.path))
             )
         ]
     from monitor.digest import check_templates
@@ -62,15 +95,12 @@ def _check_templates(s: Settings) -> list[ConfigError]:
     return list(check_templates(s.digest.templates))
 
 
-def _check_setup(s: Settings, watchlists: int) -> list[ConfigError]:
-    here = Location(str(s.path))
+def _check_setup(s: Settings) -> list[ConfigError]:
+    # an empty watchlists folder is already reported by load_watchlists
+    here = Location(shown(s.path))
     out = []
     if not s.feeds:
         out.append(ConfigError('no feeds: add [[feeds]] tables or opml = "feeds.opml"', here))
-    if watchlists == 0:
-        out.append(
-            ConfigError(f"no watchlists in {s.monitor.watchlists}: nothing will match", here)
-        )
     email = s.email
     if email is not None and email.username and not os.environ.get(email.password_env):
         out.append(
@@ -105,7 +135,7 @@ def _check_history(
                             ConfigError(
                                 f"watchlist {name!r} has matched nothing in 30 days: check its "
                                 "queries with `monitor test` and `monitor search`",
-                                Location(str(path)),
+                                Location(shown(path)),
                             )
                         )
             configured = [f.name for f in s.feeds]
@@ -116,14 +146,14 @@ def _check_history(
                         ConfigError(
                             f"feed {st.name!r} has failed for {days} days ({st.last_error}); "
                             "fix or remove its URL",
-                            Location(str(s.path)),
+                            Location(shown(s.path)),
                         )
                     )
     except MonitorError as exc:
         out.append(
             ConfigError(
                 f"cannot read the database for history checks: {exc}",
-                Location(str(s.monitor.database)),
+                Location(shown(s.monitor.database)),
             )
         )
     return out

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from monitor.config import Settings, load_settings
-from monitor.errors import ConfigErrors, MonitorError
+from monitor.errors import ConfigError, ConfigErrors, MonitorError
 from monitor.logs import setup_logging
 from monitor.timeutil import parse_since
 
@@ -52,18 +52,37 @@ def config_path(ctx: click.Context) -> Path:
     return Path(given or os.environ.get("MONITOR_CONFIG") or "config.toml")
 
 
+class UsageProblem(MonitorError):
+    """A command was given something it cannot use (exit status 2, as for usage errors)."""
+
+    exit_code = 2
+
+
+class NoConfig(UsageProblem):
+    """The config file named (or the default ./config.toml) does not exist."""
+
+
+def existing_config(ctx: click.Context) -> Path:
+    """The config file's path, or NoConfig saying how to name one."""
+    path = config_path(ctx)
+    if not path.is_file():
+        raise NoConfig(f"no config file at {path}; pass --config PATH or set MONITOR_CONFIG")
+    return path
+
+
 def settings(ctx: click.Context) -> Settings:
     """Load the config once per command."""
+    from monitor.checks import database_problem
+
     obj = ctx.find_root().obj
     if "settings" not in obj:
-        path = config_path(ctx)
-        if not path.exists():
-            raise click.UsageError(
-                f"no config file at {path}; pass --config PATH or set MONITOR_CONFIG"
-            )
-        obj["settings"] = load_settings(path)
-    loaded: Settings = obj["settings"]
-    return loaded
+        loaded = load_settings(existing_config(ctx))
+        problem = database_problem(loaded)
+        if problem is not None:
+            raise problem
+        obj["settings"] = loaded
+    result: Settings = obj["settings"]
+    return result
 
 
 def since_option(default: str | None = None, help: str = "") -> Callable[[F], F]:
@@ -86,7 +105,7 @@ def resolve_since(text: str | None, s: Settings, now: datetime) -> datetime | No
 
 
 class _Group(click.Group):
-    """Turns MonitorError into one line on stderr and the right exit code."""
+    """Turns MonitorError and usage mistakes into one line on stderr and the right exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -95,9 +114,24 @@ class _Group(click.Group):
             for error in exc.errors:
                 click.echo(str(error), err=True)
             sys.exit(exc.exit_code)
+        except ConfigError as exc:  # FILE:LINE: message, like the ones above
+            click.echo(str(exc), err=True)
+            sys.exit(exc.exit_code)
         except MonitorError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            click.echo(f"error: {_usage_line(exc)}", err=True)
+            sys.exit(exc.exit_code)
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """click's usage error in one line; a bad value's message already says what to write."""
+    message = exc.format_message()
+    missing = isinstance(exc, click.MissingParameter)
+    if (isinstance(exc, click.BadParameter) and not missing) or exc.ctx is None:
+        return message
+    return f"{message} (see '{exc.ctx.command_path} --help')"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

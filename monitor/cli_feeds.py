@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from monitor.cli import cli, config_option, settings
-from monitor.config import load_settings
-from monitor.errors import MonitorError
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigError, Location, MonitorError
 from monitor.pipeline import CycleReport, FeedReport, utcnow
 from monitor.runtime import Runtime
 from monitor.store import FeedState
@@ -34,13 +34,27 @@ def poll(ctx: click.Context, feed_names: tuple[str, ...]) -> None:
     Exit status 0 even when some feeds fail; 1 only when the config or a watchlist is invalid.
     """
     s = settings(ctx)
-    for name in feed_names:
-        s.feed(name)  # an unknown name is a config error
+    _check_feed_names(s, feed_names)
     with Runtime(s) as rt:
         rt.watchlist_set  # noqa: B018 - invalid watchlists stop here, before any request
         states = rt.configured_states(list(feed_names) or None)
         report = _poll_with_progress(rt, states)
     _print_cycle(report)
+
+
+def _check_feed_names(s: Settings, names: tuple[str, ...]) -> None:
+    """Refuse a --feed name the config does not have, suggesting the closest one."""
+    from difflib import get_close_matches
+
+    from monitor.checks import shown
+
+    known = [f.name for f in s.feeds]
+    for name in names:
+        if name not in known:
+            close = get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"feeds: {', '.join(known)}"
+            where = Location(shown(s.path))
+            raise ConfigError(f"--feed: no feed named {name!r} in the config; {hint}", where)
 
 
 def _poll_with_progress(rt: Runtime, states: list[FeedState]) -> CycleReport:

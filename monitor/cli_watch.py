@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from monitor.cli import cli, config_option, config_path, resolve_since, settings, since_option
+from monitor.cli import (
+    UsageProblem,
+    cli,
+    config_option,
+    existing_config,
+    resolve_since,
+    settings,
+    since_option,
+)
 from monitor.config import Settings
 from monitor.errors import ConfigError, Location, MonitorError
 from monitor.models import Article, Document, MatchResult
@@ -33,12 +41,7 @@ def check(ctx: click.Context) -> None:
     """
     from monitor.checks import run_checks
 
-    path = config_path(ctx)
-    if not path.exists():
-        raise click.UsageError(
-            f"no config file at {path}; pass --config PATH or set MONITOR_CONFIG"
-        )
-    errors, warnings, summary = run_checks(path)
+    errors, warnings, summary = run_checks(existing_config(ctx))
     for warning in warnings:
         click.echo(f"{_where(warning)}warning: {warning.message}", err=True)
     for error in errors:
@@ -65,8 +68,15 @@ def find_watchlist(spec: str, s: Settings) -> Watchlist:
     for w in loaded.watchlists:
         if w.name == spec:
             return w
-    names = ", ".join(sorted(w.name for w in loaded.watchlists)) or "none"
-    raise ConfigError(f"no watchlist {spec!r} (a file, or one of: {names})", Location(str(folder)))
+    from difflib import get_close_matches
+
+    from monitor.checks import shown
+
+    known = sorted({p.stem for p in folder.glob("*.toml")} | {w.name for w in loaded.watchlists})
+    close = get_close_matches(spec, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"watchlists: {', '.join(known) or 'none'}"
+    message = f"no watchlist {spec!r} (a file, a file name or a watchlist name); {hint}"
+    raise ConfigError(message, Location(shown(folder)))
 
 
 def read_document(path: Path) -> Document:
@@ -166,7 +176,7 @@ def search(ctx: click.Context, query: str, since: str | None, limit: int, as_jso
     try:
         parsed = parse_query(query)
     except QuerySyntaxError as exc:
-        raise MonitorError(f"{exc.message}\n  {query}\n  {' ' * exc.offset}^") from exc
+        raise UsageProblem(f"{exc.message}\n  {query}\n  {' ' * exc.offset}^") from exc
     after = resolve_since(since, s, utcnow())
     found: list[Article] = []
     with Runtime(s) as rt:

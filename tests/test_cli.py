@@ -1,0 +1,661 @@
+"""The command line as a newcomer meets it: --config anywhere, one-line errors, `test`, the
+preview of an edited watchlist, `search`, `poll` on a pipe and on a terminal.
+
+Everything runs against real parts: the demo's sample news site on 127.0.0.1, a SQLite file in
+a temporary folder, the CLI through click's CliRunner or as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+import monitor
+from monitor.cli import cli
+from monitor.discover import toml_string
+from monitor.extract import extract_page
+from monitor.loopback import LoopbackSite
+from monitor.match import explain
+from monitor.models import Document, Feed
+from monitor.sitegen import SiteArticle, load_demo_articles, start_demo_site
+from monitor.watchlist import load_watchlist
+
+REPO = Path(__file__).resolve().parents[1]
+MET_WATCHLIST = REPO / "watchlists" / "met-police.toml"
+IOPC_PAGE = "/ledger/ledger-iopc-night-owls-whatsapp"
+WEATHER_PAGE = "/ledger/ledger-met-office-amber-wind-warning"
+
+
+# -- helpers shared with the other command-line test modules -------------------------------------
+
+
+@contextmanager
+def kept_logging() -> Iterator[None]:
+    """Put the project's loggers back as they were: each command sets them up for itself."""
+    saved = []
+    for name in ("monitor", "apscheduler"):
+        log = logging.getLogger(name)
+        saved.append((log, list(log.handlers), log.level, log.propagate))
+    try:
+        yield
+    finally:
+        for log, handlers, level, propagate in saved:
+            log.handlers[:] = handlers
+            log.setLevel(level)
+            log.propagate = propagate
+
+
+def invoke(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
+    """Run `monitor ARGS` in this process; MONITOR_CONFIG only when the test sets it."""
+    with kept_logging():
+        return CliRunner().invoke(
+            cli, list(args), env={"MONITOR_CONFIG": None, **(env or {})}, prog_name="monitor"
+        )
+
+
+def succeeded(result: Result) -> Result:
+    """The result, after checking the command worked."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def user_error(result: Result, code: int) -> str:
+    """The one line a user error prints, after checking it is one line, on stderr, with the
+    expected exit status and no traceback."""
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def write_config(root: Path, feeds: Sequence[tuple[str, str]], extra: str = "") -> Path:
+    """A project folder: config.toml for these feeds (loopback allowed, one extraction
+    process) and the shipped Met Police watchlist."""
+    (root / "watchlists").mkdir(parents=True, exist_ok=True)
+    shutil.copy(MET_WATCHLIST, root / "watchlists" / MET_WATCHLIST.name)
+    lines = [
+        "# the newsroom's monitor",
+        "[monitor]",
+        'database = "monitor.db"   # beside this file',
+        "",
+        "[fetch]",
+        'allow_addresses = ["127.0.0.1"]',
+        "",
+        "[extract]",
+        "workers = 1",
+        extra,
+    ]
+    for name, url in feeds:
+        lines += ["", "[[feeds]]", f"name = {toml_string(name)}", f"url = {toml_string(url)}"]
+    config = root / "config.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def copy_project(config: Path, dest: Path) -> Path:
+    """A copy of a project folder (database included), for a test that changes it."""
+    shutil.copytree(config.parent, dest)
+    return dest / config.name
+
+
+def demo_texts() -> dict[str, SiteArticle]:
+    """The demo's articles by slug: what the sample site serves."""
+    return {a.slug: a for arts in load_demo_articles(datetime.now(UTC)).values() for a in arts}
+
+
+def mentions(article: SiteArticle, word: str) -> bool:
+    text = " ".join((article.title, *article.paragraphs))
+    return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) is not None
+
+
+@pytest.fixture(scope="module")
+def demo_site() -> Iterator[tuple[LoopbackSite, list[Feed]]]:
+    site, feeds = start_demo_site(datetime.now(UTC))
+    yield site, feeds
+    site.stop()
+
+
+@pytest.fixture(scope="module")
+def polled(
+    tmp_path_factory: pytest.TempPathFactory, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> Path:
+    """A project that has polled the demo site once; tests only read it."""
+    _site, feeds = demo_site
+    config = write_config(tmp_path_factory.mktemp("polled"), [(f.name, f.url) for f in feeds])
+    succeeded(invoke("--config", str(config), "poll"))
+    return config
+
+
+# -- --config, MONITOR_CONFIG and a missing config -----------------------------------------------
+
+READING_COMMANDS = [
+    ["check"],
+    ["poll", "--feed", "The London Ledger"],
+    ["hits", "--since", "2d"],
+    ["feeds"],
+    ["feeds", "export"],
+    ["search", "IOPC"],
+    ["test", "met-police", "--since", "30d"],
+    ["rematch", "--since", "1d"],
+    ["digest", "--dry-run"],
+]
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_config_is_found_before_or_after_the_command_and_in_the_environment(
+    tmp_path: Path,
+    polled: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+) -> None:
+    config = copy_project(polled, tmp_path / "project")
+    elsewhere = tmp_path / "elsewhere"  # no config.toml here: the default would fail
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    # each of these ends in 0 only if the config was read
+    succeeded(invoke("--config", str(config), *command))
+    succeeded(invoke(*command, "--config", str(config)))
+    succeeded(invoke(*command, env={"MONITOR_CONFIG": str(config)}))
+    # ...and the default ./config.toml is what is read when none is given
+    monkeypatch.chdir(config.parent)
+    succeeded(invoke(*command))
+
+
+def test_config_after_run_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` reads the config it is given: a broken watchlist there stops it at once."""
+    config = write_config(tmp_path / "p", [])
+    (config.parent / "watchlists" / "broken.toml").write_text("match = ['IOPC AND']\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("run", "--config", str(config))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    # the daemon logs as it starts; its last word is the problem, as FILE:LINE:COL
+    assert result.stderr.splitlines()[-1].startswith("p/watchlists/broken.toml:1:")
+
+
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        (["--config", "nowhere.toml", "hits"], {}),
+        (["hits", "--config", "nowhere.toml"], {}),
+        (["check", "--config", "nowhere.toml"], {}),
+        (["hits"], {"MONITOR_CONFIG": "nowhere.toml"}),
+        (["poll"], {}),
+    ],
+)
+def test_a_missing_config_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    line = user_error(invoke(*args, env=env), 2)
+    expected = "nowhere.toml" if ("nowhere.toml" in args or env) else "config.toml"
+    assert f"no config file at {expected}" in line
+    assert "--config" in line and "MONITOR_CONFIG" in line  # what to do about it
+    assert not (tmp_path / "monitor.db").exists()
+
+
+# -- every error a user can cause: one line, where, what to do -----------------------------------
+
+
+def _broken_config(root: Path) -> list[str]:
+    config = write_config(root, [], extra='[digest]\nat = "7am"')
+    return ["--config", str(config), "poll"]
+
+
+def _unknown_key(root: Path) -> list[str]:
+    config = write_config(root, [], extra="[digest]\nsend_empyt = true")
+    return ["--config", str(config), "hits"]
+
+
+def _broken_watchlist(root: Path) -> list[str]:
+    config = write_config(root, [])
+    bad = "name = 'Met'\nmatch = [\n  'Met NEAR/5 (police OR NOT officer)',\n]\n"
+    (root / "watchlists" / "bad.toml").write_text(bad)
+    return ["--config", str(config), "poll"]
+
+
+def _unknown_feed(root: Path) -> list[str]:
+    config = write_config(root, [("BBC London", "http://127.0.0.1:9/rss")])
+    return ["--config", str(config), "poll", "--feed", "BBC Londn"]
+
+
+def _bad_since(root: Path) -> list[str]:
+    return ["--config", str(write_config(root, [])), "hits", "--since", "3x"]
+
+
+def _unreal_date(root: Path) -> list[str]:
+    return ["--config", str(write_config(root, [])), "search", "IOPC", "--since", "2026-02-30"]
+
+
+def _unknown_watchlist(root: Path) -> list[str]:
+    config = write_config(root, [])
+    (root / "story.txt").write_text("IOPC report\nThe IOPC said.\n")
+    return ["--config", str(config), "test", "met-polic", str(root / "story.txt")]
+
+
+def _missing_file(root: Path) -> list[str]:
+    return ["--config", str(write_config(root, [])), "test", "met-police", "nowhere.html"]
+
+
+def _folder_as_file(root: Path) -> list[str]:
+    return ["--config", str(write_config(root, [])), "test", "met-police", str(root)]
+
+
+def _not_a_database(root: Path) -> list[str]:
+    config = write_config(root, [])
+    (root / "monitor.db").write_bytes(b"these are my notes, not a database\n" * 200)
+    return ["--config", str(config), "hits"]
+
+
+USER_ERRORS = {
+    # case: (make the mistake, exit status, what the line must say)
+    "bad config value": (_broken_config, 1, ["config.toml:11:", "at:", "HH:MM"]),
+    "unknown config key": (_unknown_key, 1, ["config.toml:11:", "send_empyt", "send_empty"]),
+    "broken watchlist": (_broken_watchlist, 1, ["watchlists/bad.toml:3:26:", "NOT inside NEAR"]),
+    "unknown --feed": (_unknown_feed, 1, ["config.toml", "'BBC Londn'", "'BBC London'"]),
+    "bad --since": (_bad_since, 2, ["--since", "'3x'", "2d", "2026-11-01"]),
+    "unreal --since date": (_unreal_date, 2, ["--since", "'2026-02-30'", "not a real date"]),
+    "unknown watchlist": (_unknown_watchlist, 1, ["'met-polic'", "met-police"]),
+    "missing FILE": (_missing_file, 1, ["nowhere.html", "No such file"]),
+    "FILE is a folder": (_folder_as_file, 2, ["FILE", "is a directory"]),
+    "not a database": (_not_a_database, 1, ["monitor.db", "not a SQLite database", "database"]),
+}
+
+
+@pytest.mark.parametrize("case", USER_ERRORS)
+def test_user_errors_are_one_line_with_place_and_remedy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    make, code, fragments = USER_ERRORS[case]
+    monkeypatch.chdir(tmp_path)
+    args = make(tmp_path / "p")
+    line = user_error(invoke(*args), code)
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def test_a_database_not_sqlite_is_left_as_it_was(tmp_path: Path) -> None:
+    args = _not_a_database(tmp_path)
+    before = (tmp_path / "monitor.db").read_bytes()
+    for command in (["hits"], ["poll"], ["feeds"], ["search", "IOPC"]):
+        user_error(invoke(*args[:2], *command), 1)
+    assert (tmp_path / "monitor.db").read_bytes() == before
+
+
+def test_malformed_search_query_shows_the_query_and_a_caret(polled: Path) -> None:
+    query = 'IOPC OR (Met NEAR/5 "vetting'
+    result = invoke("--config", str(polled), "search", query)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message, shown, caret = result.stderr.splitlines()
+    assert "unclosed quote" in message
+    assert shown.strip() == query
+    assert caret.strip() == "^"
+    assert shown.index(query) + query.index('"') == caret.index("^")
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    """Poll a condition until it holds, or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_second_daemon_names_the_running_one(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    lock = tmp_path / "monitor.db.lock"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: lock.exists() and lock.read_text().strip(), "the daemon's lock")
+        result = invoke("--config", str(config), "run")
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        line = result.stderr.splitlines()[-1]  # after the daemon's own log lines
+        assert f"pid {daemon.pid}" in line
+        assert str(tmp_path / "monitor.db") in line and "stop it first" in line
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in err
+
+
+# -- monitor test WATCHLIST FILE -----------------------------------------------------------------
+
+
+def test_text_file_first_line_is_the_title(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    (tmp_path / "watchlists" / "headlines.toml").write_text("match = ['title:IOPC']\n")
+    in_title = tmp_path / "a.txt"
+    in_title.write_text("IOPC opens inquiry\nA watchdog said on Monday it had opened an inquiry.\n")
+    in_body = tmp_path / "b.txt"
+    in_body.write_text(
+        "Watchdog opens inquiry\nThe IOPC said on Monday it had opened an inquiry.\n"
+    )
+    got = json.loads(
+        succeeded(
+            invoke("--config", str(config), "test", "headlines", str(in_title), "--json")
+        ).stdout
+    )
+    assert got["hit"] is True and got["matched"] == ["title:IOPC"]
+    got = json.loads(
+        succeeded(
+            invoke("--config", str(config), "test", "headlines", str(in_body), "--json")
+        ).stdout
+    )
+    assert got["hit"] is False and got["matched"] == []
+
+
+def test_json_is_the_spec_object(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    (tmp_path / "watchlists" / "met.toml").write_text(
+        "name = 'Met'\nmatch = ['IOPC', 'vetting']\nexclude = ['title:obituary']\n"
+    )
+    story = tmp_path / "story.txt"
+    story.write_text("Obituary: a former officer\nShe later worked for the IOPC in London.\n")
+    result = succeeded(invoke("--config", str(config), "test", "met", str(story), "--json"))
+    got = json.loads(result.stdout)
+    assert {"watchlist", "hit", "matched", "excluded_by", "snippet"} <= set(got)
+    assert got["watchlist"] == "Met"
+    assert got["hit"] is False
+    assert got["matched"] == ["IOPC"]
+    assert got["excluded_by"] == ["title:obituary"]
+    assert isinstance(got["snippet"], str) and "IOPC" in got["snippet"]
+
+
+def test_watchlist_by_path_file_name_or_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path / "p", [])
+    story = tmp_path / "story.txt"
+    story.write_text("Met officers face IOPC inquiry\nThe IOPC said nine officers were involved.\n")
+    monkeypatch.chdir(tmp_path)
+    outputs = set()
+    for spec in ("met-police", "Met Police", "p/watchlists/met-police.toml"):
+        result = succeeded(invoke("--config", str(config), "test", spec, str(story)))
+        outputs.add(result.stdout)
+        assert result.stdout.startswith("Met Police: HIT\n")
+        assert "  matched:     " in result.stdout and "IOPC" in result.stdout
+        assert "[IOPC]" in result.stdout  # the snippet marks what matched
+    assert len(outputs) == 1
+
+
+def test_html_goes_through_the_pipelines_extraction(
+    tmp_path: Path, polled: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    site, _ = demo_site
+    page = httpx.get(site.url(IOPC_PAGE)).content
+    (tmp_path / "iopc.html").write_bytes(page)
+    got = json.loads(
+        succeeded(
+            invoke(
+                "--config", str(polled), "test", "met-police", str(tmp_path / "iopc.html"), "--json"
+            )
+        ).stdout
+    )
+    stored = json.loads(succeeded(invoke("--config", str(polled), "hits", "--json")).stdout)
+    [hit] = [h for h in stored if h["url"] == site.url(IOPC_PAGE)]
+    # the same text as the poll extracted, so the same queries and the same snippet
+    assert got["hit"] is True
+    assert got["matched"] == hit["matched"]
+    assert got["snippet"] == hit["snippet"]
+
+
+def test_html_drops_what_is_beside_the_article(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    """The weather page links to Met Police headlines in its sidebar and between paragraphs:
+    as a page it is no hit; read as raw text, those links would make it one."""
+    site, _ = demo_site
+    config = write_config(tmp_path, [])
+    page = httpx.get(site.url(WEATHER_PAGE)).content
+    (tmp_path / "weather.html").write_bytes(page)
+    (tmp_path / "weather.txt").write_bytes(page)
+    as_page = succeeded(
+        invoke(
+            "--config", str(config), "test", "met-police", str(tmp_path / "weather.html"), "--json"
+        )
+    )
+    as_text = succeeded(
+        invoke(
+            "--config", str(config), "test", "met-police", str(tmp_path / "weather.txt"), "--json"
+        )
+    )
+    assert json.loads(as_page.stdout)["hit"] is False
+    assert json.loads(as_text.stdout)["hit"] is True
+    extracted = extract_page("file:///weather.html", page, {})
+    w = load_watchlist(tmp_path / "watchlists" / "met-police.toml")
+    assert explain(w, Document(extracted.title or "", extracted.text)).hit is False
+
+
+# -- monitor test WATCHLIST --since: the preview of an edited watchlist --------------------------
+
+
+def test_preview_lists_what_an_edit_would_add_and_drop(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    _site, feeds = demo_site
+    config = write_config(tmp_path, [(f.name, f.url) for f in feeds])
+    watchlists = tmp_path / "watchlists"
+    (watchlists / "met-police.toml").unlink()
+    edited = watchlists / "desk.toml"
+    edited.write_text("name = 'Desk'\nmatch = ['IOPC']\n")
+    succeeded(invoke("--config", str(config), "poll"))
+    # the edit: from the watchdog's name to vetting and the Casey review
+    edited.write_text("name = 'Desk'\nmatch = ['vetting', '\"casey review\"']\n")
+
+    def found(query: str) -> set[str]:
+        out = succeeded(invoke("--config", str(config), "search", query, "--json")).stdout
+        return {a["url"] for a in json.loads(out)}
+
+    before, after = found("IOPC"), found('vetting OR "casey review"')
+    assert before - after and after - before  # the edit both adds and drops articles
+    result = succeeded(invoke("--config", str(config), "test", "Desk", "--since", "30d", "--json"))
+    got = json.loads(result.stdout)
+    assert {a["url"] for a in got["newly_matching"]} == after - before
+    assert {a["url"] for a in got["no_longer_matching"]} == before - after
+    assert got["unchanged"] == len(before & after)
+
+    text = succeeded(invoke("--config", str(config), "test", "desk", "--since", "30d")).stdout
+    titles = {a["url"]: a["title"] for a in got["newly_matching"] + got["no_longer_matching"]}
+    for url in after - before:
+        assert f"] {titles[url]}" in _lines_starting(text, "  + ")
+    for url in before - after:
+        assert f"] {titles[url]}" in _lines_starting(text, "  - ")
+
+
+def _lines_starting(text: str, prefix: str) -> str:
+    return "\n".join(line for line in text.splitlines() if line.startswith(prefix))
+
+
+def test_preview_only_looks_back_as_far_as_asked(tmp_path: Path, polled: Path) -> None:
+    config = copy_project(polled, tmp_path / "p")
+    tomorrow = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d")
+    got = json.loads(
+        succeeded(
+            invoke("--config", str(config), "test", "met-police", "--since", tomorrow, "--json")
+        ).stdout
+    )
+    assert got["newly_matching"] == [] and got["no_longer_matching"] == [] and got["unchanged"] == 0
+    got = json.loads(
+        succeeded(
+            invoke("--config", str(config), "test", "met-police", "--since", "1d", "--json")
+        ).stdout
+    )
+    assert got["unchanged"] == len(
+        json.loads(succeeded(invoke("--config", str(config), "hits", "--json")).stdout)
+    )
+
+
+def test_test_needs_a_file_or_since(polled: Path) -> None:
+    line = user_error(invoke("--config", str(polled), "test", "met-police"), 2)
+    assert "FILE" in line and "--since" in line
+
+
+# -- monitor search ------------------------------------------------------------------------------
+
+
+def test_search_finds_stored_articles_newest_first(
+    polled: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    site, _ = demo_site
+    articles = demo_texts()
+    expected = sorted(
+        (a for a in articles.values() if mentions(a, "IOPC")),
+        key=lambda a: a.published,
+        reverse=True,
+    )
+    assert len(expected) >= 2
+    result = succeeded(invoke("--config", str(polled), "search", "IOPC", "--json"))
+    got = json.loads(result.stdout)
+    assert [a["title"] for a in got] == [a.title for a in expected]
+    assert all(a["url"].startswith(site.base) and a["feed"] for a in got)
+    text = succeeded(invoke("--config", str(polled), "search", "IOPC")).stdout
+    assert [line.split("] ", 1)[1] for line in text.splitlines() if "] " in line] == [
+        a.title for a in expected
+    ]
+    assert text.splitlines()[-1] == f"{len(expected)} articles"
+
+
+def test_search_smart_case_and_since(polled: Path) -> None:
+    articles = demo_texts().values()
+    upper = json.loads(succeeded(invoke("--config", str(polled), "search", "Met", "--json")).stdout)
+    lower = json.loads(succeeded(invoke("--config", str(polled), "search", "met", "--json")).stdout)
+    assert len(upper) == sum(mentions(a, "Met") for a in articles)
+    assert len(lower) > len(upper)  # the verb too
+    tomorrow = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d")
+    none = json.loads(
+        succeeded(
+            invoke("--config", str(polled), "search", "met", "--since", tomorrow, "--json")
+        ).stdout
+    )
+    assert none == []
+
+
+# -- monitor poll: plain lines on a pipe, a progress display on a terminal -----------------------
+
+
+def test_poll_prints_plain_lines_when_not_a_terminal(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    site, feeds = demo_site
+    config = write_config(
+        tmp_path, [*[(f.name, f.url) for f in feeds], ("Gone Daily", site.url("/gone/rss.xml"))]
+    )
+    result = succeeded(invoke("--config", str(config), "poll"))
+    lines = result.stdout.splitlines()
+    assert "\x1b" not in result.stdout  # no terminal control codes in a pipe
+    per_outlet = {name: len(arts) for name, arts in load_demo_articles(datetime.now(UTC)).items()}
+    for name, count in per_outlet.items():
+        [line] = [x for x in lines if f" {name}: " in x]
+        assert line.startswith("ok ") and f": {count} new articles, " in line
+    [failed] = [x for x in lines if "Gone Daily" in x]
+    assert failed.startswith("failed ") and "HTTP 404" in failed
+    total = sum(per_outlet.values())
+    assert f"polled {len(feeds) + 1} feeds in " in result.stdout
+    assert f"{len(feeds)} ok, 0 not modified, 1 failed" in result.stdout
+    assert f"new articles: {total}\n" in result.stdout
+    # a second poll finds nothing new and says so
+    again = succeeded(invoke("--config", str(config), "poll")).stdout
+    assert f"0 ok, {len(feeds)} not modified, 1 failed" in again and "new articles: 0" in again
+
+
+def read_pty(master: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bytes:
+    """Everything a subprocess wrote to its terminal until it exited."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other side closed: the process is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    return out
+
+
+def test_poll_shows_progress_on_a_terminal(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    site, feeds = demo_site
+    config = write_config(
+        tmp_path, [*[(f.name, f.url) for f in feeds], ("Gone Daily", site.url("/gone/rss.xml"))]
+    )
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+    env.pop("MONITOR_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), "poll"],
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(slave)
+    try:
+        screen = read_pty(master, proc).decode("utf-8", "replace")
+        proc.wait(timeout=60)
+    finally:
+        os.close(master)
+        assert proc.stderr is not None
+        stderr = proc.stderr.read().decode()
+        proc.stderr.close()
+    assert proc.returncode == 0, stderr
+    total = len(feeds) + 1
+    assert "polling" in screen and f"{total}/{total}" in screen  # the progress bar, counting
+    assert "\x1b[" in screen  # drawn and redrawn in place
+    assert "failed        Gone Daily: HTTP 404" in screen  # failures stay on screen
+    assert f"polled {total} feeds in " in screen and "1 failed" in screen
+    assert "Traceback" not in screen + stderr
+
+
+# -- help and version ----------------------------------------------------------------------------
+
+
+def test_python_dash_m_monitor_help() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: monitor ")
+    commands = re.findall(r"^  (\w+)\s", proc.stdout.split("Commands:")[1], re.MULTILINE)
+    assert set(commands) >= {"run", "poll", "digest", "check", "test", "hits", "feeds", "search"}
+    assert {"rematch", "demo"} <= set(commands)
+
+
+def test_version() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"monitor, version {monitor.__version__}\n"
