@@ -157,24 +157,29 @@ class Daemon:
     def _poll(self) -> None:
         rt = self._runtime()
         states = rt.due_states()
-        if not states:
-            return
-        report = rt.poll(states, poller_hook=self._set_poller)
-        event(
-            log,
-            20,
-            "cycle done",
-            feeds=len(report.feeds),
-            failed=report.count("failed"),
-            new_articles=report.new_articles,
-            new_hits=report.new_hits,
-            duration=round(report.duration, 3),
-        )
+        if states:
+            report = rt.poll(states, poller_hook=self._set_poller)
+            event(
+                log,
+                20,
+                "cycle done",
+                feeds=len(report.feeds),
+                failed=report.count("failed"),
+                new_articles=report.new_articles,
+                new_hits=report.new_hits,
+                duration=round(report.duration, 3),
+            )
+        self._alert(rt)
+
+    def _alert(self, rt: Runtime) -> None:
+        """Alert the hits owed by immediate watchlists: this cycle's, and any that a crash
+        before the alert or a `monitor poll` left behind."""
         immediate = [(w.name, w.recipients) for w in rt.watchlists if w.alert == "immediate"]
-        if report.new_hits and immediate and not self.stopped.is_set():
-            settings = rt.settings
-            make_alerts(rt.store, settings, plan_routes(settings, immediate), self.clock())
-            with self._send_lock:
+        if not immediate or self.stopped.is_set():
+            return
+        settings = rt.settings
+        with self._send_lock:
+            if make_alerts(rt.store, settings, plan_routes(settings, immediate), self.clock()):
                 deliver_pending(rt.store, settings, self.clock())
 
     def _set_poller(self, poller: Poller | None) -> None:

@@ -34,7 +34,7 @@ from monitor.config import EmailSettings, Settings, load_settings
 from monitor.errors import StoreError
 from monitor.feedstore import NewArticle, record_items
 from monitor.loopback import LoopbackSite
-from monitor.models import Extracted, Fetched, Item, MatchResult, Snippet
+from monitor.models import Extracted, Feed, Fetched, Item, MatchResult, Snippet
 from monitor.outbox import deliver_pending
 from monitor.sitegen import SiteArticle, add_outlet
 from monitor.store import Store, to_db
@@ -43,7 +43,7 @@ from tests.smtpservers import Recorder
 TESTS = Path(__file__).resolve().parent
 RELEVANT = TESTS / "data" / "relevant"
 MET_WATCHLIST = TESTS.parent / "watchlists" / "met-police.toml"
-UNREACHABLE = "http://127.0.0.1:9/rss"  # a feed for stored hits; never polled
+UNREACHABLE = "http://127.0.0.1:9/rss"  # the feed of stored hits, unless the config names it
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 Serve = Callable[..., EmailSettings]  # the `serve` fixture of tests/smtpservers.py
 
@@ -114,7 +114,7 @@ def write_config(
             f"username = {toml(mail.username)}",
             f"password_env = {toml(mail.password_env)}",
         ]
-    for name, url in (feeds or {"Wire": UNREACHABLE}).items():
+    for name, url in (feeds or {}).items():
         lines += ["[[feeds]]", f"name = {toml(name)}", f"url = {toml(url)}"]
     path = folder / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -158,7 +158,8 @@ def store_hits(
     snippet: Snippet | None = None,
 ) -> list[int]:
     """Store one article per title, each a hit of every watchlist, as a poll of `feed` would
-    (monitor.feedstore.record_items); returns the new hit ids."""
+    (monitor.feedstore.record_items); returns the new hit ids. A feed the config does not
+    name is added to the database only, so no poll ever reaches it."""
     new = []
     for title in titles:
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60]
@@ -175,7 +176,10 @@ def store_hits(
         matches = tuple(MatchResult(w, True, ("IOPC",), (), shown) for w in watchlists)
         new.append(NewArticle(item, Extracted(title, text), None, matches, frozenset(immediate)))
     with Store.open(settings.monitor.database) as store:
-        store.sync_feeds(settings.feeds)
+        known = {f.name for f in settings.feeds}
+        store.sync_feeds(
+            [*settings.feeds, *([] if feed in known else [Feed(feed, UNREACHABLE, 900)])]
+        )
         state = store.feed_states([feed])[0]
         fetched = Fetched(state.url, 200, {}, b"")
         return record_items(store, state, 900, fetched, new, [], None, now)
