@@ -88,9 +88,9 @@ def make_digest(
 ) -> Outcome:
     """Render the hits owed to a recipient, archive the digest and queue it in one go.
 
-    `label` names the archived files (default: the kind).
+    `label` names the archived files (default: the kind, and the id of any but a daily
+    digest, since those can come in the same minute).
     """
-    label = label or kind
     from monitor.digest import render_digest
 
     hits = owed_hits(store, route.recipient, route.watchlists, immediate=False)
@@ -101,12 +101,13 @@ def make_digest(
     data = digest_data(store, settings, route, hits, now)
     rendered = render_digest(data, settings.digest.templates)
     if dry_run:
-        paths = _archive(settings, rendered, now, f"{label}-dry-run", route.recipient)
+        paths = _archive(settings, rendered, now, f"{label or kind}-dry-run", route.recipient)
         return Outcome(None, route.recipient, "dry-run", len(hits), str(paths[0]))
     digest_id = _insert_digest(store, kind, route.recipient, day, now, rendered, hits, "pending")
     if digest_id is None:  # another process made today's daily digest first
         return Outcome(None, route.recipient, "skipped", 0, None)
-    paths = _archive(settings, rendered, now, label, route.recipient)
+    name = label or _archive_name(kind, digest_id)
+    paths = _archive(settings, rendered, now, name, route.recipient)
     with store.write() as conn:
         conn.execute("UPDATE digests SET archive = ? WHERE id = ?", (str(paths[0]), digest_id))
         if route.recipient == ARCHIVE_ONLY:
@@ -144,7 +145,8 @@ def make_alerts(
                 hits,
                 "sent" if route.recipient == ARCHIVE_ONLY else "pending",
             )
-            paths = _archive(settings, rendered, now, "alert", route.recipient)
+            name = _archive_name("alert", digest_id)
+            paths = _archive(settings, rendered, now, name, route.recipient)
             with store.write() as conn:
                 conn.execute(
                     "UPDATE digests SET archive = ? WHERE id = ?", (str(paths[0]), digest_id)
@@ -209,13 +211,20 @@ def _message_id(kind: str, day: date, recipient: str) -> str:
     return make_message_id(key, domain)
 
 
+def _archive_name(kind: str, digest_id: int | None) -> str:
+    # one daily digest a day per recipient; alerts and manual digests can share a minute
+    return kind if kind == "daily" else f"{kind}-{digest_id}"
+
+
 def _archive(
-    settings: Settings, rendered: Rendered, now: datetime, kind: str, recipient: str
+    settings: Settings, rendered: Rendered, now: datetime, name: str, recipient: str
 ) -> tuple[Path, Path]:
+    """Archive files named by local time (as the digest speaks), name and recipient."""
     from monitor.notify import archive_digest
 
     suffix = "" if recipient == ARCHIVE_ONLY else "-" + recipient.replace("@", "-at-")
-    return archive_digest(settings.monitor.digests, rendered, now, f"{kind}{suffix}")
+    local = now.astimezone(settings.monitor.timezone)
+    return archive_digest(settings.monitor.digests, rendered, local, f"{name}{suffix}")
 
 
 def deliver_pending(store: Store, settings: Settings, now: datetime) -> list[Outcome]:

@@ -116,6 +116,8 @@ def test_one_daily_digest_per_local_day_at_the_hour_across_clock_changes(
     days = [first_day + timedelta(days=n) for n in range(4)]
     made = daily_rows(settings)
     assert [d for d, _, _ in made] == [d.isoformat() for d in days]
+    archived = [Path(str(a)).name for (a,) in rows(settings, "SELECT archive FROM digests")]
+    assert [a[:15] for a in archived] == [f"{d.isoformat()}_0700" for d in days]  # local
     assert all(status == "sent" for _, status, _ in made)
     for _, _, created in made:
         assert created.astimezone(LONDON).time() == clock_time(7, 0)
@@ -337,6 +339,27 @@ def test_immediate_hits_left_without_an_alert_are_alerted_at_the_next_tick(
     daemon.poll_job()
     daemon.digest_job()
     assert len(rec.received) == 1
+
+
+def test_alerts_of_one_cycle_go_out_separately_and_keep_their_own_archive(
+    tmp_path: Path, serve: Serve, daemons: Callable[..., Daemon]
+) -> None:
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police", alert="immediate")
+    add_watchlist(config, "Vetting", ["vetting"], alert="immediate")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officer charged"], ["Met Police"], immediate=["Met Police"])
+    store_hits(settings, NOW, ["Vetting backlog grows"], ["Vetting"], immediate=["Vetting"])
+    daemons(settings, Clock())
+    subjects = sorted(str(m["Subject"]) for _, m in messages(rec))
+    assert subjects == ["monitor alert: Met Police, 1 new hit", "monitor alert: Vetting, 1 new hit"]
+    archives = rows(settings, "SELECT archive, subject FROM digests WHERE kind = 'alert'")
+    assert len({a for a, _ in archives}) == 2
+    for archive, subject in archives:
+        title = "Met officer charged" if "Met Police" in str(subject) else "Vetting backlog grows"
+        assert title in Path(str(archive)).read_text(encoding="utf-8")
+        assert title in Path(str(archive)).with_suffix(".txt").read_text(encoding="utf-8")
 
 
 # -- `monitor run` as a process -----------------------------------------------------------------
