@@ -14,6 +14,7 @@ from pathlib import Path
 from monitor.config import Settings, load_settings
 from monitor.errors import ConfigError, ConfigErrors, Location, MonitorError
 from monitor.store import Store, to_db
+from monitor.tomlpos import KeyPath, load_toml
 
 QUIET_WATCHLIST = timedelta(days=30)
 FAILING_FEED = timedelta(days=7)
@@ -52,20 +53,19 @@ def run_checks(
     config: Path, now: datetime | None = None
 ) -> tuple[list[ConfigError], list[ConfigError], str]:
     """(errors, warnings, one-line summary) for a config file and what it points to."""
-    from monitor.watchlist import check_feed_names, lint_watchlist, load_watchlists
+    from monitor.watchlist import check_feed_names, load_watchlists
 
     now = now or datetime.now(UTC)
     try:
         s = load_settings(config)
     except ConfigErrors as exc:
-        return list(exc.errors), [], ""
+        return _in_file_order(exc.errors), [], ""
     loaded = load_watchlists(s.monitor.watchlists)
     errors: list[ConfigError] = list(loaded.errors)
-    warnings: list[ConfigError] = list(loaded.warnings)
+    warnings: list[ConfigError] = list(loaded.warnings)  # lint_watchlist's, among others
     feed_names = {f.name for f in s.feeds}
     for w in loaded.watchlists:
         errors += check_feed_names(w, feed_names)
-        warnings += lint_watchlist(w)
     errors += _check_templates(s)
     warnings += _check_setup(s)
     bad_database = database_problem(s)
@@ -75,24 +75,64 @@ def run_checks(
         warnings += _check_history(s, [(w.name, w.path) for w in loaded.watchlists], now)
     queries = sum(len(w.match) + len(w.exclude) for w in loaded.watchlists)
     summary = (
-        f"{s.path.name}: ok: {len(s.feeds)} feeds, {len(loaded.watchlists)} watchlists "
+        f"{shown(s.path)}: ok: {len(s.feeds)} feeds, {len(loaded.watchlists)} watchlists "
         f"({queries} queries)"
     )
-    return errors, warnings, summary
+    return _in_file_order(errors), _in_file_order(warnings), summary
+
+
+def _in_file_order(problems: list[ConfigError]) -> list[ConfigError]:
+    """Grouped by file (in the order files first appear), then by line and column."""
+    files: dict[str, int] = {}
+    for p in problems:
+        files.setdefault(p.location.file if p.location else "", len(files))
+
+    def key(p: ConfigError) -> tuple[int, int, int]:
+        loc = p.location
+        if loc is None:
+            return files[""], 0, 0
+        return files[loc.file], loc.line or 0, loc.column or 0
+
+    return sorted(problems, key=key)
+
+
+def _config_location(s: Settings, path: KeyPath) -> Location:
+    """FILE:LINE of a key in the config file (just FILE if it cannot be found)."""
+    try:
+        _, positions = load_toml(s.path, shown(s.path))
+    except ConfigError:
+        return Location(shown(s.path))
+    return positions.location(path)
+
+
+def _feed_location(s: Settings, name: str) -> Location:
+    """FILE:LINE of a feed's url in its [[feeds]] table, or of the opml key listing it."""
+    try:
+        data, positions = load_toml(s.path, shown(s.path))
+    except ConfigError:
+        return Location(shown(s.path))
+    tables = data.get("feeds", [])
+    for i, table in enumerate(tables if isinstance(tables, list) else []):
+        if isinstance(table, dict) and table.get("name") == name:
+            return positions.location(("feeds", i, "url"))
+    return positions.location(("opml",))
 
 
 def _check_templates(s: Settings) -> list[ConfigError]:
-    if s.digest.templates is None:
+    folder = s.digest.templates
+    if folder is None:
         return []
-    if not s.digest.templates.is_dir():
-        return [
-            ConfigError(
-                f"[digest].templates: no folder {s.digest.templates}", Location(shown(s.path))
-            )
-        ]
+    if not folder.is_dir():
+        message = f"[digest] templates: no folder {shown(folder)}; create it or remove the key"
+        return [ConfigError(message, _config_location(s, ("digest", "templates")))]
     from monitor.digest import check_templates
 
-    return list(check_templates(s.digest.templates))
+    return [
+        ConfigError(e.message, Location(shown(Path(e.location.file)), e.location.line))
+        if e.location is not None
+        else e
+        for e in check_templates(folder)
+    ]
 
 
 def _check_setup(s: Settings) -> list[ConfigError]:
@@ -138,17 +178,7 @@ def _check_history(
                                 Location(shown(path)),
                             )
                         )
-            configured = [f.name for f in s.feeds]
-            for st in store.feed_states(configured):
-                if st.failing_since is not None and now - st.failing_since >= FAILING_FEED:
-                    days = (now - st.failing_since).days
-                    out.append(
-                        ConfigError(
-                            f"feed {st.name!r} has failed for {days} days ({st.last_error}); "
-                            "fix or remove its URL",
-                            Location(shown(s.path)),
-                        )
-                    )
+            out += _failing_feeds(s, store, now)
     except MonitorError as exc:
         out.append(
             ConfigError(
@@ -156,4 +186,17 @@ def _check_history(
                 Location(shown(s.monitor.database)),
             )
         )
+    return out
+
+
+def _failing_feeds(s: Settings, store: Store, now: datetime) -> list[ConfigError]:
+    """A warning, at the feed's [[feeds]] table, for each feed failing for a week or more."""
+    out = []
+    for st in store.feed_states([f.name for f in s.feeds]):
+        if st.failing_since is None or now - st.failing_since < FAILING_FEED:
+            continue
+        days = (now - st.failing_since).days
+        where = _feed_location(s, st.name)
+        message = f"feed {st.name!r} has failed for {days} days ({st.last_error}); fix its URL"
+        out.append(ConfigError(f"{message} or remove it", where))
     return out
