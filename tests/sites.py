@@ -15,12 +15,16 @@ fixtures in tests/data/stories, the relevant and distractor texts in tests/data.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
+from monitor.cli import cli
 from monitor.config import load_settings
 from monitor.loopback import LoopbackSite
 from monitor.runtime import Runtime
@@ -149,6 +153,24 @@ def write_watchlist(config: Path, name: str, text: str) -> Path:
 def _toml(value: object) -> str:
     # JSON strings, numbers, booleans and lists of them are valid TOML values
     return json.dumps(value)
+
+
+def run_cli(config: Path, *args: str) -> Result:
+    """Run `monitor --config CONFIG ARGS` in this process (click's CliRunner), leaving the
+    process's logging as it was (the command points it at the runner's streams)."""
+    saved = [
+        (log, list(log.handlers), log.level, log.propagate)
+        for log in (logging.getLogger("monitor"), logging.getLogger("apscheduler"))
+    ]
+    try:
+        return CliRunner().invoke(
+            cli, ["--config", str(config), *args], env={"MONITOR_CONFIG": None}, prog_name="monitor"
+        )
+    finally:
+        for log, handlers, level, propagate in saved:
+            log.handlers[:] = handlers
+            log.setLevel(level)
+            log.propagate = propagate
 
 
 def open_runtime(config: Path, clock: Clock) -> Runtime:

@@ -1,0 +1,425 @@
+"""Faulty feeds and pages in a real poll: each costs its own feed or article, never the cycle.
+
+One site serves healthy outlets beside every kind of fault; the Runtime polls it twice, 16
+minutes apart (feeds poll every 15 minutes). Then back-off, and `monitor poll` as a command.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.ledger import list_hits
+from monitor.loopback import LoopbackSite, Request, Response
+from monitor.models import Article, Hit
+from monitor.pipeline import CycleReport
+from monitor.sitegen import SiteArticle, add_outlet, render_page
+from monitor.store import FeedState
+from tests.sites import (
+    NOW,
+    Clock,
+    add_feed,
+    folder_articles,
+    open_runtime,
+    run_cli,
+    write_config,
+    write_watchlist,
+)
+
+INTERVAL = 900.0  # the config's default poll interval, 15m
+RETRY_AFTER = 7200
+ERROR_PAGE = (
+    "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1>"
+    "<p>Please try again later.</p></body></html>"
+)
+# A page about the Met whose text needs the right decoding: curly quotes, an accent.
+ACCENTED = SiteArticle(
+    "khan-cafe",
+    "Mayor’s café visit with the commissioner",
+    (
+        "The mayor met Sir Mark Rowley at a café in Brixton on Tuesday, where they discussed"
+        " the Met’s plans for neighbourhood policing and the IOPC’s latest report.",
+        "“We want officers back on the streets,” the commissioner said, adding that the"
+        " force’s vetting unit had doubled in size since the review.",
+        "Residents said they welcomed the visit but wanted to see results before the summer.",
+    ),
+    NOW - timedelta(hours=2),
+)
+# The same text under another headline (one feed, so its own GUID and title).
+ACCENTED_COPY = replace(ACCENTED, slug="khan-cafe-copy", title="Café talks: the Met’s new promise")
+# Pages that cannot be extracted: titles say nothing a Met watchlist matches, summaries do.
+PDF = SiteArticle(
+    "annual-report",
+    "Annual complaints report published",
+    ("(a PDF)",),
+    NOW - timedelta(hours=3),
+    summary="The IOPC published its annual figures on complaints against officers.",
+)
+BROKEN = SiteArticle(
+    "officer-dismissed",
+    "Officer dismissed after watchdog inquiry",
+    ("(never served)",),
+    NOW - timedelta(hours=4),
+    summary="A Metropolitan Police constable lied about an arrest, the watchdog found.",
+)
+DROPPED = SiteArticle(
+    "custody-death",
+    "Inquest opens into death in custody",
+    ("(never served)",),
+    NOW - timedelta(hours=5),
+    summary="Scotland Yard said the IOPC had been informed of the death.",
+)
+
+
+def page_path(request: Request) -> str:
+    return request.path.split("?", 1)[0]
+
+
+@dataclass
+class Faulty:
+    """Two poll cycles over healthy and faulty feeds."""
+
+    site: LoopbackSite
+    inside: LoopbackSite  # 127.0.0.2: an internal host nobody may reach
+    config: Path
+    healthy: dict[str, SiteArticle]  # page URL -> article of the healthy outlets
+    first: CycleReport
+    second: CycleReport
+    first_requests: list[str]
+    second_requests: list[str]
+    states: dict[str, FeedState]  # after the second cycle
+    articles: dict[str, Article]
+    hits: dict[str, Hit]  # by article URL
+    first_poll: datetime
+
+
+def serve_faults(site: LoopbackSite, inside: LoopbackSite) -> dict[str, str]:
+    """Feed name -> URL for every faulty feed."""
+    text = {"Content-Type": "text/plain"}
+    routes: dict[str, Response] = {
+        "/e500.xml": Response(500, b"internal error", text),
+        "/e503.xml": Response(503, b"unavailable", text),
+        "/limited.xml": Response(429, b"slow down", {**text, "Retry-After": str(RETRY_AFTER)}),
+        "/gone.xml": Response(410, b"gone", text),
+        # a feed that never finishes: one byte every half second
+        "/trickle.xml": Response(
+            body=b'<?xml version="1.0"?><rss version="2.0"><channel>' + b" " * 400,
+            headers={"Content-Type": "application/rss+xml"},
+            trickle=0.5,
+        ),
+        # 20 MB of zeros in about 20 KB, past the 1MB cap once inflated
+        "/bomb.xml": Response(
+            body=gzip.compress(b"\0" * 20_000_000),
+            headers={"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"},
+        ),
+        "/inside.xml": Response(302, headers={"Location": inside.url("/feed.xml")}),
+        "/moved.xml": Response(301, headers={"Location": site.url("/new/rss.xml")}),
+        "/moved-nowhere.xml": Response(301, headers={"Location": site.url("/error.html")}),
+    }
+    site.routes.update(routes)
+    site.add("/error.html", ERROR_PAGE)
+    inside.add("/feed.xml", b'<rss version="2.0"><channel></channel></rss>', "application/rss+xml")
+    names = {
+        "Error 500": "/e500.xml",
+        "Error 503": "/e503.xml",
+        "Rate limited": "/limited.xml",
+        "Gone": "/gone.xml",
+        "Trickle": "/trickle.xml",
+        "Bomb": "/bomb.xml",
+        "Internal redirect": "/inside.xml",
+        "Not a feed": "/error.html",
+        "Moved": "/moved.xml",
+        "Moved nowhere": "/moved-nowhere.xml",
+    }
+    return {name: site.url(path) for name, path in names.items()}
+
+
+def serve_healthy(site: LoopbackSite) -> tuple[dict[str, str], dict[str, SiteArticle]]:
+    """Healthy outlets (one with awkward pages); feed name -> URL, page URL -> article."""
+    relevant = folder_articles("relevant")
+    feeds = {
+        "Healthy": add_outlet(site, "Healthy", relevant[:2], prefix="/healthy"),
+        "New home": add_outlet(site, "New home", relevant[2:3], prefix="/new"),
+    }
+    pages = {site.url(f"/healthy/{a.slug}"): a for a in relevant[:2]}
+    pages[site.url(f"/new/{relevant[2].slug}")] = relevant[2]
+    # the same page twice, with wrong charset headers: UTF-8 called Latin-1, cp1252 called UTF-8
+    utf8 = render_page(ACCENTED, "Charset").encode("utf-8")
+    cp1252 = render_page(ACCENTED_COPY, "Charset").replace('<meta charset="utf-8">', "")
+    site.add("/charset/as-latin1", utf8, "text/html; charset=iso-8859-1")
+    site.add("/charset/as-utf8", cp1252.encode("cp1252"), "text/html; charset=utf-8")
+    links = [
+        (ACCENTED, site.url("/charset/as-latin1")),
+        (ACCENTED_COPY, site.url("/charset/as-utf8")),
+    ]
+    feeds["Charset"] = add_feed(site, "/charset/rss.xml", links)
+    site.add(
+        "/docs/annual-report.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(500), "application/pdf"
+    )
+    site.routes["/docs/officer-dismissed"] = Response(500, b"error", {"Content-Type": "text/plain"})
+    site.routes["/docs/custody-death"] = Response(drop=True)
+    docs = [
+        (PDF, site.url("/docs/annual-report.pdf")),
+        (BROKEN, site.url("/docs/officer-dismissed")),
+        (DROPPED, site.url("/docs/custody-death")),
+    ]
+    feeds["Documents"] = add_feed(site, "/docs/rss.xml", docs)
+    return feeds, pages
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
+    tmp = tmp_path_factory.mktemp("faults")
+    with LoopbackSite() as site, LoopbackSite("127.0.0.2") as inside:
+        healthy_feeds, healthy = serve_healthy(site)
+        # "New home" is only reached through "Moved": keep it out of the config
+        healthy_feeds.pop("New home")
+        feeds = {**healthy_feeds, **serve_faults(site, inside)}
+        config = write_config(tmp, feeds, fetch={"timeout": "2s", "max_bytes": "1MB"})
+        clock = Clock()
+        with open_runtime(config, clock) as rt:
+            first = rt.poll(rt.configured_states())
+            first_requests = [page_path(r) for r in site.requests]
+            site.requests.clear()
+            clock.advance(INTERVAL + 60)
+            second = rt.poll(rt.due_states())
+            second_requests = [page_path(r) for r in site.requests]
+            states = {s.name: s for s in rt.store.feed_states()}
+            articles = {a.url: a for a in rt.store.articles()}
+            hits = {h.article.url: h for h in list_hits(rt.store)}
+        yield Faulty(
+            site,
+            inside,
+            config,
+            healthy,
+            first,
+            second,
+            first_requests,
+            second_requests,
+            states,
+            articles,
+            hits,
+            NOW,
+        )
+
+
+def report_of(cycle: CycleReport, name: str) -> str:
+    return next(f.status for f in cycle.feeds if f.feed == name)
+
+
+# -- the cycle goes on ------------------------------------------------------------------------
+
+
+def test_every_feed_is_reported_and_healthy_articles_are_stored(faulty: Faulty) -> None:
+    assert len(faulty.first.feeds) == len(faulty.states) == 13
+    for url, source in faulty.healthy.items():
+        stored = faulty.articles[url]
+        assert stored.full_text and source.paragraphs[0] in stored.text
+        assert url in faulty.hits  # every healthy article is about the Met
+    for name in ("Healthy", "Charset", "Documents", "Moved"):
+        assert report_of(faulty.first, name) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("Error 500", "HTTP 500"),
+        ("Error 503", "HTTP 503"),
+        ("Rate limited", "HTTP 429"),
+        ("Gone", "HTTP 410"),
+        ("Trickle", "no complete answer within 2s"),
+        ("Bomb", "cap"),
+        ("Internal redirect", "127.0.0.2"),
+        ("Not a feed", "not a feed"),
+        ("Moved nowhere", "not a feed"),
+    ],
+)
+def test_each_fault_is_its_feeds_recorded_failure(faulty: Faulty, name: str, error: str) -> None:
+    assert report_of(faulty.first, name) == "failed"
+    state = faulty.states[name]
+    assert state.last_error is not None and error in state.last_error
+    assert state.failures >= 1
+    assert state.failing_since == faulty.first_poll
+    assert state.last_success is None
+
+
+def test_a_redirect_into_an_internal_address_never_reaches_it(faulty: Faulty) -> None:
+    assert "/inside.xml" in faulty.first_requests
+    assert faulty.inside.requests == []
+
+
+def test_retry_after_is_honoured_by_the_next_poll(faulty: Faulty) -> None:
+    limited = faulty.states["Rate limited"]
+    assert limited.next_poll == faulty.first_poll + timedelta(seconds=RETRY_AFTER)
+    assert "/limited.xml" in faulty.first_requests
+    assert "/limited.xml" not in faulty.second_requests  # 16 minutes later: not yet
+    assert "/e500.xml" in faulty.second_requests  # while a plain failure is retried
+
+
+def test_410_marks_the_feed_gone_and_it_stays_listed(faulty: Faulty) -> None:
+    gone = faulty.states["Gone"]
+    assert gone.gone
+    assert gone.next_poll == faulty.first_poll + timedelta(days=1)  # still tried daily
+    assert "/gone.xml" not in faulty.second_requests
+    result = run_cli(faulty.config, "feeds", "--json")
+    assert result.exit_code == 0, result.output
+    listed = {f["name"]: f for f in json.loads(result.stdout)}
+    assert set(listed) == set(faulty.states)
+    assert listed["Gone"]["gone"] is True
+    assert listed["Gone"]["status"] == "gone"
+    assert "HTTP 410" in listed["Gone"]["last_error"]
+    assert listed["Error 500"]["status"] == "failing"
+    assert listed["Healthy"]["status"] == "ok"
+
+
+def test_a_301_moves_the_feed_once_the_new_url_parses(faulty: Faulty) -> None:
+    moved = faulty.states["Moved"]
+    new_home = faulty.site.url("/new/rss.xml")
+    assert moved.url == new_home
+    assert moved.config_url == faulty.site.url("/moved.xml")
+    assert "/moved.xml" in faulty.first_requests
+    # the second poll goes straight to the new address
+    assert "/new/rss.xml" in faulty.second_requests
+    assert "/moved.xml" not in faulty.second_requests
+    assert report_of(faulty.second, "Moved") == "not_modified"
+    nowhere = faulty.states["Moved nowhere"]
+    assert nowhere.url == nowhere.config_url == faulty.site.url("/moved-nowhere.xml")
+
+
+def test_a_wrong_charset_header_still_gives_readable_text(faulty: Faulty) -> None:
+    for path in ("/charset/as-latin1", "/charset/as-utf8"):
+        article = faulty.articles[faulty.site.url(path)]
+        assert article.full_text
+        for paragraph in ACCENTED.paragraphs:
+            assert paragraph in article.text
+        assert "\ufffd" not in article.text and "â€" not in article.text
+        assert faulty.site.url(path) in faulty.hits
+
+
+def test_a_pdf_is_not_extracted_and_its_summary_is_matched(faulty: Faulty) -> None:
+    url = faulty.site.url("/docs/annual-report.pdf")
+    article = faulty.articles[url]
+    assert article.full_text is False
+    assert article.text == ""
+    assert article.extract_error is not None and "application/pdf" in article.extract_error
+    assert article.document.text == PDF.summary
+    hit = faulty.hits[url]
+    assert hit.matched == ("IOPC",)
+    assert "IOPC" in hit.snippet.text
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "matched"),
+    [
+        ("/docs/officer-dismissed", BROKEN, ('"Metropolitan Police"',)),
+        ("/docs/custody-death", DROPPED, ('"Scotland Yard"', "IOPC")),
+    ],
+)
+def test_a_page_that_cannot_be_fetched_is_matched_on_its_summary(
+    faulty: Faulty, path: str, source: SiteArticle, matched: tuple[str, ...]
+) -> None:
+    url = faulty.site.url(path)
+    article = faulty.articles[url]
+    assert article.full_text is False
+    assert article.summary == source.summary
+    assert article.extract_error is not None and "page not fetched" in article.extract_error
+    assert faulty.hits[url].matched == matched
+    assert faulty.first_requests.count(path) == 1
+    documents = next(f for f in faulty.first.feeds if f.feed == "Documents")
+    assert documents.pages_failed == 3  # the PDF and these two
+
+
+def test_failures_count_up_in_the_second_cycle(faulty: Faulty) -> None:
+    assert faulty.states["Error 500"].failures == 2
+    assert faulty.states["Not a feed"].failures == 2
+    assert faulty.states["Rate limited"].failures == 1  # not yet polled again
+    assert faulty.states["Healthy"].failures == 0
+    assert report_of(faulty.second, "Healthy") == "not_modified"
+
+
+# -- back-off ---------------------------------------------------------------------------------
+
+
+def test_a_failing_feed_backs_off_exponentially_and_is_never_disabled(tmp_path: Path) -> None:
+    with LoopbackSite() as site:
+        site.routes["/down.xml"] = Response(500, b"down", {"Content-Type": "text/plain"})
+        config = write_config(tmp_path, {"Down": site.url("/down.xml")}, intervals={"Down": "10m"})
+        clock = Clock()
+        delays = []
+        with open_runtime(config, clock) as rt:
+            for failures in range(1, 11):
+                started = clock()
+                assert [s.name for s in rt.due_states()] == ["Down"]
+                rt.poll(rt.due_states())
+                state = rt.store.feed_states()[0]
+                assert state.failures == failures
+                assert state.next_poll is not None
+                delays.append((state.next_poll - started).total_seconds())
+                clock.advance(delays[-1] - 1)
+                assert rt.due_states() == []  # not a second early
+                clock.advance(1)
+            requests = len(site.hits("/down.xml"))
+            add_outlet(site, "Down", folder_articles("relevant")[:1], prefix="/back")
+            site.routes["/down.xml"] = site.routes["/back/rss.xml"]  # it recovers
+            report = rt.poll(rt.due_states())
+            recovered = rt.store.feed_states()[0]
+    assert delays == [600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 86400, 86400]
+    assert requests == 10
+    assert report.new_articles == 1
+    assert recovered.failures == 0
+    assert recovered.failing_since is None
+    assert recovered.next_poll == clock() + timedelta(minutes=10)
+
+
+# -- `monitor poll` ---------------------------------------------------------------------------
+
+
+def test_monitor_poll_with_a_failing_feed_exits_0_with_a_summary(tmp_path: Path) -> None:
+    relevant = folder_articles("relevant")
+    with LoopbackSite() as site:
+        feeds = {
+            "Ledger": add_outlet(site, "Ledger", relevant[:3], prefix="/ledger"),
+            "Courier": add_outlet(site, "Courier", relevant[3:], prefix="/c", feed_format="atom"),
+            "Broken": site.url("/missing.xml"),  # 404
+        }
+        config = write_config(tmp_path, feeds)
+        result = run_cli(config, "poll")
+        again = run_cli(config, "poll")
+    assert result.exit_code == 0, result.output
+    summary = re.search(
+        r"polled 3 feeds in (\d+\.\d)s: 2 ok, 0 not modified, 1 failed\n"
+        r"new articles: 5\nnew hits: 5\n$",
+        result.stdout,
+    )
+    assert summary, result.stdout
+    assert re.search(r"failed +Broken: HTTP 404", result.stdout)
+    assert again.exit_code == 0, again.output
+    assert "polled 3 feeds" in again.stdout  # `monitor poll` polls every feed, due or not
+    assert "2 not modified, 1 failed" in again.stdout and "new articles: 0" in again.stdout
+    with open_runtime(config, Clock()) as rt:
+        stored = {a.url for a in rt.store.articles()}
+    assert stored == {site.url(f"/ledger/{a.slug}") for a in relevant[:3]} | {
+        site.url(f"/c/{a.slug}") for a in relevant[3:]
+    }
+
+
+def test_monitor_poll_with_an_invalid_watchlist_exits_1_before_any_request(
+    tmp_path: Path,
+) -> None:
+    with LoopbackSite() as site:
+        feeds = {"Ledger": add_outlet(site, "Ledger", folder_articles("relevant"), prefix="/l")}
+        config = write_config(tmp_path, feeds)
+        write_watchlist(config, "broken", 'match = ["IOPC NEAR/5 (NOT vetting)"]\n')
+        result = run_cli(config, "poll")
+        assert site.requests == []
+    assert result.exit_code == 1
+    assert "broken.toml:1:" in result.stderr
+    assert "Traceback" not in result.output
+    assert "polled" not in result.stdout
