@@ -226,10 +226,53 @@ def _parse_html(html: str) -> Any:
         raise ExtractError(f"page is not parseable HTML: {err}") from err
     if tree is None:
         raise ExtractError("page is not HTML")
+    _drop_comment_sections(tree)
     return tree
 
 
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# a class or id token naming reader comments: comments, c-comments, comment-list, disqus_thread
+_COMMENT_TOKEN = re.compile(r"(?:^|[-_])(?:comments?|disqus)(?:$|[-_])", re.IGNORECASE)
+_COMMENT_HEADING = re.compile(
+    r"^\s*(?:\d+\s+)?(?:comments?|reader comments|join the conversation|have your say|"
+    r"leave a (?:comment|reply)|discussion)\s*:?\s*$",
+    re.IGNORECASE,
+)
+# never drop a container holding this share of the page's text: it may be the article itself
+_COMMENT_MAX_SHARE = 0.4
+
+
+def _drop_comment_sections(tree: Any) -> None:
+    """Remove reader-comment sections that trafilatura's own filter misses.
+
+    A section counts as comments by its class or id tokens, its data-component, or a heading
+    such as "Join the conversation". Whatever holds a large share of the page's text is kept:
+    missing an article is worse than keeping a comment.
+    """
+    total = len(" ".join(tree.itertext()).split()) or 1
+    doomed = []
+    for element in tree.iter("section", "div", "aside", "ol", "ul", "footer"):
+        if not _looks_like_comments(element):
+            continue  # counted only when it looks like comments: nested divs stay linear
+        if len(" ".join(element.itertext()).split()) < _COMMENT_MAX_SHARE * total:
+            doomed.append(element)
+    for element in doomed:
+        parent = element.getparent()
+        if parent is not None:
+            parent.remove(element)
+
+
+def _looks_like_comments(element: Any) -> bool:
+    tokens = f"{element.get('class', '')} {element.get('id', '')}".split()
+    tokens.append(element.get("data-component", ""))
+    if any(_COMMENT_TOKEN.search(t) for t in tokens if t):
+        return True
+    first = next(iter(element), None)
+    return (
+        first is not None
+        and first.tag in ("h2", "h3", "h4")
+        and bool(_COMMENT_HEADING.match("".join(first.itertext())))
+    )
 
 
 def _page_title(tree: Any) -> str | None:

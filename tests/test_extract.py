@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -283,3 +284,59 @@ def test_golden_page_in_a_legacy_charset_with_a_wrong_header() -> None:
 @given(st.binary(max_size=2000), st.text(max_size=60))
 def test_decode_never_raises(content: bytes, content_type: str) -> None:
     assert isinstance(decode_html(content, {"content-type": content_type}), str)
+
+
+# -- reader comments in markup trafilatura does not know -----------------------------------------
+
+
+def _demo_pages() -> list[tuple[str, int, object]]:
+    from datetime import UTC, datetime
+
+    from monitor.sitegen import load_demo_articles
+
+    articles = load_demo_articles(datetime(2026, 11, 22, 12, tzinfo=UTC))
+    return [
+        (outlet, layout, a)
+        for outlet, items in articles.items()
+        for a in items[:2]
+        for layout in (0, 1, 2)
+    ]
+
+
+@pytest.mark.parametrize(("outlet", "layout", "article"), _demo_pages())
+def test_sample_site_pages_give_exactly_the_article(outlet: str, layout: int, article: Any) -> None:
+    from monitor.sitegen import render_page
+
+    html = render_page(article, outlet, (), layout=layout)
+    lines = extract_article(html, f"https://news.example/{article.slug}").text.splitlines()
+    assert lines == list(article.paragraphs)
+
+
+def test_comment_section_named_by_heading_or_class_is_dropped() -> None:
+    paragraphs = [
+        f"Paragraph {n} of the report on the Met, with enough words to be real text "
+        "that any extractor keeps as the body of the article."
+        for n in range(6)
+    ]
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    html = (
+        f"<html><body><main><article><h1>Title</h1>{body}</article>"
+        '<section class="c-talk"><h2>Join the conversation</h2>'
+        "<div><p>First! This comment must never be mistaken for the article.</p></div>"
+        '</section><div id="disqus_thread"><p>Another reader remark that is not news.</p>'
+        "</div></main></body></html>"
+    )
+    text = extract_article(html, "https://news.example/a").text
+    assert "First!" not in text and "reader remark" not in text
+    assert text.splitlines() == paragraphs
+
+
+def test_article_inside_a_comment_named_container_is_kept() -> None:
+    paragraphs = [
+        f"Paragraph {n}: the IOPC said officers at Charing Cross shared messages "
+        "that were defended as banter by several of those involved."
+        for n in range(6)
+    ]
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    html = f'<html><body><div class="story has-comments"><h1>Title</h1>{body}</div></body></html>'
+    assert extract_article(html, "https://news.example/b").text.splitlines() == paragraphs
