@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.config import Settings
-from monitor.errors import SMTPPermanentError, SMTPTemporaryError
+from monitor.errors import NotifyError, SMTPPermanentError, SMTPTemporaryError
 from monitor.ledger import owed_hits
 from monitor.logs import event, get_logger
 from monitor.models import Hit
@@ -107,16 +107,9 @@ def make_digest(
     if digest_id is None:  # another process made today's daily digest first
         return Outcome(None, route.recipient, "skipped", 0, None)
     name = label or _archive_name(kind, digest_id)
-    paths = _archive(settings, rendered, now, name, route.recipient)
-    with store.write() as conn:
-        conn.execute("UPDATE digests SET archive = ? WHERE id = ?", (str(paths[0]), digest_id))
-        if route.recipient == ARCHIVE_ONLY:
-            conn.execute(
-                "UPDATE digests SET status = 'sent', sent_at = ? WHERE id = ?",
-                (to_db(now), digest_id),
-            )
+    archive = _file(store, settings, digest_id, rendered, now, name, route.recipient)
     status = "sent" if route.recipient == ARCHIVE_ONLY else "pending"
-    return Outcome(digest_id, route.recipient, status, len(hits), str(paths[0]))
+    return Outcome(digest_id, route.recipient, status, len(hits), archive)
 
 
 def make_alerts(
@@ -136,22 +129,19 @@ def make_alerts(
             )
             day = now.astimezone(settings.monitor.timezone).date()
             digest_id = _insert_digest(
-                store,
-                "alert",
-                route.recipient,
-                day,
-                now,
-                rendered,
-                hits,
-                "sent" if route.recipient == ARCHIVE_ONLY else "pending",
+                store, "alert", route.recipient, day, now, rendered, hits, "pending"
             )
-            name = _archive_name("alert", digest_id)
-            paths = _archive(settings, rendered, now, name, route.recipient)
-            with store.write() as conn:
-                conn.execute(
-                    "UPDATE digests SET archive = ? WHERE id = ?", (str(paths[0]), digest_id)
-                )
-            out.append(Outcome(digest_id, route.recipient, "pending", len(hits), str(paths[0])))
+            assert digest_id is not None  # only a second daily digest of a day is refused
+            archive = _file(
+                store,
+                settings,
+                digest_id,
+                rendered,
+                now,
+                _archive_name("alert", digest_id),
+                route.recipient,
+            )
+            out.append(Outcome(digest_id, route.recipient, "pending", len(hits), archive))
     return out
 
 
@@ -211,6 +201,31 @@ def _message_id(kind: str, day: date, recipient: str) -> str:
     return make_message_id(key, domain)
 
 
+def _file(
+    store: Store,
+    settings: Settings,
+    digest_id: int,
+    rendered: Rendered,
+    now: datetime,
+    name: str,
+    recipient: str,
+) -> str:
+    """Archive a queued digest and record where; one with no recipient is then done.
+
+    If the archive cannot be written (a full disk), the digest stays pending with its hits:
+    deliver_pending writes the archive of an archive-only digest again later.
+    """
+    paths = _archive(settings, rendered, now, name, recipient)
+    with store.write() as conn:
+        conn.execute("UPDATE digests SET archive = ? WHERE id = ?", (str(paths[0]), digest_id))
+        if recipient == ARCHIVE_ONLY:
+            conn.execute(
+                "UPDATE digests SET status = 'sent', sent_at = ? WHERE id = ?",
+                (to_db(now), digest_id),
+            )
+    return str(paths[0])
+
+
 def _archive_name(kind: str, digest_id: int | None) -> str:
     # one daily digest a day per recipient; alerts and manual digests can share a minute
     return kind if kind == "daily" else f"{kind}-{digest_id}"
@@ -228,9 +243,11 @@ def _archive(
 
 
 def deliver_pending(store: Store, settings: Settings, now: datetime) -> list[Outcome]:
-    """Try to send every pending digest and alert whose retry time has come."""
-    if settings.email is None:
-        return []
+    """Try to send every pending digest and alert whose retry time has come.
+
+    An archive-only digest is pending only when its archive could not be written: that is
+    tried again instead. Without [email], digests for recipients wait until it is configured.
+    """
     # a retry time further ahead than the longest back-off was set by a clock that has since
     # been set back: it is due now, not a day later
     rows = store.read(
@@ -239,7 +256,29 @@ def deliver_pending(store: Store, settings: Settings, now: datetime) -> list[Out
         " next_attempt <= ? OR next_attempt > ?) ORDER BY id",
         (to_db(now), to_db(now + timedelta(seconds=RETRY_MAX))),
     )
-    return [_deliver(store, settings, row, now) for row in rows]
+    out = []
+    for row in rows:
+        if row["recipient"] == ARCHIVE_ONLY:
+            out.append(_archive_again(store, settings, row, now))
+        elif settings.email is not None:
+            out.append(_deliver(store, settings, row, now))
+    return out
+
+
+def _archive_again(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) -> Outcome:
+    """An archive-only digest whose archive failed (a full disk): write it now."""
+    from monitor.digest import Rendered
+
+    digest_id = row["id"]
+    rendered = Rendered(row["subject"], row["text"], row["html"])
+    name = _archive_name(row["kind"], digest_id)
+    try:
+        archive = _file(store, settings, digest_id, rendered, now, name, ARCHIVE_ONLY)
+    except NotifyError as exc:
+        delay = _retry_later(store, row, now, str(exc))
+        event(log, 30, "digest not archived, will retry", digest=digest_id, retry_in=delay)
+        return Outcome(digest_id, ARCHIVE_ONLY, "pending", row["hits"], None, str(exc))
+    return Outcome(digest_id, ARCHIVE_ONLY, "sent", row["hits"], archive)
 
 
 def _deliver(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) -> Outcome:
@@ -261,8 +300,7 @@ def _deliver(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) 
     try:
         result = send_message(message, email, password)
     except SMTPTemporaryError as exc:
-        delay = min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
-        _set(store, digest_id, "pending", attempts, str(exc), now + timedelta(seconds=delay))
+        delay = _retry_later(store, row, now, str(exc))
         event(
             log,
             30,
@@ -302,6 +340,14 @@ def _hold(store: Store, row: sqlite3.Row, attempts: int, error: str) -> Outcome:
         error=error,
     )
     return Outcome(digest_id, recipient, "held", row["hits"], row["archive"], error)
+
+
+def _retry_later(store: Store, row: sqlite3.Row, now: datetime, error: str) -> float:
+    """Keep a digest pending and back off: 1 minute, 2, 4 ... up to an hour; returns the delay."""
+    attempts = int(row["attempts"]) + 1
+    delay = float(min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX))
+    _set(store, row["id"], "pending", attempts, error, now + timedelta(seconds=delay))
+    return delay
 
 
 def _set(

@@ -389,6 +389,31 @@ def test_without_email_the_digest_is_archived_and_the_hits_marked(tmp_path: Path
     assert "no new hits waiting" in run_cli(config, "digest").stdout
 
 
+def test_an_archive_that_could_not_be_written_is_written_later_and_no_hit_is_lost(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)  # no [email]: the archive is the only copy
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers face gross misconduct hearing"])
+    (tmp_path / "digests").write_text("not a folder", encoding="utf-8")  # as a full disk fails
+
+    failed = run_cli(config, "digest")
+    assert failed.exit_code == 1 and "could not archive the digest" in failed.stderr
+    assert rows(settings, "SELECT status FROM digests") == [("pending",)]
+
+    (tmp_path / "digests").unlink()
+    again = run_cli(config, "digest")
+    assert again.exit_code == 0, again.output
+    assert "archive: sent 1 hits queued earlier; archived at " in again.stdout
+    [(archive, status)] = rows(settings, "SELECT archive, status FROM digests")
+    assert status == "sent"
+    text = Path(str(archive)).read_text(encoding="utf-8")
+    assert "Met officers face gross misconduct hearing" in text
+    [listed] = json.loads(run_cli(config, "hits", "--json").stdout)
+    assert listed["digest"] is not None
+
+
 # -- who receives what ------------------------------------------------------------------------
 
 
