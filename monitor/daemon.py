@@ -196,8 +196,10 @@ class Daemon:
             folder = self.config.settings.monitor.watchlists
             if folder != self.watch.folder:
                 self.watch.folder, self.watch.good, self.watch.seen = folder, {}, {}
-            if self._digest_store is not None:
-                release_held(self._digest_store)  # the [email] fix may be in this edit
+            # the fix of a refused login may be in this edit, or (the password lives in the
+            # environment) in the restart that built the first runtime; on the poll job's own
+            # connection, never on the digest job's, which may be inside a transaction
+            release_held(self._poll_rt.store)
         if self.watch.refresh() or self._poll_rt.watchlists_unset:
             self._poll_rt.use_watchlists(WatchlistSet(self.watch.watchlists, [], []))
         return self._poll_rt

@@ -279,6 +279,42 @@ def test_refused_login_is_released_by_a_config_change_in_the_daemon(
     assert "Met officers cleared of misconduct" in parts(message)[0]
 
 
+def test_refused_login_is_retried_once_when_the_daemon_restarts(
+    tmp_path: Path, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the password lives in the environment: fixing it means a restart, not a config edit
+    rec = Recorder()
+    config = write_config(tmp_path, mail=replace(serve(rec), username="monitor"))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    backdate(settings, NOW - timedelta(days=2))
+    store_hits(settings, NOW, ["Met to review strip-search policy"])
+    monkeypatch.setenv("MONITOR_SMTP_PASSWORD", "wrong")
+    clock = Clock()
+    before = Daemon(settings, clock=clock)
+    try:
+        before.poll_job()
+        before.digest_job()
+        clock.advance(minutes=5)
+        before.poll_job()
+        before.digest_job()
+    finally:
+        before.stop()
+    assert rows(settings, "SELECT status, attempts FROM digests") == [("held", 1)]
+
+    monkeypatch.setenv("MONITOR_SMTP_PASSWORD", PASSWORD)
+    clock.advance(minutes=5)
+    after = Daemon(settings, clock=clock)
+    try:
+        after.poll_job()  # the jobs' first runs, in the order the scheduler happens to pick
+        after.digest_job()
+    finally:
+        after.stop()
+    assert rows(settings, "SELECT status, attempts FROM digests") == [("sent", 2)]
+    [(_, message)] = messages(rec)
+    assert "Met to review strip-search policy" in parts(message)[0]
+
+
 def test_a_retry_is_not_stranded_when_the_clock_is_set_back(tmp_path: Path, serve: Serve) -> None:
     BusyAtFirst.busy, BusyAtFirst.refused = True, 0
     rec = Recorder()
