@@ -146,21 +146,7 @@ def test_extracted_text_has_no_page_furniture(polled: Polled) -> None:
         assert not related, f"{article.url}: {related}"
 
 
-@pytest.mark.parametrize(
-    "layout",
-    [
-        0,
-        1,
-        pytest.param(
-            2,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="extraction keeps reader comments held in a"
-                ' <section data-component="comments"> inside <main>',
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("layout", [0, 1, 2])
 def test_extracted_text_has_no_reader_comments(polled: Polled, layout: int) -> None:
     comments = [text for _, text in _COMMENTS]
     checked = 0
