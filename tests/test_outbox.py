@@ -32,13 +32,14 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.config import EmailSettings, Settings, load_settings
 from monitor.errors import StoreError
-from monitor.feedstore import NewArticle, record_items
+from monitor.feedstore import NewArticle, record_failure, record_items
 from monitor.loopback import LoopbackSite
 from monitor.models import Extracted, Feed, Fetched, Item, MatchResult, Snippet
-from monitor.outbox import deliver_pending
+from monitor.outbox import Route, deliver_pending, make_alerts, make_digest
 from monitor.sitegen import SiteArticle, add_outlet
 from monitor.store import Store, to_db
 from tests.smtpservers import Recorder
+from tests.test_digest import check_golden
 
 TESTS = Path(__file__).resolve().parent
 RELEVANT = TESTS / "data" / "relevant"
@@ -156,10 +157,12 @@ def store_hits(
     immediate: Sequence[str] = (),
     url: str | None = None,
     snippet: Snippet | None = None,
+    page: bool = True,
 ) -> list[int]:
     """Store one article per title, each a hit of every watchlist, as a poll of `feed` would
     (monitor.feedstore.record_items); returns the new hit ids. A feed the config does not
-    name is added to the database only, so no poll ever reaches it."""
+    name is added to the database only, so no poll ever reaches it. Without `page`, the
+    article page could not be fetched and only the feed's summary was matched."""
     new = []
     for title in titles:
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60]
@@ -174,7 +177,8 @@ def store_hits(
         )
         shown = snippet or Snippet(text, ((4, 8),))
         matches = tuple(MatchResult(w, True, ("IOPC",), (), shown) for w in watchlists)
-        new.append(NewArticle(item, Extracted(title, text), None, matches, frozenset(immediate)))
+        extracted, error = (Extracted(title, text), None) if page else (None, "HTTP 500")
+        new.append(NewArticle(item, extracted, error, matches, frozenset(immediate)))
     with Store.open(settings.monitor.database) as store:
         known = {f.name for f in settings.feeds}
         store.sync_feeds(
@@ -412,6 +416,34 @@ def test_an_archive_that_could_not_be_written_is_written_later_and_no_hit_is_los
     assert "Met officers face gross misconduct hearing" in text
     [listed] = json.loads(run_cli(config, "hits", "--json").stdout)
     assert listed["digest"] is not None
+
+
+def test_digest_of_stored_hits_matches_golden(tmp_path: Path) -> None:
+    """What report.py gathers from the database: sections, chart, alerts counted, failing
+    feeds, failed polls and pages not read."""
+    mail = EmailSettings(
+        "monitor@example.org", ("desk@example.org",), "127.0.0.1", 25, "none", "", "X"
+    )
+    config = write_config(tmp_path, mail=mail, feeds={"Evening Paper": UNREACHABLE})
+    add_watchlist(config, "Met Police", alert="immediate")
+    add_watchlist(config, "Vetting", ["vetting"])
+    settings = load_settings(config)
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    store_hits(settings, NOW - 3 * day, ["Met officer sacked after IOPC inquiry"], ["Vetting"])
+    store_hits(settings, NOW - 2 * day, ["Vetting failures: 100 officers named"], ["Vetting"])
+    store_hits(settings, NOW - 5 * hour, ["Met sergeant charged"], ["Vetting"])
+    store_hits(settings, NOW - 4 * hour, ["IOPC report"], ["Vetting"], page=False)
+    store_hits(settings, NOW - 3 * hour, ["Met stop and search"], immediate=["Met Police"])
+    route = Route("desk@example.org", ("Met Police", "Vetting"))
+    with Store.open(settings.monitor.database) as store:
+        for failed_at in (NOW - 30 * hour, NOW - 2 * hour):  # failing for more than a day
+            [paper] = store.feed_states(["Evening Paper"])
+            record_failure(store, paper, 900, "HTTP 503", failed_at)
+        alerted = Route("desk@example.org", ("Met Police",))
+        assert len(make_alerts(store, settings, [alerted], NOW - 2 * hour)) == 1
+        outcome = make_digest(store, settings, route, "daily", NOW.date(), NOW)
+        [(text,)] = store.read("SELECT text FROM digests WHERE id = ?", (outcome.digest_id,))
+    check_golden("digest-stored.txt", text)
 
 
 # -- who receives what ------------------------------------------------------------------------
