@@ -203,6 +203,32 @@ def test_article_in_two_feeds_is_fetched_once_and_linked_to_both(
     assert {f.status for f in second.feeds} == {"not_modified"}
 
 
+def test_article_fetched_by_a_feed_still_busy_is_shared_with_the_next(tmp_path: Path) -> None:
+    """Feed A's copy of the page is extracted but A waits for another, slower page when B's
+    answer arrives: B takes A's result, stores first, and A links to B's article."""
+    shared, slow = fixture_articles()[:2]
+    with LoopbackSite() as site:
+        page = site.add("/news/shared", render_page(shared, "Agency"))
+        other = site.add("/news/slow", render_page(slow, "Agency"), delay=3.0)
+        feeds = {
+            "A": add_feed(site, "/a/rss.xml", [(shared, page), (slow, other)]),
+            "B": add_feed(site, "/b/rss.xml", [(shared, f"{page}?utm_source=b")], delay=2.0),
+        }
+        config = write_config(tmp_path, feeds)
+        write_watchlist(config, "only-b", 'match = ["IOPC"]\nfeeds = ["B"]\n')
+        with open_runtime(config, Clock()) as rt:
+            report = rt.poll(rt.configured_states())
+            stored = {a.url: a for a in rt.store.articles()}
+            hits = rt.store.read("SELECT watchlist, article_id FROM hits")
+            guids = rt.store.read("SELECT article_id FROM article_guids")
+        assert [page_path(r) for r in site.requests].count("/news/shared") == 1
+    assert sorted(stored) == [page, other]
+    assert stored[page].full_text
+    assert ("only-b", stored[page].id) in {(h[0], h[1]) for h in hits}
+    assert sorted(g[0] for g in guids) == sorted([stored[page].id] * 2 + [stored[other].id])
+    assert report.new_articles == 2
+
+
 # -- conditional requests ---------------------------------------------------------------------
 
 
