@@ -129,6 +129,7 @@ def record_items(
     Returns the ids of the hits created.
     """
     hit_ids: list[int] = []
+    inserted: list[NewArticle] = []  # the articles this feed stored first
     with store.write() as conn:
         for new in articles:
             article_id = _insert_article(conn, feed.id, new, now)
@@ -137,6 +138,7 @@ def record_items(
                 if linked is not None:
                     hit_ids += _insert_hits(conn, linked, new.matches, new.immediate, now)
                 continue
+            inserted.append(new)
             if stories is not None:
                 text = new.extracted.text if new.extracted else new.item.summary
                 published = new.item.published or now
@@ -162,8 +164,8 @@ def record_items(
             ),
         )
         _mark_success(conn, feed.id, interval, now)
-        pages_failed = sum(1 for a in articles if a.error is not None and a.item.url)
-        _log_poll(conn, feed.id, now, "ok", None, len(articles), pages_failed, duration)
+        pages_failed = sum(1 for a in inserted if a.error is not None and a.item.url)
+        _log_poll(conn, feed.id, now, "ok", None, len(inserted), pages_failed, duration)
     return hit_ids
 
 

@@ -189,6 +189,7 @@ def test_article_in_two_feeds_is_fetched_once_and_linked_to_both(
             stored = list(store.articles())
             hits = store.read("SELECT watchlist, article_id FROM hits ORDER BY watchlist")
             guids = store.read("SELECT feed_id, article_id FROM article_guids")
+            logged = store.read("SELECT SUM(new_articles), SUM(pages_failed) FROM polls")[0]
         assert [page_path(r) for r in site.requests].count("/news/hotton") == 1
     assert [a.url for a in stored] == [page]
     article_id = stored[0].id
@@ -198,7 +199,7 @@ def test_article_in_two_feeds_is_fetched_once_and_linked_to_both(
         ("only-b", article_id),
     ]
     assert len(guids) == 2 and {g["article_id"] for g in guids} == {article_id}
-    assert first.new_articles == 1
+    assert first.new_articles == 1 and tuple(logged) == (1, 0)  # counted once, by either feed
     assert first.new_hits == 3
     assert {f.status for f in second.feeds} == {"not_modified"}
 
