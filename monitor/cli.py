@@ -140,7 +140,7 @@ def _usage_line(exc: click.UsageError) -> str:
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
-    help="log lines as text or as one JSON object each",
+    help="log lines as text, or as one JSON object each (every feed poll included)",
 )
 @click.option("-v", "--verbose", is_flag=True, help="log every feed poll, not only problems")
 @click.version_option(package_name="monitor")
@@ -150,8 +150,9 @@ def cli(ctx: click.Context, config_path: Path | None, log_format: str, verbose: 
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["log_format"] = log_format
-    is_daemon = ctx.invoked_subcommand == "run"
-    setup_logging(log_format, logging.INFO if (verbose or is_daemon) else logging.WARNING)
+    # the daemon, and JSON (read by a machine), log every feed poll; a person asks with -v
+    every = verbose or log_format == "json" or ctx.invoked_subcommand == "run"
+    setup_logging(log_format, logging.INFO if every else logging.WARNING)
 
 
 def main() -> None:

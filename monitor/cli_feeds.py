@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -182,15 +183,25 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
 
     s = settings(ctx)
     found = discover_feed(s.fetch, url)
-    feed_name = (name or found.title or found.url).strip()
+    feed_name = " ".join((name or found.title or found.url).split())  # one line in the config
+    given = {_same_feed(url), _same_feed(found.url)}
     for feed in s.feeds:
-        if feed.url == found.url:
+        if _same_feed(feed.url) in given:
             raise MonitorError(f"{found.url} is already in the config as {feed.name!r}")
         if feed.name == feed_name:
             raise MonitorError(f"a feed is already named {feed_name!r}; choose one with --name")
-    append_feed(s.path, feed_name, found.url)
-    load_settings(s.path)  # the edited config must still load
-    click.echo(f"added {feed_name!r}: {found.url} ({found.entries} entries now)")
+    append_feed(s.path, feed_name, found.url, check=load_settings)
+    click.echo(f"added {feed_name!r}: {found.url} ({found.entries} entries in it now)")
+
+
+def _same_feed(url: str) -> str:
+    """A URL as compared for duplicates: canonical, and http and https alike."""
+    from monitor.errors import BadURL
+    from monitor.urls import canonical_url
+
+    with contextlib.suppress(BadURL):  # compared as written, then
+        url = canonical_url(url)
+    return url.split("://", 1)[-1].rstrip("/")
 
 
 @feeds.command("export")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
-from monitor.errors import BadURL
+from monitor.errors import BadURL, ConfigError, ConfigErrors, MonitorError
 from monitor.urls import canonical_url
 
 FEED_TYPES = (
@@ -66,11 +67,14 @@ def toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def append_feed(config: Path, name: str, url: str) -> None:
+def append_feed(
+    config: Path, name: str, url: str, check: Callable[[Path], object] | None = None
+) -> None:
     """Add a [[feeds]] table at the end of config.toml, keeping everything else as written.
 
-    Written to a temporary file and renamed over the original, so a crash never leaves half
-    a config.
+    Written to a temporary file beside it, checked there with `check` (which raises if the
+    result would not load) and only then renamed over the original: a failed check or a crash
+    leaves the config as it was.
     """
     text = config.read_text(encoding="utf-8")
     if text and not text.endswith("\n"):
@@ -80,8 +84,20 @@ def append_feed(config: Path, name: str, url: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
+        if check is not None:
+            _check_edit(check, Path(tmp))
         os.chmod(tmp, config.stat().st_mode & 0o777)
         os.replace(tmp, config)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _check_edit(check: Callable[[Path], object], edited: Path) -> None:
+    try:
+        check(edited)
+    except ConfigError as exc:
+        first = exc.errors[0] if isinstance(exc, ConfigErrors) else exc
+        raise MonitorError(
+            f"the config would not load with this feed ({first.message}); nothing was changed"
+        ) from exc

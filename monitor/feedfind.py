@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitor.config import FetchSettings
-from monitor.discover import find_feed_links, guess_feed_urls
+from monitor.discover import COMMON_PATHS, find_feed_links, guess_feed_urls
 from monitor.errors import FetchError, MonitorError, ParseError
 
 
@@ -37,14 +37,18 @@ def discover_feed(settings: FetchSettings, url: str) -> FoundFeed:
             if not is_html(first):
                 raise MonitorError(f"{url} is neither a feed nor a web page") from None
         page = decode_html(first.content, first.headers)
-        candidates = find_feed_links(page, first.url) or guess_feed_urls(first.url)
-        for candidate in candidates:
+        declared = find_feed_links(page, first.url)
+        failures: list[str] = []
+        for candidate in declared or guess_feed_urls(first.url):
             try:
                 got = fetcher.fetch(candidate)
                 parsed = parse_feed(got.content, got.headers, got.url, now, 200)
-            except (FetchError, ParseError):
+            except (FetchError, ParseError) as exc:
+                failures.append(f"{candidate}: {exc}")
                 continue
             return FoundFeed(got.url, parsed.title, len(parsed.items))
-    raise MonitorError(
-        f"no feed found at {url}: the page declares none that works; give the feed's own URL"
-    )
+    if declared:
+        why = f"the feeds the page links to do not work ({'; '.join(failures[:2])})"
+    else:
+        why = f"the page links to none, and there is none at {', '.join(COMMON_PATHS)}"
+    raise MonitorError(f"no feed found at {url}: {why}; give the feed's own URL")

@@ -65,9 +65,25 @@ def _text_value(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
 
 
+class _StderrHandler(logging.StreamHandler[Any]):
+    """Writes to sys.stderr as it is when a record comes, not as it was at set-up: a progress
+    display that redirects stderr then prints log lines above itself instead of through it."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always sys.stderr
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     """Send the project's log to stderr in the chosen format."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger(LOGGER_NAME)
     root.handlers[:] = [handler]

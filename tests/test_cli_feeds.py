@@ -1,0 +1,319 @@
+"""`monitor feeds`: health, `feeds add` (a feed URL or a page that leads to one) and `feeds
+export` to OPML and back, against sample news sites on 127.0.0.1 and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_settings
+from monitor.loopback import LoopbackSite
+from monitor.models import Feed
+from monitor.sitegen import SiteArticle, add_outlet, render_rss, start_demo_site
+from monitor.store import from_db
+from tests.test_cli import invoke, succeeded, user_error, write_config
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def demo_site() -> Iterator[tuple[LoopbackSite, list[Feed]]]:
+    site, feeds = start_demo_site(NOW)
+    yield site, feeds
+    site.stop()
+
+
+@pytest.fixture
+def site() -> Iterator[LoopbackSite]:
+    """An empty site of the test's own, for pages that do or do not lead to a feed."""
+    with LoopbackSite() as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def one_article(slug: str = "pc-dismissed") -> SiteArticle:
+    return SiteArticle(
+        slug,
+        "Met PC dismissed after misconduct hearing",
+        ("A Metropolitan Police constable was dismissed on Tuesday.",) * 3,
+        NOW - timedelta(hours=2),
+    )
+
+
+# -- feeds: health -------------------------------------------------------------------------------
+
+
+def test_feeds_shows_each_feeds_health(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    site, feeds = demo_site
+    gone = site.url("/closed-down/rss.xml")
+    config = write_config(
+        tmp_path, [(feeds[0].name, feeds[0].url), ("Closed Down", gone), ("Not Yet", gone + "?x")]
+    )
+    config.write_text(config.read_text() + 'interval = "2h"\n')  # the last feed's own interval
+    before = datetime.now(UTC)
+    succeeded(
+        invoke("--config", str(config), "poll", "--feed", feeds[0].name, "--feed", "Closed Down")
+    )
+    after = datetime.now(UTC)
+
+    got = {
+        f["name"]: f
+        for f in json.loads(succeeded(invoke("--config", str(config), "feeds", "--json")).stdout)
+    }
+    assert list(got) == sorted(got)
+    ok, failing, new = got[feeds[0].name], got["Closed Down"], got["Not Yet"]
+    for field in ("last_success", "last_error", "consecutive_failures", "next_poll"):
+        assert field in ok and field in failing and field in new
+
+    assert ok["status"] == "ok" and ok["last_error"] is None and ok["consecutive_failures"] == 0
+    polled_at = from_db(ok["last_success"])
+    assert polled_at is not None and before <= polled_at <= after
+    next_poll = from_db(ok["next_poll"])
+    assert next_poll is not None and next_poll - polled_at == timedelta(seconds=feeds[0].interval)
+
+    assert failing["status"] == "failing" and failing["last_success"] is None
+    assert failing["consecutive_failures"] == 1
+    assert failing["last_error"] == f"HTTP 404 from {gone}"
+    retry = from_db(failing["next_poll"])
+    assert retry is not None and retry > before  # backed off, not polled again at once
+
+    assert (
+        new["status"] == "new" and new["last_success"] is None and new["consecutive_failures"] == 0
+    )
+
+    table = succeeded(invoke("--config", str(config), "feeds")).stdout.splitlines()
+    assert table[0].split() == [
+        "feed",
+        "status",
+        "last",
+        "success",
+        "failures",
+        "next",
+        "poll",
+        "last",
+        "error",
+    ]
+    [row] = [line for line in table if line.startswith("Closed Down ")]
+    assert " failing " in row and " never " in row and "HTTP 404" in row
+    [row] = [line for line in table if line.startswith(feeds[0].name + " ")]
+    assert " ok " in row and " in 14m " in row
+
+
+# -- feeds add -----------------------------------------------------------------------------------
+
+
+def test_add_a_feed_url_appends_a_table_and_keeps_the_rest(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    _site, feeds = demo_site
+    config = write_config(tmp_path, [(feeds[0].name, feeds[0].url)])
+    config.write_text(config.read_text() + "# keep this comment at the end, no newline after it")
+    original = config.read_text()
+    result = succeeded(invoke("--config", str(config), "feeds", "add", feeds[1].url))
+    assert result.stdout.startswith(f"added {feeds[1].name!r}: {feeds[1].url}")
+    text = config.read_text()
+    assert text.startswith(original)  # comments, spacing and order untouched
+    assert (
+        text[len(original) :]
+        == f'\n\n[[feeds]]\nname = "{feeds[1].name}"\nurl = "{feeds[1].url}"\n'
+    )
+    s = load_settings(config)
+    assert [(f.name, f.url) for f in s.feeds] == [(f.name, f.url) for f in feeds[:2]]
+
+
+def test_add_with_a_name_and_config_after_the_command(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    _site, feeds = demo_site
+    config = write_config(tmp_path, [])
+    succeeded(invoke("feeds", "add", feeds[2].url, "--name", "Gazette", "--config", str(config)))
+    succeeded(invoke("feeds", "--config", str(config), "add", feeds[3].url, "--name", "Wire"))
+    s = load_settings(config)
+    assert [(f.name, f.url) for f in s.feeds] == [("Gazette", feeds[2].url), ("Wire", feeds[3].url)]
+
+
+def test_add_a_page_discovers_its_feed(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    site, feeds = demo_site
+    config = write_config(tmp_path, [])
+    # each outlet's front page announces its feed with <link rel="alternate" type="...">
+    for feed, front in zip(feeds, ("/ledger/", "/courier/", "/gazette/"), strict=False):
+        result = succeeded(invoke("--config", str(config), "feeds", "add", site.url(front)))
+        assert result.stdout.startswith(f"added {feed.name!r}: {feed.url}")
+    assert [(f.name, f.url) for f in load_settings(config).feeds] == [
+        (f.name, f.url) for f in feeds[:3]
+    ]
+
+
+def test_add_a_page_finds_a_feed_at_a_common_path(tmp_path: Path, site: LoopbackSite) -> None:
+    config = write_config(tmp_path, [])
+    site.add("/news/", "<html><head><title>Local News</title></head><body><p>Hi</p></body></html>")
+    article = one_article()
+    site.add(f"/{article.slug}", "<html><body><p>page</p></body></html>")
+    site.add(
+        "/feed",
+        render_rss("Local News", site.url("/"), [(article, site.url(f"/{article.slug}"))]),
+        "application/rss+xml",
+    )
+    result = succeeded(invoke("--config", str(config), "feeds", "add", site.url("/news/")))
+    assert result.stdout.startswith(f"added 'Local News': {site.url('/feed')}")
+    assert [f.url for f in load_settings(config).feeds] == [site.url("/feed")]
+
+
+def test_add_a_page_with_no_feed_is_a_clear_error(tmp_path: Path, site: LoopbackSite) -> None:
+    config = write_config(tmp_path, [])
+    original = config.read_text()
+    site.add("/about/", "<html><head><title>About us</title></head><body><p>We</p></body></html>")
+    line = user_error(invoke("--config", str(config), "feeds", "add", site.url("/about/")), 1)
+    assert f"no feed found at {site.url('/about/')}" in line
+    assert "give the feed's own URL" in line
+    assert "/rss.xml" in line  # the common places that were tried
+    assert config.read_text() == original
+    tried = {r.path for r in site.requests}
+    assert {"/about/", "/feed", "/rss", "/rss.xml", "/atom.xml"} <= tried
+
+
+@pytest.mark.parametrize(
+    "path, body, content_type, expected",
+    [
+        ("/data.json", b'{"items": []}', "application/json", "neither a feed nor a web page"),
+        ("/missing", None, None, "HTTP 404"),
+    ],
+)
+def test_add_something_else_is_a_clear_error(
+    tmp_path: Path,
+    site: LoopbackSite,
+    path: str,
+    body: bytes | None,
+    content_type: str | None,
+    expected: str,
+) -> None:
+    config = write_config(tmp_path, [])
+    original = config.read_text()
+    if body is not None and content_type is not None:
+        site.add(path, body, content_type)
+    line = user_error(invoke("--config", str(config), "feeds", "add", site.url(path)), 1)
+    assert site.url(path) in line and expected in line
+    assert config.read_text() == original
+
+
+def test_add_refuses_private_addresses_unless_allowed(tmp_path: Path, site: LoopbackSite) -> None:
+    config = write_config(tmp_path, [])
+    config.write_text(config.read_text().replace('allow_addresses = ["127.0.0.1"]', ""))
+    original = config.read_text()
+    site.add("/rss.xml", render_rss("X", site.url("/"), []), "application/rss+xml")
+    line = user_error(invoke("--config", str(config), "feeds", "add", site.url("/rss.xml")), 1)
+    assert "127.0.0.1" in line and "allow_addresses" in line
+    assert config.read_text() == original
+    assert site.requests == []
+
+
+def test_add_refuses_duplicates(tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]) -> None:
+    site, feeds = demo_site
+    config = write_config(tmp_path, [(feeds[0].name, feeds[0].url)])
+    original = config.read_text()
+    same_url = user_error(invoke("--config", str(config), "feeds", "add", feeds[0].url), 1)
+    assert feeds[0].url in same_url and f"already in the config as {feeds[0].name!r}" in same_url
+    via_page = user_error(invoke("--config", str(config), "feeds", "add", site.url("/ledger/")), 1)
+    assert f"already in the config as {feeds[0].name!r}" in via_page
+    tracked = feeds[0].url + "?utm_source=newsletter&utm_medium=email"
+    same_feed = user_error(invoke("--config", str(config), "feeds", "add", tracked), 1)
+    assert f"already in the config as {feeds[0].name!r}" in same_feed
+    same_name = user_error(
+        invoke("--config", str(config), "feeds", "add", feeds[1].url, "--name", feeds[0].name), 1
+    )
+    assert f"already named {feeds[0].name!r}" in same_name and "--name" in same_name
+    assert config.read_text() == original
+
+
+def test_add_a_feed_whose_title_needs_escaping(tmp_path: Path, site: LoopbackSite) -> None:
+    config = write_config(tmp_path, [])
+    title = 'Tom & Jerry\'s "Daily"\n\t News \\ Views'
+    article = one_article()
+    site.add(
+        "/rss.xml",
+        render_rss(title, site.url("/"), [(article, site.url(f"/{article.slug}"))]),
+        "application/rss+xml",
+    )
+    succeeded(invoke("--config", str(config), "feeds", "add", site.url("/rss.xml")))
+    [feed] = load_settings(config).feeds
+    assert feed.name == 'Tom & Jerry\'s "Daily" News \\ Views'  # one line, spaces collapsed
+    assert feed.url == site.url("/rss.xml")
+
+
+# -- feeds export, and back ----------------------------------------------------------------------
+
+AWKWARD = [
+    ("Tom & Jerry <News>", "http://127.0.0.1:9/a.xml?x=1&y=2"),
+    ('The "Daily" Post', "http://127.0.0.1:9/b.xml"),
+    ("O'Brien's Wire", "http://127.0.0.1:9/c.xml"),
+    ("Gazette – Café", "http://127.0.0.1:9/d.xml"),
+]
+
+
+def test_export_and_load_back_the_same_feeds(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "first", AWKWARD)
+    exported = tmp_path / "second" / "exported.opml"
+    exported.parent.mkdir()
+    result = succeeded(invoke("--config", str(config), "feeds", "export", "-o", str(exported)))
+    assert result.stdout == ""
+    assert f"wrote {len(AWKWARD)} feeds to" in result.stderr
+
+    second = write_config(tmp_path / "second", [], extra='opml = "exported.opml"')
+    # a top-level key must come before any table
+    text = second.read_text().replace('\nopml = "exported.opml"', "")
+    second.write_text('opml = "exported.opml"\n' + text)
+    assert [(f.name, f.url) for f in load_settings(second).feeds] == AWKWARD
+
+
+def test_export_to_stdout_is_opml(tmp_path: Path) -> None:
+    config = write_config(tmp_path, AWKWARD)
+    out = succeeded(invoke("--config", str(config), "feeds", "export")).stdout
+    root = ET.fromstring(out.encode())
+    assert root.tag == "opml" and root.get("version") == "2.0"
+    outlines = [(o.get("text"), o.get("xmlUrl")) for o in root.iter("outline")]
+    assert outlines == AWKWARD
+    assert "<News>" not in out and "&lt;News&gt;" in out
+
+
+def test_export_with_no_feeds_is_still_opml(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    out = succeeded(invoke("--config", str(config), "feeds", "export")).stdout
+    assert list(ET.fromstring(out.encode()).iter("outline")) == []
+
+
+def test_added_feed_is_polled(tmp_path: Path, site: LoopbackSite) -> None:
+    """The whole path a newcomer takes: add a site, poll it, see the hit."""
+    config = write_config(tmp_path, [])
+    feed_url = add_outlet(site, "Borough Bugle", [one_article()], prefix="/bugle")
+    succeeded(invoke("--config", str(config), "feeds", "add", site.url("/bugle/")))
+    polled = succeeded(invoke("--config", str(config), "poll")).stdout
+    assert "ok            Borough Bugle: 1 new articles, 1 new hits" in polled
+    hits = json.loads(succeeded(invoke("--config", str(config), "hits", "--json")).stdout)
+    assert [(h["feed"], h["title"]) for h in hits] == [("Borough Bugle", one_article().title)]
+    assert feed_url in config.read_text()
+
+
+def test_add_never_leaves_a_config_that_does_not_load(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    _site, feeds = demo_site
+    config = write_config(tmp_path, [])
+    original = config.read_text()
+    result = invoke("--config", str(config), "feeds", "add", feeds[0].url, "--name", "Bad\0Name")
+    line = user_error(result, 1)
+    assert "would not load with this feed" in line and "nothing was changed" in line
+    assert config.read_text() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "watchlists"]
