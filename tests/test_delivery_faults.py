@@ -5,6 +5,7 @@ an injected clock; the digest's hits stay with it until it is accepted.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -100,6 +101,14 @@ def digest_row(settings: Settings, digest_id: int | None) -> dict[str, Any]:
         return dict(row)
 
 
+def listed_hits(config: Path) -> list[dict[str, Any]]:
+    """`monitor hits --json`."""
+    result = run_cli(config, "hits", "--json")
+    assert result.exit_code == 0, result.output
+    listed: list[dict[str, Any]] = json.loads(result.stdout)
+    return listed
+
+
 def test_busy_server_keeps_the_digest_pending_then_sends_it_with_the_same_message_id(
     tmp_path: Path, serve: Serve
 ) -> None:
@@ -117,7 +126,7 @@ def test_busy_server_keeps_the_digest_pending_then_sends_it_with_the_same_messag
     row = digest_row(settings, made.digest_id)
     assert row["attempts"] == 1 and from_db(row["next_attempt"]) == NOW + timedelta(minutes=1)
     # its hits stay with it: not listed as sent, not owed to another digest
-    assert [h["digest"] for h in _hits_json(config)] == [None, None]
+    assert [h["digest"] for h in listed_hits(config)] == [None, None]
     assert queue_digest(settings, [], clock)[0].status == "skipped"
 
     calls = BusyAtFirst.refused  # (the server's own start-up check connects too)
@@ -137,17 +146,8 @@ def test_busy_server_keeps_the_digest_pending_then_sends_it_with_the_same_messag
     [(_, message)] = messages(rec)
     assert message["Message-ID"] == digest_row(settings, made.digest_id)["message_id"]
     assert "IOPC report published" in parts(message)[0]
-    assert {h["digest"] for h in _hits_json(config)} == {made.digest_id}
+    assert {h["digest"] for h in listed_hits(config)} == {made.digest_id}
     assert deliver(settings, clock) == []
-
-
-def _hits_json(config: Path) -> list[dict[str, Any]]:
-    import json
-
-    result = run_cli(config, "hits", "--json")
-    assert result.exit_code == 0, result.output
-    listed: list[dict[str, Any]] = json.loads(result.stdout)
-    return listed
 
 
 def test_connection_lost_after_data_resends_once_with_the_same_message_id(
