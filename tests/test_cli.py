@@ -193,6 +193,14 @@ def test_config_after_run_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result.stderr.splitlines()[-1].startswith("p/watchlists/broken.toml:1:")
 
 
+def test_config_after_demo_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_config(tmp_path / "p", [])
+    monkeypatch.chdir(tmp_path)
+    result = succeeded(invoke("demo", "--config", str(config)))
+    digest = Path(result.stdout.splitlines()[-1].removeprefix("digest: "))
+    assert digest.parent == tmp_path / "p" / "digests" and digest.is_file()
+
+
 @pytest.mark.parametrize(
     "args, env",
     [
