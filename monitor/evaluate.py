@@ -1,10 +1,15 @@
 """Evaluate query ASTs against one indexed document.
 
-Terms are looked up, never scanned for: a word's presence is a set lookup in the document's
-vocabulary, its positions come from one C-speed scan of the word list, and each is computed
-once per document and shared by every query and watchlist that uses it. NEAR merges two
-sorted position lists. Nothing here depends on the shape of user input beyond the size of the
-query, so time stays linear in the text.
+Terms are looked up, never scanned for: a word's presence is a dict lookup in the document's
+vocabulary, positions come from one C-speed pass over the word list for every word asked
+about, and each is computed once per document and shared by every query and watchlist that
+uses it. NEAR merges two sorted position lists. Nothing here depends on the shape of user
+input beyond the size of the query, so time stays linear in the text.
+
+Besides yes or no, an Evaluator says what made a query match, for the snippet: `units` (the
+matches a snippet window can show: one occurrence of a term, or a NEAR pair) and `evidence_in`
+(the occurrences inside a window that take part in a match there). Neither ever points at a
+NOT term or a masked word.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from monitor.textindex import TextIndex
 
 Span = tuple[int, int]  # first and last word position of one occurrence
 TermKey = tuple[str, bool, tuple[str, ...]]
+Unit = tuple[int, int, bool, tuple[Span, ...]]  # first, last, strong?, the spans it is made of
+UNITS_PER_QUERY = 32  # a snippet is chosen among the earliest matches of each query
 
 
 def term_key(term: Term) -> TermKey:
@@ -47,16 +54,16 @@ class DocTerms:
         if kind == "word":
             return [(p, p) for p in index.positions(words[0], folded)]
         if kind == "prefix":
-            hits = index.words_with_prefix(words[0], folded)
-            found = sorted(p for w in hits for p in index.positions(w, folded))
-            return [(p, p) for p in found]
-        tokens = index.folded_tokens if folded else index.tokens
+            return [(p, p) for p in index.locate(index.spellings_with_prefix(words[0], folded))]
+        if not all(index.has_word(w, folded) for w in words):
+            return []
+        index.want(w for k in words for w in (index.spellings(k) if folded else (k,)))
+        rest = [frozenset(index.positions(w, folded)) for w in words[1:]]
         last = len(words) - 1
-        rest = list(words[1:])
         return [
             (p, p + last)
             for p in index.positions(words[0], folded)
-            if tokens[p + 1 : p + 1 + last] == rest
+            if all(p + k in after for k, after in enumerate(rest, 1))
         ]
 
     def masked_positions(self, terms: Iterable[Term]) -> frozenset[int]:
@@ -74,13 +81,13 @@ class Evaluator:
     def __init__(self, terms: DocTerms, masked: frozenset[int] = frozenset()) -> None:
         self.terms = terms
         self.index = index = terms.index
+        self.vocab = index.vocab
+        self.refolded = index.refolded
         self.masked = masked
-        # indexed by _vocab_slot(folded, title), for the compiled word checks
-        self.vocabs = (index.vocab, index.title_vocab, index.folded_vocab, index.title_folded_vocab)
         # masked text never counts *for* an article, and never hides words from NOT: what is
         # masked can only take hits away, never add one
         self.unmasked = Evaluator(terms) if masked else self
-        self._sides: dict[int, tuple[tuple[Term, ...], list[Span]]] = {}
+        self._sides: dict[int, tuple[Side, list[Span]]] = {}
 
     def spans(self, term: Term) -> list[Span]:
         """Occurrences of a term that count: in the title if it asks, and not masked."""
@@ -94,15 +101,22 @@ class Evaluator:
         return found
 
     def occurs(self, term: Term) -> bool:
-        """Whether a term occurs at all; a set lookup for words and prefixes when unmasked."""
+        """Whether a term occurs at all; a dict lookup for words and prefixes when unmasked."""
         index = self.index
-        title = term.title
-        if isinstance(term, Word):
-            present = term.key in index.words(not term.exact, title)
+        folded = not term.exact
+        if term.title:
+            title = index.words(folded, True)
+            if isinstance(term, Prefix):
+                present = index.has_prefix(term.key, folded, True)
+            else:
+                keys = term.keys if isinstance(term, Phrase) else (term.key,)
+                present = all(k in title for k in keys)
+        elif isinstance(term, Word):
+            present = index.has_word(term.key, folded)
         elif isinstance(term, Prefix):
-            present = index.has_prefix(term.key, not term.exact, title)
+            present = index.has_prefix(term.key, folded)
         else:
-            present = all(k in index.words(not term.exact, title) for k in term.keys)
+            present = all(index.has_word(k, folded) for k in term.keys)
         # a phrase needs its words in order, and masks may hide every occurrence
         return present and (
             (not self.masked and not isinstance(term, Phrase)) or bool(self.spans(term))
@@ -123,69 +137,166 @@ class Evaluator:
                 return bool(self.near_pairs(node, first_only=True))
         raise TypeError(node)  # pragma: no cover
 
-    def side_spans(self, terms: tuple[Term, ...]) -> list[Span]:
-        """Sorted occurrences of one side of NEAR: a term or an OR-group of terms."""
-        cached = self._sides.get(id(terms))
-        if cached is not None and cached[0] is terms:
+    def side_spans(self, side: Side) -> list[Span]:
+        """Sorted occurrences of one side of NEAR: a term or an OR-group of terms.
+
+        The side's plain words and prefixes are turned into the document's spellings of them
+        and located together; only phrases and title: terms are found one by one.
+        """
+        cached = self._sides.get(id(side))
+        if cached is not None and cached[0] is side:
             return cached[1]
-        present = [self.spans(t) for t in terms if self.occurs(t)]
-        found = present[0] if len(present) == 1 else sorted({s for p in present for s in p})
-        self._sides[id(terms)] = (terms, found)  # holding terms keeps its id from reuse
+        index = self.index
+        vocab, refolded = self.vocab, self.refolded
+        spellings = [w for w in side.exact if w in vocab]
+        for word in side.folded:
+            if word in vocab or word in refolded:
+                spellings += index.spellings(word)
+        for folded, prefix in side.prefixes:
+            spellings += index.spellings_with_prefix(prefix, folded)
+        if len(spellings) > 1:
+            spellings = list(dict.fromkeys(spellings))
+        positions = index.locate(spellings) if spellings else []
+        if self.masked:
+            positions = [p for p in positions if p not in self.masked]
+        found = [(p, p) for p in positions]
+        if side.others:
+            found = sorted({*found, *(s for t in side.others for s in self.spans(t))})
+        self._sides[id(side)] = (side, found)
         return found
+
+    def _longest(self, side: Side, spans: list[Span]) -> int:
+        """How far the longest occurrence of a side reaches past its first word."""
+        return _longest(spans) if side.others else 0
 
     def near_pairs(self, node: Near, *, first_only: bool) -> list[Span]:
         """Occurrences of the two sides of a NEAR that are close enough (see pair_spans)."""
-        sides = _near_sides(node)
+        sides = near_sides(node)
         return self.pair_spans(*sides, node.distance, first_only=first_only)
 
     def pair_spans(
-        self,
-        left_terms: tuple[Term, ...],
-        right_terms: tuple[Term, ...],
-        n: int,
-        *,
-        first_only: bool,
+        self, left_side: Side, right_side: Side, n: int, *, first_only: bool
     ) -> list[Span]:
-        """Spans of left and right occurrences that are within n word positions of each other.
+        """Left occurrences with a right one within n word positions, each with that right one.
 
         For each left occurrence, only right occurrences that start within the window are
         looked at, and the first one close enough is taken: time grows with the number of
         occurrences, not with their product.
         """
-        left = self.side_spans(left_terms)
-        right = self.side_spans(right_terms)
-        if not left or not right:
+        left = self.side_spans(left_side)
+        right = self.side_spans(right_side) if left else []
+        if not right:
             return []
-        longest = max(b - a for a, b in right)
-        starts = [a for a, _ in right]
-        boundary = self.index.boundary
+        reach = n + self._longest(right_side, right)
         found: list[Span] = []
         for span in left:
-            i = bisect.bisect_left(starts, span[0] - n - longest)
-            while i < len(right) and right[i][0] <= span[1] + n:
-                other = right[i]
-                i += 1
-                if other == span or (other[0] < boundary) != (span[0] < boundary):
-                    continue  # the same occurrence, or one in the title and one in the text
-                if _gap(span, other) <= n:
-                    found += [span, other]
-                    if first_only:
-                        return found
+            other = _partner(span, right, n, reach, self.index.boundary, nearest=False)
+            if other is not None:
+                found += [span, other]
+                if first_only:
                     break
         return found
 
-    def evidence(self, node: Node) -> list[Span]:
-        """The occurrences that made a matching node match: what a snippet should show."""
+    def units(self, node: Node) -> list[Unit]:
+        """The matches of a matching node a snippet could show, the earliest few of each kind.
+
+        A term's occurrence is one unit; a NEAR match is the pair of its two occurrences, a
+        strong unit, as is a phrase. A branch of OR that did not match gives none, nor NOT.
+        """
         match node:
             case Word() | Prefix() | Phrase():
-                return self.spans(node)
+                return [(a, b, a != b, ((a, b),)) for a, b in self.spans(node)[:UNITS_PER_QUERY]]
             case And(children=children):
-                return [s for c in children for s in self.evidence(c)]
+                return [u for c in children for u in self.units(c)]
             case Or(children=children):
-                return [s for c in children if self.test(c) for s in self.evidence(c)]
+                return [u for c in children if self.test(c) for u in self.units(c)]
             case Near():
-                return self.near_pairs(node, first_only=False)
+                return self._near_units(node)
         return []  # NOT shows nothing: what matched is an absence
+
+    def _near_units(self, node: Near) -> list[Unit]:
+        """A pair for each occurrence of the rarer side that has the other side within n."""
+        sides = sorted(near_sides(node), key=lambda side: len(self.side_spans(side)))
+        left, right = (self.side_spans(side) for side in sides)
+        if not left:
+            return []
+        reach = node.distance + self._longest(sides[1], right)
+        units: list[Unit] = []
+        for span in left:
+            other = _partner(span, right, node.distance, reach, self.index.boundary, nearest=True)
+            if other is not None:
+                pair = (span, other) if span < other else (other, span)
+                units.append((pair[0][0], max(span[1], other[1]), True, pair))
+                if len(units) == UNITS_PER_QUERY:
+                    break
+        return units
+
+    def evidence_in(self, node: Node, lo: int, hi: int) -> list[Span]:
+        """The occurrences within positions [lo, hi) that take part in the node's match there.
+
+        Terms of matching branches; for NEAR, only the occurrences of each side that have an
+        occurrence of the other within n inside the same window.
+        """
+        match node:
+            case Word() | Prefix() | Phrase():
+                return _inside(self.spans(node), lo, hi)
+            case And(children=children):
+                return [s for c in children for s in self.evidence_in(c, lo, hi)]
+            case Or(children=children):
+                return [s for c in children if self.test(c) for s in self.evidence_in(c, lo, hi)]
+            case Near(distance=n):
+                left, right = (_inside(self.side_spans(s), lo, hi) for s in near_sides(node))
+                return [
+                    *(a for a in left if any(_close(a, b, n) for b in right)),
+                    *(b for b in right if any(_close(a, b, n) for a in left)),
+                ]
+        return []
+
+
+def _partner(
+    span: Span, others: list[Span], n: int, reach: int, boundary: int, *, nearest: bool
+) -> Span | None:
+    """An occurrence in sorted others within n of span, in the same field; the first or nearest.
+
+    Only the others that start within reach (n plus the longest of them) before span, up to
+    n after it, are looked at: bisect finds the first of them.
+    """
+    i = bisect.bisect_left(others, (span[0] - reach, -1))
+    in_title = span[0] < boundary
+    best: Span | None = None
+    best_gap = n + 1
+    while i < len(others) and others[i][0] <= span[1] + n:
+        other = others[i]
+        i += 1
+        if other == span or (other[0] < boundary) != in_title:
+            continue  # the same occurrence, or one in the title and one in the text
+        gap = _gap(span, other)
+        if gap < best_gap:
+            best, best_gap = other, gap
+            if not nearest:
+                break
+    return best
+
+
+def _longest(spans: list[Span]) -> int:
+    """How many positions the longest span covers beyond its first."""
+    return max(b - a for a, b in spans)
+
+
+def _close(a: Span, b: Span, n: int) -> bool:
+    return a != b and _gap(a, b) <= n
+
+
+def _inside(spans: list[Span], lo: int, hi: int) -> list[Span]:
+    """The spans that lie wholly within positions [lo, hi)."""
+    start = bisect.bisect_left(spans, (lo, -1))
+    out = []
+    for span in spans[start:]:
+        if span[0] >= hi:
+            break
+        if span[1] < hi:
+            out.append(span)
+    return out
 
 
 Check = Callable[[Evaluator], bool]
@@ -198,18 +309,13 @@ def compile_check(node: Node) -> Check:
     more than the lookups themselves, so each query is turned into closures once.
     """
     match node:
-        case Word(key=key, exact=exact, title=title):
-            slot = _vocab_slot(not exact, title)
-            word = node
-
-            def check_word(ev: Evaluator) -> bool:
-                if key not in ev.vocabs[slot]:
-                    return False
-                # present; under masks, some occurrence must be outside them
-                return not ev.masked or bool(ev.spans(word))
-
-            return check_word
-        case Prefix() | Phrase():
+        case Word(key=key, exact=exact, title=False):
+            return _word_check(node, key, not exact)
+        case Phrase(keys=keys, exact=exact, title=False):
+            present = _all_words(keys, not exact)
+            phrase = node
+            return lambda ev: present(ev.index) and bool(ev.spans(phrase))
+        case Word() | Prefix() | Phrase():
             term = node
             return lambda ev: ev.occurs(term)
         case And(children=children):
@@ -224,8 +330,86 @@ def compile_check(node: Node) -> Check:
     raise TypeError(node)  # pragma: no cover
 
 
-def _vocab_slot(folded: bool, title: bool) -> int:
-    return 2 * folded + title
+Presence = Callable[[TextIndex], bool]
+
+
+def compile_presence(node: Node) -> Presence:
+    """A quick necessary condition for the node to match: every word it needs is present.
+
+    Lookups only, no positions and no masks: a query whose words are missing is ruled out
+    before anything is located. NOT and NEAR distances are left to the full check.
+    """
+    match node:
+        case Word(key=key, exact=True, title=False):
+            return lambda index: key in index.vocab
+        case Word(key=key, title=False):
+            return lambda index: key in index.vocab or key in index.refolded
+        case Phrase(keys=keys, exact=True, title=False):
+            keyset = frozenset(keys)
+            return lambda index: index.vocab.keys() >= keyset
+        case Phrase(keys=keys, title=False):
+            return _all_words(keys, True)
+        case Word(exact=exact, title=True) | Phrase(exact=exact, title=True):
+            keyset = frozenset(node.keys if isinstance(node, Phrase) else (node.key,))
+            folded = not exact
+            return lambda index: index.title_words(folded) >= keyset
+        case Prefix(key=key, exact=exact, title=title):
+            folded = not exact
+            return lambda index: index.has_prefix(key, folded, title)
+        case And(children=children):
+            return _all_present(tuple(compile_presence(c) for c in children))
+        case Or(children=children):
+            return _any_present(tuple(compile_presence(c) for c in children))
+        case Not():
+            return lambda index: True
+        case Near(left=left, right=right):
+            return _all_present((compile_presence(left), compile_presence(right)))
+    raise TypeError(node)  # pragma: no cover
+
+
+def _all_words(keys: tuple[str, ...], folded: bool) -> Presence:
+    if not folded:
+        return lambda index: all(k in index.vocab for k in keys)
+    return lambda index: all(k in index.vocab or k in index.refolded for k in keys)
+
+
+def _all_present(checks: tuple[Presence, ...]) -> Presence:
+    def all_present(index: TextIndex) -> bool:
+        for check in checks:  # noqa: SIM110 - all() would build a generator per call
+            if not check(index):
+                return False
+        return True
+
+    return all_present
+
+
+def _any_present(checks: tuple[Presence, ...]) -> Presence:
+    def any_present(index: TextIndex) -> bool:
+        for check in checks:  # noqa: SIM110 - any() would build a generator per call
+            if check(index):
+                return True
+        return False
+
+    return any_present
+
+
+def _word_check(word: Word, key: str, folded: bool) -> Check:
+    if folded:
+
+        def check_folded(ev: Evaluator) -> bool:
+            if key not in ev.vocab and key not in ev.refolded:
+                return False
+            # present; under masks, some occurrence must be outside them
+            return not ev.masked or bool(ev.spans(word))
+
+        return check_folded
+
+    def check_exact(ev: Evaluator) -> bool:
+        if key not in ev.vocab:
+            return False
+        return not ev.masked or bool(ev.spans(word))
+
+    return check_exact
 
 
 def _all_of(checks: tuple[Check, ...]) -> Check:
@@ -249,7 +433,7 @@ def _any_of(checks: tuple[Check, ...]) -> Check:
 
 
 def _near(node: Near, left: Check, right: Check) -> Check:
-    left_terms, right_terms = _near_sides(node)
+    left_side, right_side = near_sides(node)
     n = node.distance
 
     def check_near(ev: Evaluator) -> bool:
@@ -257,15 +441,38 @@ def _near(node: Near, left: Check, right: Check) -> Check:
         return (
             left(ev)
             and right(ev)
-            and bool(ev.pair_spans(left_terms, right_terms, n, first_only=True))
+            and bool(ev.pair_spans(left_side, right_side, n, first_only=True))
         )
 
     return check_near
 
 
-def _near_sides(node: Near) -> tuple[tuple[Term, ...], tuple[Term, ...]]:
-    """The terms of each side of a NEAR."""
-    return tuple(_or_terms(node.left)), tuple(_or_terms(node.right))
+class Side:
+    """One side of a NEAR (a term or an OR-group of terms), arranged to be found at once."""
+
+    __slots__ = ("exact", "folded", "others", "prefixes")
+
+    def __init__(self, terms: list[Term]) -> None:
+        plain = [t for t in terms if not t.title and not isinstance(t, Phrase)]
+        self.exact = tuple(t.key for t in plain if isinstance(t, Word) and t.exact)
+        self.folded = tuple(t.key for t in plain if isinstance(t, Word) and not t.exact)
+        self.prefixes = tuple((not t.exact, t.key) for t in plain if isinstance(t, Prefix))
+        self.others = tuple(t for t in terms if t.title or isinstance(t, Phrase))
+
+
+_SIDES: dict[int, tuple[Near, tuple[Side, Side]]] = {}
+
+
+def near_sides(node: Near) -> tuple[Side, Side]:
+    """The two sides of a NEAR, made once per node (the same objects every time)."""
+    cached = _SIDES.get(id(node))
+    if cached is not None and cached[0] is node:
+        return cached[1]
+    sides = Side(_or_terms(node.left)), Side(_or_terms(node.right))
+    if len(_SIDES) > 100_000:
+        _SIDES.clear()
+    _SIDES[id(node)] = (node, sides)  # holding node keeps its id from reuse
+    return sides
 
 
 def _or_terms(node: Node) -> list[Term]:

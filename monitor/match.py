@@ -14,19 +14,37 @@ ignore phrase can take a hit away but never add one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from monitor.evaluate import Check, DocTerms, Evaluator, compile_check
-from monitor.models import Document, MatchResult
+from monitor.evaluate import (
+    Check,
+    DocTerms,
+    Evaluator,
+    Presence,
+    Span,
+    compile_check,
+    compile_presence,
+)
+from monitor.models import Document, MatchResult, Snippet
 from monitor.query import And, Near, Node, Or, Phrase, Prefix, Query, Term, iter_terms
 from monitor.snippet import build_snippet
 from monitor.textindex import TextIndex, index_text
 from monitor.triggers import TriggerIndex, choose_triggers
 from monitor.watchlist import Watchlist
 
-WordList = tuple[tuple[bool, str, bool], ...]  # (folded?, word or prefix, prefix?)
 SNIPPET_QUERIES = 16  # the snippet shows the strongest match among the first this many
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """Words of some terms, by how they are compared: what a document's spellings are for."""
+
+    exact: frozenset[str]
+    folded: frozenset[str]
+    prefixes: tuple[tuple[bool, str], ...]  # (folded?, prefix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +55,10 @@ class _Entry:
     role: str  # "match", "exclude" or "ignore"
     ordinal: int  # place in its list in the file
     query: Query
+    maybe: Presence  # a quick necessary condition: the words check needs are present
     check: Check
-    placed: WordList  # words whose positions matching needs: in phrases and NEAR
-    shown: WordList  # words whose positions a snippet needs: every term not under NOT
+    placed: _Words  # words whose positions matching needs: in phrases and NEAR
+    shown: _Words  # words whose positions a snippet needs: every term not under NOT
 
 
 @dataclass(slots=True)
@@ -59,10 +78,15 @@ class Matcher:
         self._entries: list[_Entry] = []
         self._index = TriggerIndex()
         self._always: list[list[_Entry]] = [[] for _ in self.watchlists]
+        # where each watchlist's match, exclude and ignore entries start, and where it ends
+        self._bounds: list[tuple[int, int, int, int]] = []
         for number, watchlist in enumerate(self.watchlists):
+            starts = []
             for role in ("match", "exclude", "ignore"):
+                starts.append(len(self._entries))
                 for ordinal, query in enumerate(getattr(watchlist, role)):
                     self._add(_compile_entry(number, role, ordinal, query))
+            self._bounds.append((starts[0], starts[1], starts[2], len(self._entries)))
         self._index.freeze()
 
     def _add(self, entry: _Entry) -> None:
@@ -101,54 +125,69 @@ class Matcher:
 
     def _due(self, terms: DocTerms) -> dict[int, _Due]:
         """Watchlist number -> its queries that have a term in the document."""
-        due: dict[int, _Due] = {}
+        found = self._index.find(terms.index)
+        if not found:
+            return {}
+        ids = sorted(found)  # sorted: the order of the file, and one watchlist's ids together
         entries = self._entries
-        for ident in sorted(self._index.find(terms.index)):  # sorted: the order of the file
-            entry = entries[ident]
-            lists = due.get(entry.watchlist)
-            if lists is None:
-                lists = due[entry.watchlist] = _Due([], [], [])
-            if entry.role == "match":
-                lists.match.append(entry)
-            elif entry.role == "exclude":
-                lists.exclude.append(entry)
-            else:
-                lists.ignore.append(entry)
+        due: dict[int, _Due] = {}
+        for number, bounds in enumerate(self._bounds):
+            cuts = [bisect.bisect_left(ids, b) for b in bounds]
+            if cuts[0] == cuts[-1]:
+                continue
+            match, exclude, ignore = (
+                [entries[i] for i in ids[a:b]] for a, b in itertools.pairwise(cuts)
+            )
+            due[number] = _Due(match, exclude, ignore)
         return due
 
     def _judge(self, number: int, due: _Due, terms: DocTerms, *, full: bool) -> MatchResult | None:
         """Mask, match, exclude; None when not a hit and no full explanation is wanted."""
         name = self.watchlists[number].name
-        if not due.match and not full:
+        index = terms.index
+        likely = [e for e in due.match if e.maybe(index)]
+        if not likely and not full:
             return None
-        _prefetch(terms.index, [e.placed for e in (*due.match, *due.ignore)])
-        masked = terms.masked_positions(t for e in due.ignore for t in iter_terms(e.query.root))
+        ignore = [e for e in due.ignore if e.maybe(index)]
+        # what the checks place and what a snippet shows: found together in one pass
+        _prefetch(index, [*(e.shown for e in likely), *(e.placed for e in ignore)])
+        masked = terms.masked_positions(t for e in ignore for t in iter_terms(e.query.root))
         ev = Evaluator(terms, masked)
-        hits = [e for e in due.match if e.check(ev)]
-        matched = [e.query for e in hits]
-        if not matched:
+        hits = [e for e in likely if e.check(ev)]
+        if not hits:
             return None if not full else MatchResult(name, False)
         excludes = sorted([*due.exclude, *self._always[number]], key=lambda e: e.ordinal)
         excluded = [e.query for e in excludes if e.check(ev.unmasked)]
         if excluded and not full:
             return None
-        shown = hits[:SNIPPET_QUERIES]
-        _prefetch(terms.index, [e.shown for e in shown])
-        spans = [s for e in shown for s in ev.evidence(e.query.root)]
         return MatchResult(
             watchlist=name,
             hit=not excluded,
-            matched=tuple(q.source for q in matched),
+            matched=tuple(e.query.source for e in hits),
             excluded_by=tuple(q.source for q in excluded),
-            snippet=build_snippet(terms.index, spans),
+            snippet=_snippet(ev, hits[:SNIPPET_QUERIES]),
         )
+
+
+def _snippet(ev: Evaluator, shown: list[_Entry]) -> Snippet | None:
+    """The snippet of the matched queries: their matches, marked only where they match."""
+    roots = [e.query.root for e in shown]
+    units = [(number, unit) for number, root in enumerate(roots) for unit in ev.units(root)]
+
+    def evidence(lo: int, hi: int) -> list[Span]:
+        return [s for root in roots for s in ev.evidence_in(root, lo, hi)]
+
+    return build_snippet(ev.index, units, evidence)
 
 
 def _compile_entry(number: int, role: str, ordinal: int, query: Query) -> _Entry:
     positive = list(iter_terms(query.root, positive_only=True))
     placed = [t for t in positive if isinstance(t, Phrase)] + _near_terms(query.root)
-    check = compile_check(query.root)
-    return _Entry(number, role, ordinal, query, check, _words_of(placed), _words_of(positive))
+    root = query.root
+    maybe, check = compile_presence(root), compile_check(root)
+    return _Entry(
+        number, role, ordinal, query, maybe, check, _words_of(placed), _words_of(positive)
+    )
 
 
 def _near_terms(node: Node) -> list[Term]:
@@ -161,28 +200,31 @@ def _near_terms(node: Node) -> list[Term]:
     return []  # NEAR is never under NOT, and terms alone need only presence
 
 
-def _words_of(terms: list[Term]) -> WordList:
-    """(folded?, word, prefix?) for each word of the terms."""
-    out: list[tuple[bool, str, bool]] = []
+def _words_of(terms: list[Term]) -> _Words:
+    """The words and prefixes of the terms, by how they are compared."""
+    exact: list[str] = []
+    folded: list[str] = []
+    prefixes: list[tuple[bool, str]] = []
     for term in terms:
-        if isinstance(term, Phrase):
-            out += [(not term.exact, key, False) for key in term.keys]
+        keys = term.keys if isinstance(term, Phrase) else (term.key,)
+        if isinstance(term, Prefix):
+            prefixes.append((not term.exact, term.key))
         else:
-            out.append((not term.exact, term.key, isinstance(term, Prefix)))
-    return tuple(out)
+            (exact if term.exact else folded).extend(keys)
+    return _Words(frozenset(exact), frozenset(folded), tuple(dict.fromkeys(prefixes)))
 
 
-def _prefetch(index: TextIndex, lists: list[WordList]) -> None:
-    """Find the positions of the words the due queries will ask for, in one pass per form."""
-    wanted: dict[bool, set[str]] = {False: set(), True: set()}
+def _prefetch(index: TextIndex, lists: Iterable[_Words]) -> None:
+    """Say which words the due queries will want positions of, so one pass finds them all."""
+    vocab, refolded = index.vocab.keys(), index.refolded.keys()
+    wanted: set[str] = set()
     for words in lists:
-        for folded, word, is_prefix in words:
-            if is_prefix:
-                wanted[folded].update(index.words_with_prefix(word, folded))
-            else:
-                wanted[folded].add(word)
-    for folded, found in wanted.items():
-        index.prefetch(found, folded)
+        wanted.update(words.exact & vocab, words.folded & vocab)
+        for word in words.folded & refolded:
+            wanted.update(index.spellings(word))
+        for folded, prefix in words.prefixes:
+            wanted.update(index.spellings_with_prefix(prefix, folded))
+    index.want(wanted)
 
 
 def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:

@@ -2,21 +2,28 @@
 
 A word is a run of Unicode letters and digits (combining accents stay with their letter), so
 "Khan's" holds the words "Khan" and "s", and "Metropolitan-Police" two words. Queries and
-documents are cut into words by the same regular expression, which is fixed here and never
-built from user input, so reading a text costs time linear in its length.
+documents are cut into words by the same rule, fixed here and never built from user input, so
+reading a text costs time linear in its length.
 
 Two forms of every word exist: the exact one (NFC) for terms written with a capital, and the
 folded one (lower case, accents and compatibility forms removed) for all-lowercase terms.
+
+Reading is the floor under the cost of matching every article, so it does as little per word
+as it can, and all of it in C: one translate and one split cut the words, one dict holds the
+distinct ones, and only the distinct words that are not already folded (capitalised words,
+accented words) are folded. Positions are found only for the words a query or a snippet asks
+about, in one pass over the word list for all of them.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Sequence
+from itertools import compress, count, filterfalse
 
 SEPARATOR = "\x00"  # stands between the title's words and the text's; never equals a word
 
@@ -37,17 +44,19 @@ _MARKS = _mark_ranges()
 # letters/digits, then any mix of marks and more letters; the two classes are disjoint, so the
 # loop has exactly one way to match and runs in linear time
 WORD = re.compile(rf"[^\W_]+(?:[{_MARKS}]+[^\W_]*)*")
-# the same for text without "_": \w is quicker to test, and marks are looked for only after
-# a character that could start one (nothing below U+0300 is a mark)
-_WORD_NO_UNDERSCORE = re.compile(rf"\w+(?:(?=[^\x00-\u02ff])[{_MARKS}]+\w*)*")
 _MARK = re.compile(f"[{_MARKS}]+")
+# a non-ASCII character that can never be inside a word unless it is a mark: a separator
+_ODD = re.compile(r"[^\w\x00-\x7f]")
 # ASCII text needs no regular expression: non-alphanumerics become spaces, then str.split
 _ASCII_TO_SPACE = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
+# the same on UTF-8 bytes, which leaves every byte of a non-ASCII character alone
+_BYTES_TO_SPACE = bytes(c if c >= 0x80 or chr(c).isalnum() else 0x20 for c in range(256))
 # the non-ASCII characters of most English news text, none of them part of a word; once they
 # are spaces, most articles take the ASCII path
 _NEWS_PUNCTUATION = "’‘“”—–…«»„‚‹›•·′″\u00a0\u2009\u200a\u202f\u200b£€©®™°"
 _FOLD_CACHE_LIMIT = 200_000
-_PREFETCH_AT_LEAST = 3  # fewer words than this are quicker found by a scan each
+# how a text was cut into words: all ASCII; letters and digits only; with combining marks
+ASCII, LETTERS, MARKS = 0, 1, 2
 
 
 def has_capital(word: str) -> bool:
@@ -80,15 +89,27 @@ fold_cached: Callable[[str], str] = _FOLDED.__getitem__
 
 def split_words(text: str) -> list[str]:
     """The words of an NFC text, in order: what WORD.findall(text) gives, only quicker."""
-    if not text.isascii():
-        plain = text
-        for c in _NEWS_PUNCTUATION:
-            if c in plain:
-                plain = plain.replace(c, " ")
-        if not plain.isascii():
-            return (WORD if "_" in text else _WORD_NO_UNDERSCORE).findall(text)
-        text = plain
-    return text.translate(_ASCII_TO_SPACE).split()
+    words, _ = _split(text)
+    return words
+
+
+def _split(text: str) -> tuple[list[str], int]:
+    """The words of an NFC text, and how they were cut: ASCII, LETTERS or MARKS."""
+    if text.isascii():
+        return text.translate(_ASCII_TO_SPACE).split(), ASCII
+    plain = text
+    for c in _NEWS_PUNCTUATION:
+        if c in plain:
+            plain = plain.replace(c, " ")
+    if plain.isascii():
+        return plain.translate(_ASCII_TO_SPACE).split(), ASCII
+    # what is left besides letters: separators (spaces, symbols, emoji) or combining marks
+    for c in set(_ODD.findall(plain)):
+        if _MARK.match(c):
+            return WORD.findall(text), MARKS  # a mark joins a word: the full pattern
+        plain = plain.replace(c, " ")
+    # every non-ASCII character left is a letter or digit: cut at ASCII non-alphanumerics
+    return plain.encode().translate(_BYTES_TO_SPACE).decode().split(), LETTERS
 
 
 def word_spans(text: str, words: list[str]) -> list[tuple[int, int]]:
@@ -108,78 +129,168 @@ def word_spans(text: str, words: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
-@dataclass(eq=False)
 class TextIndex:
     """One document's words, read once and shared by every watchlist that looks at it.
 
     Positions index `tokens`: the title's words, then SEPARATOR at `boundary`, then the
-    text's words. Everything beyond the word lists is computed on first use and kept.
+    text's words. `vocab` holds the distinct words; `folds` maps each distinct word that is
+    not its own folded form to that form, so a folded word is present when it is in `vocab`
+    or among `refolded`. Everything else is computed on first use and kept.
     """
 
-    title: str
-    text: str
-    tokens: list[str]
-    boundary: int
-    vocab: frozenset[str]
-    folded_vocab: frozenset[str]
-    title_vocab: frozenset[str]
-    title_folded_vocab: frozenset[str]
-    _fold: Callable[[str], str] = fold_cached
-    _folded_tokens: list[str] | None = None
-    _positions: dict[tuple[bool, str], list[int]] = field(default_factory=dict)
-    _prefixes: dict[tuple[bool, bool, int], frozenset[str]] = field(default_factory=dict)
-    _lines: dict[bool, str] = field(default_factory=dict)
+    __slots__ = (
+        "_folded_tokens",
+        "_folded_vocab",
+        "_lines",
+        "_located",
+        "_pending",
+        "_prefixed",
+        "_spellings",
+        "_title_vocab",
+        "_variants",
+        "boundary",
+        "fold",
+        "folds",
+        "kind",
+        "refolded",
+        "text",
+        "title",
+        "tokens",
+        "vocab",
+    )
+
+    def __init__(
+        self,
+        title: str,
+        text: str,
+        title_words: list[str],
+        text_words: list[str],
+        *,
+        kind: int,
+    ) -> None:
+        self.title = title
+        self.text = text
+        self.boundary = len(title_words)
+        title_words.append(SEPARATOR)
+        title_words += text_words
+        self.tokens = tokens = title_words
+        self.vocab = vocab = dict.fromkeys(tokens)
+        del vocab[SEPARATOR]
+        # the distinct words that are not their own folded form: an ASCII word is folded
+        # when it is lowercase, so only the capitalised ones need folding
+        self.kind = kind
+        if kind == ASCII:
+            self.fold: Callable[[str], str] = str.lower
+            others = list(filterfalse(str.islower, vocab))
+        else:
+            self.fold = fold_cached
+            lower = filter(str.islower, vocab)
+            others = [*filterfalse(str.islower, vocab), *filterfalse(str.isascii, lower)]
+        self.folds = dict(zip(others, map(self.fold, others), strict=True))
+        self.refolded = dict.fromkeys(self.folds.values())
+        self._located: dict[str, list[int]] = {}  # exact word -> its positions
+        self._pending: set[str] = set()  # exact words to locate in the next pass
+        self._lines: dict[bool, str] = {}
+        self._variants: dict[str, list[str]] | None = None
+        self._spellings: dict[str, list[str]] = {}
+        self._prefixed: dict[tuple[bool, str], list[str]] = {}
+        self._folded_tokens: list[str] | None = None
+        self._folded_vocab: frozenset[str] | None = None
+        self._title_vocab: dict[bool, frozenset[str]] = {}
+
+    def has_word(self, word: str, folded: bool) -> bool:
+        """Whether a word (compared folded or exact) occurs in the title or text."""
+        if word in self.vocab:
+            # a folded key present as it is: folding is idempotent, so it folds to itself
+            return True
+        return folded and word in self.refolded
 
     @property
     def folded_tokens(self) -> list[str]:
         """The folded form of every token, aligned with `tokens`."""
         if self._folded_tokens is None:
-            self._folded_tokens = self._lower_tokens() or list(map(self._fold, self.tokens))
+            self._folded_tokens = list(map(self.fold, self.tokens))
         return self._folded_tokens
 
-    def _lower_tokens(self) -> list[str] | None:
-        """For ASCII words, the words of the lowercased texts (one C pass), if they align."""
-        if self._fold is not str.lower:
-            return None
-        lowered = [*split_words(self.title.lower()), SEPARATOR, *split_words(self.text.lower())]
-        return lowered if len(lowered) == len(self.tokens) else None
+    @property
+    def folded_vocab(self) -> frozenset[str]:
+        """The distinct folded words."""
+        if self._folded_vocab is None:
+            self._folded_vocab = frozenset(map(self.fold, self.vocab))
+        return self._folded_vocab
+
+    def words(self, folded: bool, title_only: bool = False) -> Collection[str]:
+        """The distinct words of the document (or of its title alone)."""
+        if title_only:
+            return self.title_words(folded)
+        return self.folded_vocab if folded else self.vocab.keys()
+
+    def title_words(self, folded: bool) -> frozenset[str]:
+        """The distinct words of the title, exact or folded."""
+        found = self._title_vocab.get(folded)
+        if found is None:
+            title = self.tokens[: self.boundary]
+            found = frozenset(map(self.fold, title) if folded else title)
+            self._title_vocab[folded] = found
+        return found
 
     def positions(self, word: str, folded: bool) -> list[int]:
         """Sorted positions of a word (compared folded or exact) in title and text."""
-        key = (folded, word)
-        found = self._positions.get(key)
-        if found is None:
-            if word not in (self.folded_vocab if folded else self.vocab):
-                found = []  # absent: no need to scan the word list
-            else:
-                found = _find_all(self.folded_tokens if folded else self.tokens, word)
-            self._positions[key] = found
-        return found
+        if not folded:
+            return self.locate((word,)) if word in self.vocab else []
+        return self.locate(self.spellings(word))
 
-    def prefetch(self, words: Iterable[str], folded: bool) -> None:
-        """Find the positions of many words in one pass, before they are asked for one by one.
+    def want(self, spellings: Iterable[str]) -> None:
+        """Say which words (exact, of the document) will be located, so one pass finds all.
 
-        A scan of the word list per word costs a pass each; this costs one pass in all.
+        Nothing is searched yet: the next locate() does it, for every word wanted by then,
+        in one pass over the word list run by C iterators.
         """
-        vocab = self.folded_vocab if folded else self.vocab
-        known = self._positions
-        todo = {w for w in words if w in vocab and (folded, w) not in known}
-        if len(todo) < _PREFETCH_AT_LEAST:
-            return
-        tokens = self.folded_tokens if folded else self.tokens
-        table: dict[str, list[int]] = {w: [] for w in todo}
-        for i in [i for i, t in enumerate(tokens) if t in todo]:
-            table[tokens[i]].append(i)
-        for word, found in table.items():
-            known[folded, word] = found
+        located = self._located
+        self._pending.update(w for w in spellings if w not in located)
 
-    def prefixes(self, length: int, folded: bool, title_only: bool = False) -> frozenset[str]:
-        """The first `length` characters of every word (shorter words stay whole)."""
-        key = (folded, title_only, length)
-        found = self._prefixes.get(key)
+    def locate(self, spellings: Sequence[str]) -> list[int]:
+        """Sorted positions of any of the given distinct words of the document."""
+        located = self._located
+        if len(spellings) == 1:
+            found = located.get(spellings[0])
+            if found is not None:
+                return found
+        missing = [w for w in spellings if w not in located]
+        if missing:
+            self._search(missing)
+        if len(spellings) == 1:
+            return located[spellings[0]]
+        return sorted(itertools.chain.from_iterable(map(located.__getitem__, spellings)))
+
+    def _search(self, words: list[str]) -> None:
+        """Positions of the words and of every pending one, in one pass."""
+        pending = self._pending
+        pending.update(words)
+        if len(pending) == 1:  # one word: list.index finds it quicker than a pass
+            self._located[words[0]] = _find_all(self.tokens, words[0])
+        else:
+            table: dict[str, list[int]] = {w: [] for w in pending}
+            tokens = self.tokens
+            for i in compress(count(), map(pending.__contains__, tokens)):
+                table[tokens[i]].append(i)
+            self._located.update(table)
+        pending.clear()
+
+    def spellings(self, folded: str) -> list[str]:
+        """The distinct words of the document whose folded form is `folded`."""
+        if folded not in self.refolded:  # no capitalised or accented form of it
+            return [folded] if folded in self.vocab else []
+        found = self._spellings.get(folded)
         if found is None:
-            vocab = self.words(folded, title_only)
-            found = self._prefixes[key] = frozenset(map(operator.itemgetter(slice(length)), vocab))
+            if self._variants is None:
+                variants: dict[str, list[str]] = {}
+                for word, form in self.folds.items():
+                    if word != form:  # "2023" and other uncased words fold to themselves
+                        variants.setdefault(form, []).append(word)
+                self._variants = variants
+            found = self._variants.get(folded, [])
+            found = self._spellings[folded] = [folded, *found] if folded in self.vocab else found
         return found
 
     def has_prefix(self, prefix: str, folded: bool, title_only: bool = False) -> bool:
@@ -189,35 +300,119 @@ class TextIndex:
         return "\n" + prefix in self.word_lines(folded)
 
     def word_lines(self, folded: bool) -> str:
-        """The distinct words, each after a newline: a prefix search is a substring search."""
+        """The distinct words, each after a newline: a prefix search is a substring search.
+
+        The folded lines may hold a word twice ("police" from "Police" and "police").
+        """
         lines = self._lines.get(folded)
         if lines is None:
-            lines = self._lines[folded] = "\n" + "\n".join(self.words(folded)) + "\n"
+            if not folded:
+                lines = "\n" + "\n".join(self.vocab) + "\n"
+            elif self.fold is str.lower:
+                lines = self.word_lines(False).lower()
+            else:
+                lines = "\n" + "\n".join(map(self.fold, self.vocab)) + "\n"
+            self._lines[folded] = lines
         return lines
 
     def words_with_prefix(self, prefix: str, folded: bool) -> list[str]:
         """The distinct words (exact or folded) that begin with prefix."""
         lines = self.word_lines(folded)
-        out = []
+        out: dict[str, None] = {}
         find = lines.find
         pos = find("\n" + prefix)
         while pos >= 0:
             end = find("\n", pos + 1)
-            out.append(lines[pos + 1 : end])
+            out[lines[pos + 1 : end]] = None
             pos = find("\n" + prefix, end)
+        return list(out)
+
+    def spellings_with_prefix(self, prefix: str, folded: bool) -> list[str]:
+        """The distinct words of the document whose (folded) form begins with prefix."""
+        found = self._prefixed.get((folded, prefix))
+        if found is None:
+            found = self._prefixed[folded, prefix] = self._find_prefixed(prefix, folded)
+        return found
+
+    def _find_prefixed(self, prefix: str, folded: bool) -> list[str]:
+        lines = self.word_lines(folded)
+        # one line per word in vocab order; lowering ASCII lines keeps every offset
+        same = not folded or self.fold is str.lower
+        exact = self.word_lines(False)
+        vocab = [] if same else list(self.vocab)
+        out = []
+        find = lines.find
+        needle = "\n" + prefix
+        pos = find(needle)
+        line, counted = 0, 0
+        while pos >= 0:
+            end = find("\n", pos + 1)
+            if same:
+                out.append(exact[pos + 1 : end])
+            else:
+                line += lines.count("\n", counted, pos)
+                counted = pos
+                out.append(vocab[line])
+            pos = find(needle, end)
         return out
 
-    def words(self, folded: bool, title_only: bool = False) -> frozenset[str]:
-        """The distinct words of the document (or of its title alone)."""
-        if title_only:
-            return self.title_folded_vocab if folded else self.title_vocab
-        return self.folded_vocab if folded else self.vocab
+    def spans(self, in_title: bool, start: int, stop: int) -> list[tuple[int, int]]:
+        """Character offsets of words start..stop-1 of the title or of the text.
 
-    def spans(self, in_title: bool, count: int) -> list[tuple[int, int]]:
-        """Character offsets of the first `count` words of the title or of the text."""
-        if in_title:
-            return word_spans(self.title, self.tokens[: min(count, self.boundary)])
-        return word_spans(self.text, self.tokens[self.boundary + 1 : self.boundary + 1 + count])
+        Counting words from the first costs a search per word; instead one word of the
+        window whose positions are known (the rarest) is found as the nth whole-word
+        occurrence of its letters, and the others are found from it.
+        """
+        text = self.title if in_title else self.text
+        offset = 0 if in_title else self.boundary + 1
+        words = self.tokens[offset + start : offset + stop]
+        anchor = self._anchor(offset + start, offset + stop) if self.kind != MARKS else None
+        if anchor is None:
+            return word_spans(text, self.tokens[offset : offset + stop])[start:]
+        at, nth = anchor
+        at -= offset + start
+        begin = _nth_whole_word(text, words[at], nth)
+        after = word_spans(text[begin:], words[at:])
+        before = _spans_back(text, words[:at], begin)
+        return before + [(a + begin, b + begin) for a, b in after]
+
+    def _anchor(self, lo: int, hi: int) -> tuple[int, int] | None:
+        """(position, n): a located word in [lo, hi) that is the nth of its letters in its field."""
+        best: tuple[int, int] | None = None
+        fewest = 0
+        field = 0 if lo < self.boundary else self.boundary + 1
+        for p in range(lo, hi):
+            found = self._located.get(self.tokens[p])
+            if found is not None and (best is None or len(found) < fewest):
+                nth = bisect.bisect_left(found, p) - bisect.bisect_left(found, field)
+                best, fewest = (p, nth), len(found)
+        return best
+
+
+def _nth_whole_word(text: str, word: str, nth: int) -> int:
+    """Where the nth (from 0) occurrence of word as a whole word (no letter or digit on either
+    side) starts: text cut without combining marks has its words exactly there."""
+    pos = -1
+    while True:
+        pos = text.find(word, pos + 1)
+        end = pos + len(word)
+        if (pos == 0 or not text[pos - 1].isalnum()) and (
+            end == len(text) or not text[end].isalnum()
+        ):
+            if nth == 0:
+                return pos
+            nth -= 1
+
+
+def _spans_back(text: str, words: list[str], end: int) -> list[tuple[int, int]]:
+    """Spans of the words that come just before offset end, found backwards."""
+    spans = []
+    rfind = text.rfind
+    for word in reversed(words):
+        end = rfind(word, 0, end)
+        spans.append((end, end + len(word)))
+    spans.reverse()
+    return spans
 
 
 def _find_all(tokens: list[str], word: str) -> list[int]:
@@ -238,20 +433,17 @@ def index_text(title: str, text: str) -> TextIndex:
     """Read a document's words once: the input to matching every watchlist."""
     title = unicodedata.normalize("NFC", title)
     text = unicodedata.normalize("NFC", text)
-    title_tokens = split_words(title)
-    tokens = [*title_tokens, SEPARATOR, *split_words(text)]
-    vocab = frozenset(tokens) - {SEPARATOR}
-    title_vocab = frozenset(title_tokens)
-    # ASCII words fold by lower(), a C call with no cache to consult
-    fold = str.lower if "".join(vocab).isascii() else fold_cached
-    return TextIndex(
-        title=title,
-        text=text,
-        tokens=tokens,
-        boundary=len(title_tokens),
-        vocab=vocab,
-        folded_vocab=frozenset(map(fold, vocab)),
-        title_vocab=title_vocab,
-        title_folded_vocab=frozenset(map(fold, title_vocab)),
-        _fold=fold,
-    )
+    title_words, title_kind = _split(title)
+    text_words, text_kind = _split(text)
+    return TextIndex(title, text, title_words, text_words, kind=max(title_kind, text_kind))
+
+
+_SLICES: dict[int, Callable[[str], str]] = {}
+
+
+def slicer(length: int) -> Callable[[str], str]:
+    """A C-level function giving the first `length` characters of a string."""
+    found = _SLICES.get(length)
+    if found is None:
+        found = _SLICES[length] = operator.itemgetter(slice(0, length))
+    return found
