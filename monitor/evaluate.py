@@ -434,6 +434,10 @@ def _any_of(checks: tuple[Check, ...]) -> Check:
 
 def _near(node: Near, left: Check, right: Check) -> Check:
     left_side, right_side = near_sides(node)
+    if right_side.size < left_side.size:
+        # the side of fewer terms first: usually the rarer, and if it has no occurrence
+        # (all masked, say) the other side is never located
+        left_side, right_side = right_side, left_side
     n = node.distance
 
     def check_near(ev: Evaluator) -> bool:
@@ -450,9 +454,10 @@ def _near(node: Near, left: Check, right: Check) -> Check:
 class Side:
     """One side of a NEAR (a term or an OR-group of terms), arranged to be found at once."""
 
-    __slots__ = ("exact", "folded", "others", "prefixes")
+    __slots__ = ("exact", "folded", "others", "prefixes", "size")
 
     def __init__(self, terms: list[Term]) -> None:
+        self.size = len(terms)
         plain = [t for t in terms if not t.title and not isinstance(t, Phrase)]
         self.exact = tuple(t.key for t in plain if isinstance(t, Word) and t.exact)
         self.folded = tuple(t.key for t in plain if isinstance(t, Word) and not t.exact)

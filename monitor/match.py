@@ -32,7 +32,7 @@ from monitor.models import Document, MatchResult, Snippet
 from monitor.query import And, Near, Node, Or, Phrase, Prefix, Query, Term, iter_terms
 from monitor.snippet import build_snippet
 from monitor.textindex import TextIndex, index_text
-from monitor.triggers import TriggerIndex, choose_triggers
+from monitor.triggers import TriggerIndex, choose_triggers, required_words
 from monitor.watchlist import Watchlist
 
 SNIPPET_QUERIES = 16  # the snippet shows the strongest match among the first this many
@@ -95,7 +95,7 @@ class Matcher:
             # an exclude query like 'NOT police' can match with none of its words present
             self._always[entry.watchlist].append(entry)
             return
-        self._index.add(len(self._entries), triggers)
+        self._index.add(len(self._entries), triggers, required_words(entry.query.root))
         self._entries.append(entry)
 
     def match(self, doc: Document, feed: str | None = None) -> list[MatchResult]:
@@ -150,7 +150,7 @@ class Matcher:
             return None
         ignore = [e for e in due.ignore if e.maybe(index)]
         # what the checks place and what a snippet shows: found together in one pass
-        _prefetch(index, [*(e.shown for e in likely), *(e.placed for e in ignore)])
+        index.want(_spellings(index, [*(e.shown for e in likely), *(e.placed for e in ignore)]))
         masked = terms.masked_positions(t for e in ignore for t in iter_terms(e.query.root))
         ev = Evaluator(terms, masked)
         hits = [e for e in likely if e.check(ev)]
@@ -214,8 +214,8 @@ def _words_of(terms: list[Term]) -> _Words:
     return _Words(frozenset(exact), frozenset(folded), tuple(dict.fromkeys(prefixes)))
 
 
-def _prefetch(index: TextIndex, lists: Iterable[_Words]) -> None:
-    """Say which words the due queries will want positions of, so one pass finds them all."""
+def _spellings(index: TextIndex, lists: Iterable[_Words]) -> set[str]:
+    """The document's spellings of the words and prefixes: what to locate for them."""
     vocab, refolded = index.vocab.keys(), index.refolded.keys()
     wanted: set[str] = set()
     for words in lists:
@@ -224,7 +224,7 @@ def _prefetch(index: TextIndex, lists: Iterable[_Words]) -> None:
             wanted.update(index.spellings(word))
         for folded, prefix in words.prefixes:
             wanted.update(index.spellings_with_prefix(prefix, folded))
-    index.want(wanted)
+    return wanted
 
 
 def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:
