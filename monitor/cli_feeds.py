@@ -40,7 +40,10 @@ def poll(ctx: click.Context, feed_names: tuple[str, ...]) -> None:
         rt.watchlist_set  # noqa: B018 - invalid watchlists stop here, before any request
         states = rt.configured_states(list(feed_names) or None)
         report = _poll_with_progress(rt, states)
+        alerts = rt.send_alerts()  # immediate watchlists alert at the end of the cycle
     _print_cycle(report)
+    if alerts:
+        click.echo(f"alerts: {len(alerts)} made for immediate watchlists")
 
 
 def _check_feed_names(s: Settings, names: tuple[str, ...]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -23,7 +23,6 @@ from monitor.logs import event, get_logger
 from monitor.outbox import (
     daily_days,
     deliver_pending,
-    make_alerts,
     make_digest,
     plan_routes,
     release_held,
@@ -36,6 +35,7 @@ from monitor.store import Store
 
 log = get_logger("daemon")
 DIGEST_TICK = 60.0
+STORY_KEEP = timedelta(days=14)  # well past the story window on both sides of publication
 
 
 class Daemon:
@@ -73,7 +73,7 @@ class Daemon:
         settings = self.config.settings
         self._lock_store = Store.open(settings.monitor.database)
         self._lock_store.lock()
-        self._lock_store.created()
+        self._lock_store.created(self.clock())
         self.watch.refresh()
         from monitor.watchlist import load_watchlists
 
@@ -106,6 +106,7 @@ class Daemon:
     def stop(self) -> None:
         """Stop the jobs; a poll in progress ends early and is redone next time."""
         self.stopped.set()
+        was_running = self._scheduler is not None
         if self._poller is not None:
             self._poller.stop()
         if self._scheduler is not None:
@@ -115,7 +116,8 @@ class Daemon:
             if part is not None:
                 part.close()
         self._poll_rt = self._digest_store = self._lock_store = None
-        event(log, 20, "monitor stopped")
+        if was_running:
+            event(log, 20, "monitor stopped")
 
     def run(self) -> None:
         """Start, then wait for SIGTERM or SIGINT, then stop."""
@@ -174,13 +176,10 @@ class Daemon:
     def _alert(self, rt: Runtime) -> None:
         """Alert the hits owed by immediate watchlists: this cycle's, and any that a crash
         before the alert or a `monitor poll` left behind."""
-        immediate = [(w.name, w.recipients) for w in rt.watchlists if w.alert == "immediate"]
-        if not immediate or self.stopped.is_set():
+        if self.stopped.is_set():
             return
-        settings = rt.settings
         with self._send_lock:
-            if make_alerts(rt.store, settings, plan_routes(settings, immediate), self.clock()):
-                deliver_pending(rt.store, settings, self.clock())
+            rt.send_alerts()
 
     def _set_poller(self, poller: Poller | None) -> None:
         self._poller = poller
@@ -211,7 +210,7 @@ class Daemon:
         store = self._digest_store
         now = self.clock()
         routes = plan_routes(settings, [(w.name, w.recipients) for w in self.watch.watchlists])
-        created = store.created()
+        created = store.created(now)
         for route in routes:
             day = due_digest_day(
                 now,
@@ -232,5 +231,16 @@ class Daemon:
                     hits=outcome.hits,
                     archive=outcome.archive or "",
                 )
+                self._prune_stories(store, now)
         with self._send_lock:
             deliver_pending(store, settings, now)
+
+    @staticmethod
+    def _prune_stories(store: Store, now: datetime) -> None:
+        """Once a day: drop story-index rows no new article's window can reach any more."""
+        from monitor.storyindex import StoryIndex
+
+        with store.write() as conn:
+            dropped = StoryIndex(conn).prune(now - STORY_KEEP)
+        if dropped:
+            event(log, 20, "story index pruned", articles=dropped)

@@ -8,6 +8,7 @@ the user asked for encryption, and no error message ever carries the password.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import os
@@ -151,7 +152,19 @@ def _log_in(smtp: smtplib.SMTP, settings: EmailSettings, password: str | None) -
         raise SMTPPermanentError(
             f"[email].username is set but ${settings.password_env} holds no password"
         )
-    smtp.login(settings.username, password)
+    if (settings.username + password).isascii():
+        smtp.login(settings.username, password)
+        return
+    # smtplib encodes credentials as ASCII; RFC 4616 PLAIN carries UTF-8, so send it by hand
+    smtp.ehlo_or_helo_if_needed()
+    if "plain" not in smtp.esmtp_features.get("auth", "").lower().split():
+        raise SMTPPermanentError(
+            "the SMTP password or username is not ASCII and the server offers no AUTH PLAIN"
+        )
+    token = base64.b64encode(f"\0{settings.username}\0{password}".encode()).decode("ascii")
+    code, reply = smtp.docmd("AUTH", "PLAIN " + token)
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
 
 class _Scrubber:

@@ -21,6 +21,7 @@ from monitor.store import FeedState, Store
 if TYPE_CHECKING:
     from monitor.fetch import Fetcher
     from monitor.match import Matcher
+    from monitor.outbox import Outcome
     from monitor.storyindex import StoryIndex
     from monitor.watchlist import Watchlist, WatchlistSet
     from monitor.workers import ExtractorPool
@@ -41,7 +42,7 @@ class Runtime:
     @cached_property
     def store(self) -> Store:
         store = Store.open(self.settings.monitor.database)
-        store.created()
+        store.created(self.clock())
         store.sync_feeds(self.settings.feeds)
         return store
 
@@ -149,6 +150,21 @@ class Runtime:
         finally:
             if poller_hook is not None:
                 poller_hook(None)
+
+    def send_alerts(self) -> list[Outcome]:
+        """Alert the hits owed by immediate watchlists (this cycle's, and any that a crash or
+        an earlier command left behind), then try to send them."""
+        from monitor.outbox import deliver_pending, make_alerts, plan_routes
+
+        immediate = [(w.name, w.recipients) for w in self.watchlists if w.alert == "immediate"]
+        if not immediate:
+            return []
+        made = make_alerts(
+            self.store, self.settings, plan_routes(self.settings, immediate), self.clock()
+        )
+        if made:
+            deliver_pending(self.store, self.settings, self.clock())
+        return made
 
     def configured_states(self, names: Sequence[str] | None = None) -> list[FeedState]:
         """The states of the feeds the config lists (not of feeds since removed from it)."""

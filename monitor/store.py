@@ -123,20 +123,25 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # 64 MB of page cache: story candidates and hit listings read scattered pages
+            conn.execute("PRAGMA cache_size = -65536")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
         store = cls(conn, path)
         store.migrate()
         return store
 
-    def created(self) -> datetime:
-        """When this database was first made (the digest schedule never reaches before it)."""
+    def created(self, now: datetime | None = None) -> datetime:
+        """When this database was first made (the digest schedule never reaches before it);
+        the first call records `now` (default: the system clock)."""
         rows = self.read("SELECT value FROM meta WHERE key = 'created'")
         if rows:
             return datetime.fromisoformat(rows[0][0])
-        now = datetime.now(UTC)
         with self.write() as conn:
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (to_db(now),))
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('created', ?)",
+                (to_db(now or datetime.now(UTC)),),
+            )
         return self.created()
 
     def close(self) -> None:
