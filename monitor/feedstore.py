@@ -136,7 +136,7 @@ def record_items(
             if article_id is None:  # another feed stored it first: carried by this one too
                 linked = _link_article(conn, feed.id, new.item)
                 if linked is not None:
-                    hit_ids += _insert_hits(conn, linked, new.matches, new.immediate, now)
+                    hit_ids += _insert_hits(conn, linked, new.matches, new.immediate, now, feed.id)
                 continue
             inserted.append(new)
             if stories is not None:
@@ -144,14 +144,16 @@ def record_items(
                 published = new.item.published or now
                 story = stories.assign(article_id, new.item.title, text, published)
                 conn.execute("UPDATE articles SET story = ? WHERE id = ?", (story, article_id))
-            hit_ids += _insert_hits(conn, article_id, new.matches, new.immediate, now)
+            hit_ids += _insert_hits(conn, article_id, new.matches, new.immediate, now, feed.id)
         for link in links:
             if link.item.guid is not None:
                 conn.execute(
                     "INSERT OR IGNORE INTO article_guids VALUES (?, ?, ?)",
                     (feed.id, link.item.guid, link.article_id),
                 )
-            hit_ids += _insert_hits(conn, link.article_id, link.matches, link.immediate, now)
+            hit_ids += _insert_hits(
+                conn, link.article_id, link.matches, link.immediate, now, feed.id
+            )
         conn.execute(
             "UPDATE feeds SET etag = ?, last_modified = ?, url = COALESCE(?, url),"
             " last_new_article = COALESCE(?, last_new_article) WHERE id = ?",
@@ -250,13 +252,15 @@ def _insert_hits(
     matches: Sequence[MatchResult],
     immediate: frozenset[str],
     now: datetime,
+    feed_id: int | None = None,
 ) -> list[int]:
+    """Store the hits that are new; feed_id is the feed that brought the article to them."""
     ids = []
     for match in matches:
         snippet = match.snippet
         cur = conn.execute(
             "INSERT INTO hits (article_id, watchlist, matched, snippet, marks, first_seen,"
-            " immediate) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            " immediate, feed_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 article_id,
                 match.watchlist,
@@ -265,6 +269,7 @@ def _insert_hits(
                 json.dumps([list(m) for m in snippet.marks] if snippet else []),
                 to_db(now),
                 int(match.watchlist in immediate),
+                feed_id,
             ),
         )
         if cur.rowcount:

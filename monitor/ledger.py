@@ -12,12 +12,13 @@ from monitor.models import Hit, Snippet
 from monitor.store import Store, from_db, row_to_article, to_db
 
 _HIT_SELECT = """
-    SELECT a.*, f.name AS feed,
+    SELECT a.*, COALESCE(hf.name, f.name) AS feed,
            h.id AS hit_id, h.watchlist, h.matched, h.snippet, h.marks,
            h.first_seen AS hit_first_seen,
            (SELECT MIN(dh.digest_id) FROM digest_hits dh JOIN digests d ON d.id = dh.digest_id
              WHERE dh.hit_id = h.id AND d.status = 'sent') AS digest
     FROM hits h JOIN articles a ON a.id = h.article_id JOIN feeds f ON f.id = a.feed_id
+    LEFT JOIN feeds hf ON hf.id = h.feed_id
 """
 
 

@@ -121,4 +121,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: the story index (monitor/storyindex.py): articles that report the same event
     STORY_SCHEMA,
+    # 3: the feed that brought an article to a watchlist (a watchlist restricted to feed B
+    # may get its hit from B although feed A stored the article first); NULL: the article's own
+    "ALTER TABLE hits ADD COLUMN feed_id INTEGER REFERENCES feeds(id)",
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from monitor.ledger import list_hits
 from monitor.loopback import LoopbackSite, Request
 from monitor.models import Article
 from monitor.sitegen import SiteArticle, add_outlet, render_page
@@ -190,6 +191,7 @@ def test_article_in_two_feeds_is_fetched_once_and_linked_to_both(
             hits = store.read("SELECT watchlist, article_id FROM hits ORDER BY watchlist")
             guids = store.read("SELECT feed_id, article_id FROM article_guids")
             logged = store.read("SELECT SUM(new_articles), SUM(pages_failed) FROM polls")[0]
+            hit_feeds = {h.watchlist: h.article.feed for h in list_hits(store)}
         assert [page_path(r) for r in site.requests].count("/news/hotton") == 1
     assert [a.url for a in stored] == [page]
     article_id = stored[0].id
@@ -199,6 +201,8 @@ def test_article_in_two_feeds_is_fetched_once_and_linked_to_both(
         ("only-b", article_id),
     ]
     assert len(guids) == 2 and {g["article_id"] for g in guids} == {article_id}
+    # each restricted watchlist's hit names the feed that brought it
+    assert hit_feeds["only-a"] == "A" and hit_feeds["only-b"] == "B"
     assert first.new_articles == 1 and tuple(logged) == (1, 0)  # counted once, by either feed
     assert first.new_hits == 3
     assert {f.status for f in second.feeds} == {"not_modified"}
