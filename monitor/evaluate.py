@@ -18,7 +18,9 @@ import bisect
 from collections.abc import Callable, Iterable
 
 from monitor.query import And, Near, Node, Not, Or, Phrase, Prefix, Term, Word
+from monitor.querytree import Side, near_sides
 from monitor.textindex import TextIndex
+from monitor.triggers import words_present
 
 Span = tuple[int, int]  # first and last word position of one occurrence
 TermKey = tuple[str, bool, tuple[str, ...]]
@@ -312,7 +314,7 @@ def compile_check(node: Node) -> Check:
         case Word(key=key, exact=exact, title=False):
             return _word_check(node, key, not exact)
         case Phrase(keys=keys, exact=exact, title=False):
-            present = _all_words(keys, not exact)
+            present = words_present(keys, not exact)
             phrase = node
             return lambda ev: present(ev.index) and bool(ev.spans(phrase))
         case Word() | Prefix() | Phrase():
@@ -328,69 +330,6 @@ def compile_check(node: Node) -> Check:
         case Near(left=left, right=right):
             return _near(node, compile_check(left), compile_check(right))
     raise TypeError(node)  # pragma: no cover
-
-
-Presence = Callable[[TextIndex], bool]
-
-
-def compile_presence(node: Node) -> Presence:
-    """A quick necessary condition for the node to match: every word it needs is present.
-
-    Lookups only, no positions and no masks: a query whose words are missing is ruled out
-    before anything is located. NOT and NEAR distances are left to the full check.
-    """
-    match node:
-        case Word(key=key, exact=True, title=False):
-            return lambda index: key in index.vocab
-        case Word(key=key, title=False):
-            return lambda index: key in index.vocab or key in index.refolded
-        case Phrase(keys=keys, exact=True, title=False):
-            keyset = frozenset(keys)
-            return lambda index: index.vocab.keys() >= keyset
-        case Phrase(keys=keys, title=False):
-            return _all_words(keys, True)
-        case Word(exact=exact, title=True) | Phrase(exact=exact, title=True):
-            keyset = frozenset(node.keys if isinstance(node, Phrase) else (node.key,))
-            folded = not exact
-            return lambda index: index.title_words(folded) >= keyset
-        case Prefix(key=key, exact=exact, title=title):
-            folded = not exact
-            return lambda index: index.has_prefix(key, folded, title)
-        case And(children=children):
-            return _all_present(tuple(compile_presence(c) for c in children))
-        case Or(children=children):
-            return _any_present(tuple(compile_presence(c) for c in children))
-        case Not():
-            return lambda index: True
-        case Near(left=left, right=right):
-            return _all_present((compile_presence(left), compile_presence(right)))
-    raise TypeError(node)  # pragma: no cover
-
-
-def _all_words(keys: tuple[str, ...], folded: bool) -> Presence:
-    if not folded:
-        return lambda index: all(k in index.vocab for k in keys)
-    return lambda index: all(k in index.vocab or k in index.refolded for k in keys)
-
-
-def _all_present(checks: tuple[Presence, ...]) -> Presence:
-    def all_present(index: TextIndex) -> bool:
-        for check in checks:  # noqa: SIM110 - all() would build a generator per call
-            if not check(index):
-                return False
-        return True
-
-    return all_present
-
-
-def _any_present(checks: tuple[Presence, ...]) -> Presence:
-    def any_present(index: TextIndex) -> bool:
-        for check in checks:  # noqa: SIM110 - any() would build a generator per call
-            if check(index):
-                return True
-        return False
-
-    return any_present
 
 
 def _word_check(word: Word, key: str, folded: bool) -> Check:
@@ -449,43 +388,6 @@ def _near(node: Near, left: Check, right: Check) -> Check:
         )
 
     return check_near
-
-
-class Side:
-    """One side of a NEAR (a term or an OR-group of terms), arranged to be found at once."""
-
-    __slots__ = ("exact", "folded", "others", "prefixes", "size")
-
-    def __init__(self, terms: list[Term]) -> None:
-        self.size = len(terms)
-        plain = [t for t in terms if not t.title and not isinstance(t, Phrase)]
-        self.exact = tuple(t.key for t in plain if isinstance(t, Word) and t.exact)
-        self.folded = tuple(t.key for t in plain if isinstance(t, Word) and not t.exact)
-        self.prefixes = tuple((not t.exact, t.key) for t in plain if isinstance(t, Prefix))
-        self.others = tuple(t for t in terms if t.title or isinstance(t, Phrase))
-
-
-_SIDES: dict[int, tuple[Near, tuple[Side, Side]]] = {}
-
-
-def near_sides(node: Near) -> tuple[Side, Side]:
-    """The two sides of a NEAR, made once per node (the same objects every time)."""
-    cached = _SIDES.get(id(node))
-    if cached is not None and cached[0] is node:
-        return cached[1]
-    sides = Side(_or_terms(node.left)), Side(_or_terms(node.right))
-    if len(_SIDES) > 100_000:
-        _SIDES.clear()
-    _SIDES[id(node)] = (node, sides)  # holding node keeps its id from reuse
-    return sides
-
-
-def _or_terms(node: Node) -> list[Term]:
-    """The terms of a side of NEAR: one term, or an OR-group of them however nested."""
-    if isinstance(node, Or):
-        return [t for child in node.children for t in _or_terms(child)]
-    assert isinstance(node, Word | Prefix | Phrase), "parse_query allows nothing else"
-    return [node]
 
 
 def _gap(a: Span, b: Span) -> int:

@@ -15,24 +15,24 @@ ignore phrase can take a hit away but never add one.
 from __future__ import annotations
 
 import bisect
+import gc
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from monitor.evaluate import (
-    Check,
-    DocTerms,
-    Evaluator,
-    Presence,
-    Span,
-    compile_check,
-    compile_presence,
-)
+from monitor.evaluate import Check, DocTerms, Evaluator, Span, compile_check
 from monitor.models import Document, MatchResult, Snippet
 from monitor.query import And, Near, Node, Or, Phrase, Prefix, Query, Term, iter_terms
 from monitor.snippet import build_snippet
 from monitor.textindex import TextIndex, index_text
-from monitor.triggers import TriggerIndex, choose_triggers, required_words
+from monitor.triggers import (
+    Presence,
+    TriggerIndex,
+    choose_triggers,
+    compile_presence,
+    required_words,
+)
 from monitor.watchlist import Watchlist
 
 SNIPPET_QUERIES = 16  # the snippet shows the strongest match among the first this many
@@ -80,14 +80,15 @@ class Matcher:
         self._always: list[list[_Entry]] = [[] for _ in self.watchlists]
         # where each watchlist's match, exclude and ignore entries start, and where it ends
         self._bounds: list[tuple[int, int, int, int]] = []
-        for number, watchlist in enumerate(self.watchlists):
-            starts = []
-            for role in ("match", "exclude", "ignore"):
-                starts.append(len(self._entries))
-                for ordinal, query in enumerate(getattr(watchlist, role)):
-                    self._add(_compile_entry(number, role, ordinal, query))
-            self._bounds.append((starts[0], starts[1], starts[2], len(self._entries)))
-        self._index.freeze()
+        with _no_cycle_collection():
+            for number, watchlist in enumerate(self.watchlists):
+                starts = []
+                for role in ("match", "exclude", "ignore"):
+                    starts.append(len(self._entries))
+                    for ordinal, query in enumerate(getattr(watchlist, role)):
+                        self._add(_compile_entry(number, role, ordinal, query))
+                self._bounds.append((starts[0], starts[1], starts[2], len(self._entries)))
+            self._index.freeze()
 
     def _add(self, entry: _Entry) -> None:
         triggers = choose_triggers(entry.query.root)
@@ -178,6 +179,23 @@ def _snippet(ev: Evaluator, shown: list[_Entry]) -> Snippet | None:
         return [s for root in roots for s in ev.evidence_in(root, lo, hi)]
 
     return build_snippet(ev.index, units, evidence)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large watchlist compiles.
+
+    Compiling allocates many small objects that all stay alive; the collector would walk
+    them again and again as they pile up (over half the compile time of 10,000 queries).
+    Nothing compiled here forms a cycle that needs collecting.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _compile_entry(number: int, role: str, ordinal: int, query: Query) -> _Entry:

@@ -158,3 +158,40 @@ def _title_term(term: Term) -> Term:
     if isinstance(term, Phrase):
         return Phrase(term.words, term.exact, term.keys, True, term.start, term.end)
     return type(term)(term.text, term.exact, term.key, True, term.start, term.end)
+
+
+class Side:
+    """One side of a NEAR (a term or an OR-group of terms), arranged to be found at once."""
+
+    __slots__ = ("exact", "folded", "others", "prefixes", "size")
+
+    def __init__(self, terms: list[Term]) -> None:
+        self.size = len(terms)
+        plain = [t for t in terms if not t.title and not isinstance(t, Phrase)]
+        self.exact = tuple(t.key for t in plain if isinstance(t, Word) and t.exact)
+        self.folded = tuple(t.key for t in plain if isinstance(t, Word) and not t.exact)
+        self.prefixes = tuple((not t.exact, t.key) for t in plain if isinstance(t, Prefix))
+        self.others = tuple(t for t in terms if t.title or isinstance(t, Phrase))
+
+
+_SIDES: dict[int, tuple[Near, tuple[Side, Side]]] = {}
+
+
+def near_sides(node: Near) -> tuple[Side, Side]:
+    """The two sides of a NEAR, made once per node (the same objects every time)."""
+    cached = _SIDES.get(id(node))
+    if cached is not None and cached[0] is node:
+        return cached[1]
+    sides = Side(_or_terms(node.left)), Side(_or_terms(node.right))
+    if len(_SIDES) > 100_000:
+        _SIDES.clear()
+    _SIDES[id(node)] = (node, sides)  # holding node keeps its id from reuse
+    return sides
+
+
+def _or_terms(node: Node) -> list[Term]:
+    """The terms of a side of NEAR: one term, or an OR-group of them however nested."""
+    if isinstance(node, Or):
+        return [t for child in node.children for t in _or_terms(child)]
+    assert isinstance(node, Word | Prefix | Phrase), "parse_query allows nothing else"
+    return [node]

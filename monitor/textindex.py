@@ -17,7 +17,6 @@ about, in one pass over the word list for all of them.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import operator
 import re
@@ -112,14 +111,14 @@ def _split(text: str) -> tuple[list[str], int]:
     return plain.encode().translate(_BYTES_TO_SPACE).decode().split(), LETTERS
 
 
-def word_spans(text: str, words: list[str]) -> list[tuple[int, int]]:
-    """(start, end) of each of the given leading words of text (from split_words).
+def word_spans(text: str, words: list[str], pos: int = 0) -> list[tuple[int, int]]:
+    """(start, end) of each of the given words of text (from split_words), the first of them
+    at or after pos.
 
     Only characters that are not part of a word lie between two words, so each word is
     the first occurrence of its letters after the end of the one before.
     """
     spans = []
-    pos = 0
     find = text.find
     for word in words:
         pos = find(word, pos)
@@ -356,63 +355,9 @@ class TextIndex:
             pos = find(needle, end)
         return out
 
-    def spans(self, in_title: bool, start: int, stop: int) -> list[tuple[int, int]]:
-        """Character offsets of words start..stop-1 of the title or of the text.
-
-        Counting words from the first costs a search per word; instead one word of the
-        window whose positions are known (the rarest) is found as the nth whole-word
-        occurrence of its letters, and the others are found from it.
-        """
-        text = self.title if in_title else self.text
-        offset = 0 if in_title else self.boundary + 1
-        words = self.tokens[offset + start : offset + stop]
-        anchor = self._anchor(offset + start, offset + stop) if self.kind != MARKS else None
-        if anchor is None:
-            return word_spans(text, self.tokens[offset : offset + stop])[start:]
-        at, nth = anchor
-        at -= offset + start
-        begin = _nth_whole_word(text, words[at], nth)
-        after = word_spans(text[begin:], words[at:])
-        before = _spans_back(text, words[:at], begin)
-        return before + [(a + begin, b + begin) for a, b in after]
-
-    def _anchor(self, lo: int, hi: int) -> tuple[int, int] | None:
-        """(position, n): a located word in [lo, hi) that is the nth of its letters in its field."""
-        best: tuple[int, int] | None = None
-        fewest = 0
-        field = 0 if lo < self.boundary else self.boundary + 1
-        for p in range(lo, hi):
-            found = self._located.get(self.tokens[p])
-            if found is not None and (best is None or len(found) < fewest):
-                nth = bisect.bisect_left(found, p) - bisect.bisect_left(found, field)
-                best, fewest = (p, nth), len(found)
-        return best
-
-
-def _nth_whole_word(text: str, word: str, nth: int) -> int:
-    """Where the nth (from 0) occurrence of word as a whole word (no letter or digit on either
-    side) starts: text cut without combining marks has its words exactly there."""
-    pos = -1
-    while True:
-        pos = text.find(word, pos + 1)
-        end = pos + len(word)
-        if (pos == 0 or not text[pos - 1].isalnum()) and (
-            end == len(text) or not text[end].isalnum()
-        ):
-            if nth == 0:
-                return pos
-            nth -= 1
-
-
-def _spans_back(text: str, words: list[str], end: int) -> list[tuple[int, int]]:
-    """Spans of the words that come just before offset end, found backwards."""
-    spans = []
-    rfind = text.rfind
-    for word in reversed(words):
-        end = rfind(word, 0, end)
-        spans.append((end, end + len(word)))
-    spans.reverse()
-    return spans
+    def located(self, word: str) -> list[int] | None:
+        """The positions of an exact word if they have been located already, else None."""
+        return self._located.get(word)
 
 
 def _find_all(tokens: list[str], word: str) -> list[int]:

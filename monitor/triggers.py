@@ -8,11 +8,14 @@ with it in C, then its folded forms are. Trigger prefixes are grouped by their f
 so one pass over the document's words finds the few groups worth a substring search. Only
 the queries found that way are evaluated. A query that needs no word at all (an exclude such
 as 'NOT police') has no triggers and is always evaluated.
+
+Before a triggered query is evaluated, its presence check (compile_presence) rules it out
+with dict lookups alone when a word it needs is missing: no positions are located for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import KeysView
+from collections.abc import Callable, KeysView
 from itertools import chain
 
 from monitor.query import And, Near, Node, Not, Or, Phrase, Prefix, Word
@@ -203,3 +206,67 @@ def required_words(node: Node) -> frozenset[Need]:
 def _rarity(need: Need) -> float:
     folded, word = need
     return _commonness([(False, folded, word)])
+
+
+Presence = Callable[[TextIndex], bool]
+
+
+def compile_presence(node: Node) -> Presence:
+    """A quick necessary condition for the node to match: every word it needs is present.
+
+    Lookups only, no positions and no masks: a query whose words are missing is ruled out
+    before anything is located. NOT and NEAR distances are left to the full check.
+    """
+    match node:
+        case Word(key=key, exact=True, title=False):
+            return lambda index: key in index.vocab
+        case Word(key=key, title=False):
+            return lambda index: key in index.vocab or key in index.refolded
+        case Phrase(keys=keys, exact=True, title=False):
+            keyset = frozenset(keys)
+            return lambda index: index.vocab.keys() >= keyset
+        case Phrase(keys=keys, title=False):
+            return words_present(keys, True)
+        case Word(exact=exact, title=True) | Phrase(exact=exact, title=True):
+            keyset = frozenset(node.keys if isinstance(node, Phrase) else (node.key,))
+            folded = not exact
+            return lambda index: index.title_words(folded) >= keyset
+        case Prefix(key=key, exact=exact, title=title):
+            folded = not exact
+            return lambda index: index.has_prefix(key, folded, title)
+        case And(children=children):
+            return _all_present(tuple(compile_presence(c) for c in children))
+        case Or(children=children):
+            return _any_present(tuple(compile_presence(c) for c in children))
+        case Not():
+            return lambda index: True
+        case Near(left=left, right=right):
+            return _all_present((compile_presence(left), compile_presence(right)))
+    raise TypeError(node)  # pragma: no cover
+
+
+def words_present(keys: tuple[str, ...], folded: bool) -> Presence:
+    """Whether every one of the words occurs (exact, or folded), in any order."""
+    if not folded:
+        return lambda index: all(k in index.vocab for k in keys)
+    return lambda index: all(k in index.vocab or k in index.refolded for k in keys)
+
+
+def _all_present(checks: tuple[Presence, ...]) -> Presence:
+    def all_present(index: TextIndex) -> bool:
+        for check in checks:  # noqa: SIM110 - all() would build a generator per call
+            if not check(index):
+                return False
+        return True
+
+    return all_present
+
+
+def _any_present(checks: tuple[Presence, ...]) -> Presence:
+    def any_present(index: TextIndex) -> bool:
+        for check in checks:  # noqa: SIM110 - any() would build a generator per call
+            if check(index):
+                return True
+        return False
+
+    return any_present
