@@ -197,6 +197,23 @@ def test_matcher_agrees_with_explain_for_many_queries() -> None:
     assert result[0] == explain(w, doc)
 
 
+def test_queries_needing_two_words_are_found_whatever_their_case() -> None:
+    # filed under one word and found only when the second is there too: in any case
+    assert hit("police AND gala", "Police at the GALA")
+    assert hit("police AND gala", "police at the Gala")
+    assert hit("Casey AND IOPC", "the IOPC and Casey")
+    assert hit('"casey review"', "The CASEY Review")
+    assert hit("Casey AND vetting", "VETTING: what Casey found")
+    assert not hit("police AND gala", "Police at the match")
+
+
+def test_folded_words_are_placed_in_every_spelling() -> None:
+    # the capitalised "Police" is where the phrase and the pair are, beside a lowercase one
+    assert hit('"police vetting"', "Police vetting failed, police said.")
+    assert hit("vetting NEAR/1 police", "police said " + "x " * 20 + "vetting Police")
+    assert hit("officer* NEAR/1 vetting", "officers said " + "x " * 20 + "Officers' vetting")
+
+
 def test_match_query() -> None:
     assert match_query(parse_query("Met NEAR/3 officers"), Document("", "Met said two officers"))
     assert not match_query(parse_query("Met AND NOT Gala"), Document("", "the Met Gala"))

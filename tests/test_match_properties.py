@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -223,6 +224,20 @@ messy_text = st.lists(CHARACTERS, max_size=60).map("".join)
 @PROPERTY
 @given(messy_text)
 def test_fast_word_splitting_agrees_with_the_word_pattern(text: str) -> None:
+    normal = unicodedata.normalize("NFC", text)
+    assert split_words(normal) == WORD.findall(normal)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a\u202eb police👮officer",  # symbols and formatting characters between letters
+        "Café\u2028Straße ½ Ⅻ x²",  # a line separator; numbers that are letters or digits
+        "naïve e\u0301 q\u0303",  # combining marks take the slow path
+        "snake_case M&S 24/7 U.K",
+    ],
+)
+def test_word_splitting_agrees_with_the_word_pattern_on_odd_characters(text: str) -> None:
     normal = unicodedata.normalize("NFC", text)
     assert split_words(normal) == WORD.findall(normal)
 

@@ -165,6 +165,17 @@ def test_every_marked_near_word_has_its_partner_marked_within_n(
         assert any(abs(i - a) <= n for i in others)
 
 
+def test_window_offsets_skip_letters_inside_longer_words() -> None:
+    index = index_text("", "ab, a; a-ab. ba a")
+    for word in ("a", "ab"):
+        index.positions(word, False)
+    expected = word_spans(index.text, index.tokens[1:])
+    for start in range(len(expected)):
+        for hint in range(start + 1, len(expected) + 1):
+            got = window_spans(index, False, start, len(expected), hint)
+            assert got == expected[start:], (start, hint)
+
+
 MESSY = st.lists(
     st.sampled_from(list("abcXYZ019 _-'.,\n\t’“”—éßİ文\u0301\U0001f46e")), max_size=80
 ).map("".join)
