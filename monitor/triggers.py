@@ -21,7 +21,7 @@ from itertools import chain
 from monitor.query import And, Near, Node, Not, Or, Phrase, Prefix, Word
 from monitor.textindex import TextIndex, slicer
 
-Trigger = tuple[bool, bool, str]  # (prefix?, folded?, key)
+Trigger = tuple[bool, bool, str, bool]  # (prefix?, folded?, key, in the title only?)
 Need = tuple[bool, str]  # (folded?, word) a query needs
 _FEW_PREFIXES = 12  # up to this many, each prefix is looked for on its own
 _SHORT = 3  # prefixes shorter than this are always looked for on their own
@@ -39,13 +39,13 @@ COMMON_WORDS = frozenset(_COMMON.split())
 def choose_triggers(node: Node) -> list[Trigger] | None:
     """Terms of which at least one must occur for node to match; None if there are none."""
     match node:
-        case Word(exact=exact, key=key):
-            return [(False, not exact, key)]
-        case Prefix(exact=exact, key=key):
-            return [(True, not exact, key)]
-        case Phrase(exact=exact, keys=keys):
-            rarest = min(keys, key=lambda k: _commonness([(False, not exact, k)]))
-            return [(False, not exact, rarest)]
+        case Word(exact=exact, key=key, title=title):
+            return [(False, not exact, key, title)]
+        case Prefix(exact=exact, key=key, title=title):
+            return [(True, not exact, key, title)]
+        case Phrase(exact=exact, keys=keys, title=title):
+            rarest = min(keys, key=lambda k: _commonness([(False, not exact, k, title)]))
+            return [(False, not exact, rarest, title)]
         case Not():
             return None
         case Or(children=children):
@@ -66,10 +66,15 @@ def _rarest(options: list[list[Trigger] | None]) -> list[Trigger] | None:
 
 
 def _commonness(triggers: list[Trigger]) -> float:
-    """A guess at how often the terms occur: short, common, folded and prefix terms often."""
+    """A guess at how often the terms occur: short, common, folded and prefix terms often;
+    a title holds a few words, so a term there far less often."""
     return sum(
-        (4 if p else 1) * (2 if f else 1) * (20 if k.lower() in COMMON_WORDS else 1) / len(k)
-        for p, f, k in triggers
+        (4 if p else 1)
+        * (2 if f else 1)
+        * (20 if k.lower() in COMMON_WORDS else 1)
+        / (20 if title else 1)
+        / len(k)
+        for p, f, k, title in triggers
     )
 
 
@@ -142,11 +147,13 @@ class TriggerIndex:
 
     A query that needs two words (a name, a phrase, an AND) is filed under its trigger and
     the rarest other word it needs, and is found only when the document holds both: one
-    more dict lookup in C instead of a call to check each query.
+    more dict lookup in C instead of a call to check each query. A title: word is looked
+    for among the title's words only.
     """
 
     def __init__(self) -> None:
         self._words: dict[str, _Group] = {}
+        self._title_words: dict[str, _Group] = {}
         self._prefix_tables: dict[bool, dict[str, _Group]] = {False: {}, True: {}}
         self._prefixes: list[tuple[bool, _Prefixes]] = []
 
@@ -154,9 +161,13 @@ class TriggerIndex:
         self, ident: int, triggers: list[Trigger], needs: frozenset[Need] = frozenset()
     ) -> None:
         """Index one query under each of its triggers (and a second word it needs)."""
-        for is_prefix, folded, key in triggers:
-            table = self._prefix_tables[folded] if is_prefix else self._words
-            others = needs - {(folded, key)} if not is_prefix else needs
+        for is_prefix, folded, key, title in triggers:
+            if is_prefix:  # a title: prefix is looked for everywhere: rare, and still found
+                table = self._prefix_tables[folded]
+                others = needs
+            else:
+                table = self._title_words if title else self._words
+                others = needs - {(folded, key)}
             second = min(others, key=_rarity) if others else None
             group = table.get(key)
             if group is None:
@@ -179,6 +190,11 @@ class TriggerIndex:
         if refolded:
             for word in words.keys() & refolded:
                 words[word].collect(found, vocab, refolded)
+        titled = self._title_words
+        if titled and index.boundary:
+            for form in (False, True):
+                for word in titled.keys() & index.title_words(form):
+                    titled[word].collect(found, vocab, refolded)
         for folded, prefixes in self._prefixes:
             for prefix in prefixes.present(index, folded):
                 prefixes.table[prefix].collect(found, vocab, refolded)
@@ -205,7 +221,7 @@ def required_words(node: Node) -> frozenset[Need]:
 
 def _rarity(need: Need) -> float:
     folded, word = need
-    return _commonness([(False, folded, word)])
+    return _commonness([(False, folded, word, False)])
 
 
 Presence = Callable[[TextIndex], bool]
