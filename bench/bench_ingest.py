@@ -26,7 +26,6 @@ from __future__ import annotations
 import multiprocessing
 import re
 import subprocess
-import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,10 +37,14 @@ from bench.bench_poll import (
     RUNS,
     Measured,
     SiteServer,
+    Steady,
     monitor_command,
     poll_summary,
+    register_steady,
     run_measured,
+    shared_site,
     spread,
+    workspace,
     write_config,
 )
 from bench.common import Row, timed
@@ -51,7 +54,7 @@ WORKERS = 2
 FEEDS, QUICK_FEEDS = 200, 10
 QUICK_ARTICLES = 5
 TARGET = 0.85
-PROFILE_RATE = 100  # py-spy samples per second
+PROFILE_RATE = 200  # py-spy samples per second
 _NEW_ARTICLES = re.compile(r"new articles: (\d+)")
 
 
@@ -205,7 +208,7 @@ STAGES = {
     "pipeline": "event loop and dispatch",
 }
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^():]*):\d+\)$")
-_LINE = re.compile(r'^(?P<procs>(?:process \d+:"[^"]*";?)+)(?P<stack>.*) (?P<count>\d+)$')
+_LINE = re.compile(r'^(?P<procs>(?:process \d+:"[^"]*";?)*)(?P<stack>.*) (?P<count>\d+)$')
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,6 @@ class Profile:
     processes: Counter[str]
     stages: Counter[str]
     functions: Counter[str]
-    inclusive: Counter[str]
     leaves: Counter[str]
 
 
@@ -225,7 +227,6 @@ def read_profile(raw: str, rate: int) -> Profile:
     processes: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     functions: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     for line in raw.splitlines():
         found = _LINE.match(line)
@@ -242,11 +243,9 @@ def read_profile(raw: str, rate: int) -> Profile:
         stages[stage] += count
         if function:
             functions[function] += count
-        for name in set(filter(None, map(_monitor_function, frames))):
-            inclusive[name] += count
         if frames:
             leaves[_short(frames[-1])] += count
-    return Profile(rate, processes, stages, functions, inclusive, leaves)
+    return Profile(rate, processes, stages, functions, leaves)
 
 
 def _monitor_function(frame: str) -> str | None:
@@ -258,13 +257,13 @@ def _monitor_function(frame: str) -> str | None:
 
 def _classify(frames: list[str]) -> tuple[str, str | None]:
     """The stage of one stack (innermost monitor frame first) and that monitor function."""
+    if any(f.startswith("_find_and_load ") for f in frames):
+        return "imports and start-up", None
     for frame in reversed(frames):
         function = _monitor_function(frame)
         if function:
             module = function.split(".", 1)[0]
             return STAGES.get(module, "other monitor code (cli, config, runtime, ...)"), function
-    if any("_find_and_load" in f for f in frames):
-        return "imports and start-up", None
     return "outside monitor code (threads, interpreter)", None
 
 
@@ -275,15 +274,15 @@ def _short(frame: str) -> str:
     return f"{found['func']} ({Path(found['file']).name})"
 
 
-def profile_notes(profile: Profile, articles: int) -> list[str]:
-    """The profile as report notes: CPU seconds and share of the monitor process's samples."""
+def profile_notes(profile: Profile, what: str) -> list[str]:
+    """The profile of `what` as report notes: seconds and share of the monitor process's."""
     rate, own = profile.rate, profile.processes["monitor process"] or 1
 
     def share(label: str, samples: int) -> str:
         return f"| {label} | {samples / rate:.2f} s | {samples / own:.0%} |"
 
     lines = [
-        f"Where the time goes in one more cold ingest of {articles:,} articles, under py-spy "
+        f"Where the time goes in {what}, under py-spy "
         f"({rate} Hz, --gil: the thread holding the GIL, which is the process's Python CPU "
         "time, plus time preempted while holding it on a busy machine): "
         + ", ".join(f"{k} {v / rate:.1f} s" for k, v in profile.processes.most_common())
@@ -293,10 +292,6 @@ def profile_notes(profile: Profile, articles: int) -> list[str]:
         "| monitor process, by stage | GIL time | share |",
         "| --- | ---: | ---: |",
         *(share(k, v) for k, v in profile.stages.most_common()),
-        "",
-        "| monitor process, monitor function with its callees (inclusive) | GIL time | share |",
-        "| --- | ---: | ---: |",
-        *(share(k, v) for k, v in profile.inclusive.most_common(14)),
         "",
         "| monitor process, innermost monitor function (self and library calls) | GIL time "
         "| share |",
@@ -310,10 +305,14 @@ def profile_notes(profile: Profile, articles: int) -> list[str]:
     return lines
 
 
-def run_profile(folder: Path, site: SiteServer, py_spy: Path) -> Profile | None:
-    """One more cold ingest under py-spy; None if py-spy cannot sample here."""
-    config = write_config(folder, site.info.feeds, concurrency=32, workers=WORKERS)
-    out = folder / "profile.txt"
+def profile_command(command: list[str], out: Path) -> Profile | None:
+    """Run command under py-spy (installed in bench/.peers if missing), with its
+    subprocesses; None if py-spy cannot be had or cannot sample here."""
+    from bench.bench_peers import ensure_tool
+
+    py_spy = ensure_tool("py-spy")
+    if py_spy is None:
+        return None
     command = [
         str(py_spy),
         "record",
@@ -327,7 +326,7 @@ def run_profile(folder: Path, site: SiteServer, py_spy: Path) -> Profile | None:
         "--output",
         str(out),
         "--",
-        *monitor_command(config, "poll"),
+        *command,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not out.exists():
@@ -340,29 +339,27 @@ def run_profile(folder: Path, site: SiteServer, py_spy: Path) -> Profile | None:
 
 def run(quick: bool = False, folder: Path | None = None) -> Outcome:
     """Every figure of this benchmark, and the profile as notes."""
-    from bench.bench_peers import ensure_tool
-
     feeds, articles = (QUICK_FEEDS, QUICK_ARTICLES) if quick else (FEEDS, 20)
     notes = [
         f"Cold ingest: {feeds} feeds x {articles} articles, 50 ms latency, pages rendered "
         "before the site starts; config: 2 extraction workers, [fetch] concurrency 32 and "
         "per_host 32 (one host). Throughput counts whole processes, start-up included.",
     ]
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=folder) as tmp,
-        SiteServer(feeds, articles, prerender=True) as site,
-    ):
+    with workspace(folder, "ingest") as work:
+        site = shared_site(feeds, articles)
         expected = len(site.info.page_urls)
         before = site.cpu()
-        runs = [ingest_once(Path(tmp) / f"run{n}", site, expected) for n in range(RUNS)]
+        runs = [ingest_once(work / f"run{n}", site, expected) for n in range(RUNS)]
         server_cpu = (site.cpu() - before) / RUNS
+        # the last run's database has stored everything: bench_poll and bench_peers reuse it
+        register_steady(feeds, Steady(site, work / f"run{RUNS - 1}" / "config.toml", None))
         pages = fetch_pages(list(site.info.page_urls))
         ceiling = measure_ceiling(pages, RUNS)
         rows = ingest_rows(runs, ceiling, feeds, server_cpu)
-        py_spy = ensure_tool("py-spy")
-        profile = run_profile(Path(tmp) / "profile", site, py_spy) if py_spy else None
+        config = write_config(work / "profile", site.info.feeds, workers=WORKERS)
+        profile = profile_command(monitor_command(config, "poll"), work / "profile.txt")
     if profile is None:
         notes.append("No profile: py-spy could not be installed or could not sample here.")
     else:
-        notes += profile_notes(profile, expected)
+        notes += profile_notes(profile, f"one more cold ingest of {expected:,} articles")
     return Outcome(rows, notes)

@@ -25,7 +25,6 @@ import html
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,8 +37,10 @@ from bench.bench_poll import (
     measure_steady,
     run_measured,
     shared_steady,
+    site_articles,
     sizes,
     spread,
+    workspace,
 )
 from bench.common import Row
 from bench.report import Outcome
@@ -253,7 +254,7 @@ def peer_rows(peer: Peer, result: PeerResult, monitor_wall: float, feeds: int) -
 def run(quick: bool = False, folder: Path | None = None) -> Outcome:
     """monitor and every peer that could be installed, on one shared site."""
     feeds = sizes(quick)[0]
-    articles = 2 if quick else 20
+    articles = site_articles(feeds, quick)
     errors = ensure_installed(list(IMPORTS))
     notes = [
         f"Same site for all: {feeds} feeds x {articles} items, 50 ms per request; each tool "
@@ -266,8 +267,8 @@ def run(quick: bool = False, folder: Path | None = None) -> Outcome:
         f"Versions: {', '.join(PINS[p] for p in IMPORTS)}, in bench/.peers (Python "
         f"{sys.version.split()[0]}).",
     ]
-    with tempfile.TemporaryDirectory(prefix="bench-peers-", dir=folder) as tmp:
-        steady: Steady = shared_steady(Path(tmp), feeds, articles)
+    with workspace(folder, "peers") as work:
+        steady: Steady = shared_steady(work, feeds, articles)
         rows = [
             replace(r, section="peers", label=f"monitor poll, {r.label}")
             for r in measure_steady(steady, feeds, 32)
@@ -278,7 +279,7 @@ def run(quick: bool = False, folder: Path | None = None) -> Outcome:
                 notes.append(f"{peer.name} skipped: {errors[peer.name]}")
                 continue
             try:
-                result = measure_peer(peer, Path(tmp), steady.site)
+                result = measure_peer(peer, work, steady.site)
             except RuntimeError as exc:
                 notes.append(f"{peer.name} skipped: it could not run here: {exc}")
                 continue

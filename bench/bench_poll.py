@@ -1,12 +1,13 @@
 """Steady-state poll: `monitor poll` over 200 and 1,000 unchanged feeds, start-up included.
 
-The site is monitor.sitegen.generate_site (seeded, 20 articles a feed, 50 ms of latency per
-request) served by a LoopbackSite in its own process. A first poll stores every article; the
-timed polls that follow find every feed unchanged (each answer a 304), which is what the
-daemon does almost all day. Each figure is the wall time of a whole `monitor poll` process,
-Python start-up and imports included, median of three. The whole site is one host, so the
-bench config raises [fetch] per_host to [fetch] concurrency (real feeds sit on many hosts);
-the 1,000-feed poll is also timed at a higher concurrency.
+The site is monitor.sitegen.generate_site (seeded, 50 ms of latency per request; 20 articles
+a feed, one at 1,000 feeds: see SINGLE_ITEM_ABOVE) served by a LoopbackSite in its own
+process. A first poll stores every article; the timed polls that follow find every feed
+unchanged (each answer a 304), which is what the daemon does almost all day. Each figure is
+the wall time of a whole `monitor poll` process, Python start-up and imports included, median
+of three. The whole site is one host, so the bench config raises [fetch] per_host to [fetch]
+concurrency (real feeds sit on many hosts); the 1,000-feed poll is also timed at a higher
+concurrency, and profiled.
 
 This module also holds what the other whole-process benchmarks share (bench_ingest,
 bench_peers, bench_memory): the site server, the bench config, and running a command while
@@ -25,13 +26,16 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.common import Row
 from bench.report import Outcome
@@ -61,9 +65,9 @@ class SiteInfo:
 class SiteServer:
     """generate_site in a child process, so serving costs this process no CPU.
 
-    With prerender, every page is rendered once before the site starts, so a request costs
-    the server only HTTP, as a static news site would; otherwise pages are generated on
-    request (about 1 ms each). Use as a context manager.
+    Every page is rendered once before the site starts (generating one on request costs
+    about 1 ms), so a request costs the server only HTTP, as a static news site would. Use
+    as a context manager.
     """
 
     def __init__(
@@ -73,9 +77,8 @@ class SiteServer:
         *,
         latency: float = LATENCY,
         seed: int = SEED,
-        prerender: bool = False,
     ) -> None:
-        self.args = (feeds, articles, latency, seed, prerender)
+        self.args = (feeds, articles, latency, seed)
         self.info = SiteInfo((), ())
         self._conn: Connection | None = None
         self._process: Any = None
@@ -92,10 +95,6 @@ class SiteServer:
         feeds, pages = parent.recv()
         self.info = SiteInfo(tuple(map(tuple, feeds)), tuple(pages))
         return self
-
-    @property
-    def pid(self) -> int:
-        return int(self._process.pid)
 
     def cpu(self) -> float:
         """CPU seconds the server process has used so far."""
@@ -122,7 +121,11 @@ class SiteServer:
 
 
 def serve_site(
-    conn: Connection, feeds: int, articles: int, latency: float, seed: int, prerender: bool
+    conn: Connection,
+    feeds: int,
+    articles: int,
+    latency: float,
+    seed: int,
 ) -> None:
     """Child process: serve a generated site until told to stop."""
     from monitor.loopback import Request
@@ -130,10 +133,10 @@ def serve_site(
 
     generated = generate_site(feeds, articles, seed=seed, latency=latency)
     site = generated.site
-    if prerender:
-        for path, route in list(site.routes.items()):
-            if callable(route) and not path.endswith((".xml", ".rdf")):
-                site.routes[path] = route(Request("GET", path, {}, "127.0.0.1"))
+    feed_paths = {urlsplit(f.url).path for f in generated.feeds}
+    for path, route in list(site.routes.items()):
+        if path not in feed_paths and callable(route):
+            site.routes[path] = route(Request("GET", path, {}, "127.0.0.1"))
     # A burst of connections must not overflow the accept queue (SYN retries take 1 s).
     site._server.socket.listen(1024)
     with site:
@@ -146,7 +149,7 @@ def serve_site(
                 conn.send(time.process_time())
             elif message == "requests":
                 taken, site.requests = site.requests, []
-                feeds = [r for r in taken if r.path.endswith((".xml", ".rdf"))]
+                feeds = [r for r in taken if r.path in feed_paths]
                 validated = sum(
                     1 for r in feeds if {"if-none-match", "if-modified-since"} & set(r.headers)
                 )
@@ -330,6 +333,10 @@ def spread(values: Sequence[float]) -> tuple[float, float, float]:
 
 # -- sites and steady-state databases shared by the benchmarks of one run ----------------------
 
+# Larger steady-state sites have one item a feed: a steady-state poll reads no feed body and
+# no article, so the item count does not change what is timed, while filling the database of
+# 1,000 feeds x 20 items took over three minutes (20,000 items stored, 10 ms each).
+SINGLE_ITEM_ABOVE = 200
 _SITES: dict[tuple[int, int], SiteServer] = {}
 _STEADY: dict[int, Steady] = {}
 
@@ -344,10 +351,10 @@ class Steady:
 
 
 def shared_site(feeds: int, articles: int = ARTICLES) -> SiteServer:
-    """A prerendered site of this size, started once per run (close_shared stops it)."""
+    """A site of this size, started once per run (close_shared stops it)."""
     key = (feeds, articles)
     if key not in _SITES:
-        _SITES[key] = SiteServer(feeds, articles, prerender=True).__enter__()
+        _SITES[key] = SiteServer(feeds, articles).__enter__()
     return _SITES[key]
 
 
@@ -374,6 +381,22 @@ def close_shared() -> None:
     _STEADY.clear()
     while _SITES:
         _SITES.popitem()[1].__exit__()
+
+
+@contextmanager
+def workspace(folder: Path | None, name: str) -> Iterator[Path]:
+    """A benchmark's folder: inside the run's folder, kept with the shared sites until the
+    run ends; or, run alone, a temporary one that takes the shared sites with it."""
+    if folder is not None:
+        path = folder / name
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        try:
+            yield Path(tmp)
+        finally:
+            close_shared()
 
 
 # -- the steady-state poll ---------------------------------------------------------------------
@@ -471,29 +494,49 @@ def sizes(quick: bool) -> tuple[int, int]:
     return (10, 50) if quick else (200, 1_000)
 
 
+def site_articles(feeds: int, quick: bool) -> int:
+    """Articles a feed for a steady-state site of this size (see SINGLE_ITEM_ABOVE)."""
+    if quick:
+        return 2
+    return 1 if feeds > SINGLE_ITEM_ABOVE else ARTICLES
+
+
 def run(quick: bool = False, folder: Path | None = None) -> Outcome:
     """Every figure of this benchmark."""
-    import tempfile
-
-    articles = 2 if quick else ARTICLES
     notes = [
-        f"Steady state: a database that already stored every article ({articles} per feed), "
+        "Steady state: a database that already stored every article, "
         "then whole `monitor poll` processes in which every feed answers 304. The site is one "
         "host, so per_host is raised to concurrency (32, the default, and 64 for the largest "
-        "site); real feeds spread over many hosts. The server's CPU is on the same 2 cores."
+        "site); real feeds spread over many hosts. The server's CPU is on the same 2 cores.",
+        f"Sites of more than {SINGLE_ITEM_ABOVE} feeds have one item a feed (the others 20): "
+        "a steady-state poll reads no feed body and no article, so the timed polls do the "
+        "same work either way, while filling a database with 1,000 x 20 items took over "
+        "three minutes.",
     ]
-    with tempfile.TemporaryDirectory(prefix="bench-poll-", dir=folder) as tmp:
-        rows = startup_rows(Path(tmp))
-        try:
-            for feeds in sizes(quick):
-                steady = shared_steady(Path(tmp), feeds, articles)
-                rows += measure_steady(steady, feeds, 32)
-                if feeds == sizes(quick)[-1]:
-                    rows += measure_steady(steady, feeds, 64)
-        finally:
-            if folder is None:
-                close_shared()
+    with workspace(folder, "poll") as work:
+        rows = startup_rows(work)
+        for feeds in sizes(quick):
+            steady = shared_steady(work, feeds, site_articles(feeds, quick))
+            if steady.first is not None:
+                notes.append(
+                    f"The poll that filled the {feeds:,}-feed database took "
+                    f"{steady.first.wall:.1f} s (one run, not a figure)."
+                )
+            rows += measure_steady(steady, feeds, 32)
+            if feeds == sizes(quick)[-1]:
+                rows += measure_steady(steady, feeds, 64)
+                notes += steady_profile(steady, feeds, work)
     return Outcome(rows, notes)
+
+
+def steady_profile(steady: Steady, feeds: int, folder: Path) -> list[str]:
+    """One more steady-state poll of the site under py-spy, as report notes."""
+    from bench.bench_ingest import profile_command, profile_notes
+
+    profile = profile_command(monitor_command(steady.config, "poll"), folder / "profile.txt")
+    if profile is None:
+        return ["No profile: py-spy could not be installed or could not sample here."]
+    return profile_notes(profile, f"one more steady-state poll of {feeds:,} feeds")
 
 
 if __name__ == "__main__":
