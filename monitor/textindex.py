@@ -133,8 +133,9 @@ class TextIndex:
 
     Positions index `tokens`: the title's words, then SEPARATOR at `boundary`, then the
     text's words. `vocab` holds the distinct words; `folds` maps each distinct word that is
-    not its own folded form to that form, so a folded word is present when it is in `vocab`
-    or among `refolded`. Everything else is computed on first use and kept.
+    not its own folded form to that form and `refolded` holds those forms, so a folded word
+    is present when it is in `vocab` or in `refolded`. Everything else is computed on first
+    use and kept.
     """
 
     __slots__ = (
@@ -147,6 +148,7 @@ class TextIndex:
         "_spellings",
         "_title_vocab",
         "_variants",
+        "_words",
         "boundary",
         "fold",
         "folds",
@@ -196,6 +198,7 @@ class TextIndex:
         self._folded_tokens: list[str] | None = None
         self._folded_vocab: frozenset[str] | None = None
         self._title_vocab: dict[bool, frozenset[str]] = {}
+        self._words: list[str] | None = None
 
     def has_word(self, word: str, folded: bool) -> bool:
         """Whether a word (compared folded or exact) occurs in the title or text."""
@@ -338,7 +341,7 @@ class TextIndex:
         # one line per word in vocab order; lowering ASCII lines keeps every offset
         same = not folded or self.fold is str.lower
         exact = self.word_lines(False)
-        vocab = [] if same else list(self.vocab)
+        vocab = [] if same else self._vocab_list()
         out = []
         find = lines.find
         needle = "\n" + prefix
@@ -354,6 +357,12 @@ class TextIndex:
                 out.append(vocab[line])
             pos = find(needle, end)
         return out
+
+    def _vocab_list(self) -> list[str]:
+        """The distinct words in vocab order: line n of the word lines is the nth of them."""
+        if self._words is None:
+            self._words = list(self.vocab)
+        return self._words
 
     def located(self, word: str) -> list[int] | None:
         """The positions of an exact word if they have been located already, else None."""

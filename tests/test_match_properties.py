@@ -258,3 +258,14 @@ def test_prefix_lookups_agree_with_a_scan(text: str, prefix: str) -> None:
         expected = sorted(w for w in index.words(folded) if w.startswith(prefix))
         assert sorted(index.words_with_prefix(prefix, folded)) == expected
         assert index.has_prefix(prefix, folded) == bool(expected)
+
+
+@PROPERTY
+@given(messy_text, messy_text, st.sampled_from(["a", "ab", "é", "x", "文", "e\u0301", "ss", "i"]))
+def test_prefix_spellings_agree_with_a_scan(title: str, text: str, prefix: str) -> None:
+    index = index_text(title, text)
+    for folded in (False, True):
+        expected = sorted(
+            w for w in index.vocab if (fold_word(w) if folded else w).startswith(prefix)
+        )
+        assert sorted(index.spellings_with_prefix(prefix, folded)) == expected
