@@ -2,9 +2,10 @@
 
 Compiling the watchlists builds one term-to-query index over all of their queries. For each
 document the words are read once (textindex), the index says which queries have a term in
-the document, and only those are evaluated; a query none of whose terms occur cannot match
-and costs nothing. So a watchlist of ten thousand queries costs little more per article than
-one of ten.
+the document (triggers), a presence check drops those missing a word they need, and only
+the rest are evaluated: positions are located for their words alone, all in one pass. A
+query none of whose terms occur cannot match and costs nothing, so a watchlist of ten
+thousand queries costs little more per article than one of ten.
 
 Per watchlist: `ignore` phrases are masked first (their words no longer count towards a
 match), then the article is a hit when any `match` query matches and no `exclude` query does.

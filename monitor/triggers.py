@@ -2,12 +2,15 @@
 
 Every query gets triggers: terms of which at least one must occur for it to match (for AND
 and NEAR one side suffices, the one that looks rarest). One dict holds every trigger word,
-exact and folded together (an exact key has a capital, a folded one never does, so the two
-cannot be confused in a way that loses a query); a document's distinct words are intersected
-with it in C, then its folded forms are. Trigger prefixes are grouped by their first letters,
-so one pass over the document's words finds the few groups worth a substring search. Only
-the queries found that way are evaluated. A query that needs no word at all (an exclude such
-as 'NOT police') has no triggers and is always evaluated.
+exact and folded together (an exact key has a capital and a folded key is a folded word: were
+the two ever equal, a query would only be evaluated needlessly, never missed); a document's
+distinct words are intersected with it in C, then its folded forms are. A query that needs
+a second word (a name, a phrase, an AND) is filed under that word too and found only when
+the document holds both; title: words are looked for in the title alone. Trigger prefixes
+are grouped by their first letters, so one pass over the document's words finds the few
+groups worth a substring search. Only the queries found that way are evaluated. A query that
+needs no word at all (an exclude such as 'NOT police') has no triggers and is always
+evaluated.
 
 Before a triggered query is evaluated, its presence check (compile_presence) rules it out
 with dict lookups alone when a word it needs is missing: no positions are located for it.
