@@ -21,6 +21,7 @@ import itertools
 import operator
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from itertools import compress, count, filterfalse
 
@@ -139,6 +140,7 @@ class TextIndex:
     """
 
     __slots__ = (
+        "_fold_counts",
         "_folded_tokens",
         "_folded_vocab",
         "_lines",
@@ -193,6 +195,7 @@ class TextIndex:
         self._pending: set[str] = set()  # exact words to locate in the next pass
         self._lines: dict[bool, str] = {}
         self._variants: dict[str, list[str]] | None = None
+        self._fold_counts: Counter[str] | None = None
         self._spellings: dict[str, list[str]] = {}
         self._prefixed: dict[tuple[bool, str], list[str]] = {}
         self._folded_tokens: list[str] | None = None
@@ -285,15 +288,31 @@ class TextIndex:
             return [folded] if folded in self.vocab else []
         found = self._spellings.get(folded)
         if found is None:
-            if self._variants is None:
-                variants: dict[str, list[str]] = {}
-                for word, form in self.folds.items():
-                    if word != form:  # "2023" and other uncased words fold to themselves
-                        variants.setdefault(form, []).append(word)
-                self._variants = variants
-            found = self._variants.get(folded, [])
-            found = self._spellings[folded] = [folded, *found] if folded in self.vocab else found
+            found = self._other_spellings(folded)
+            if folded in self.vocab:
+                found = [folded, *found]
+            self._spellings[folded] = found
         return found
+
+    def _other_spellings(self, folded: str) -> list[str]:
+        """The words other than `folded` itself that fold to it."""
+        folds = self.folds
+        if self.kind == ASCII:
+            # "Police" and "POLICE" are what English text holds; a count of the words that
+            # fold to it says whether that is all, without grouping every word
+            if self._fold_counts is None:
+                self._fold_counts = Counter(folds.values())
+            forms = dict.fromkeys((folded.capitalize(), folded.upper(), folded.title()))
+            found = [w for w in forms if w != folded and w in folds]
+            if len(found) == self._fold_counts[folded] - (folded in folds):
+                return found
+        if self._variants is None:
+            variants: dict[str, list[str]] = {}
+            for word, form in folds.items():
+                if word != form:  # "2023" and other uncased words fold to themselves
+                    variants.setdefault(form, []).append(word)
+            self._variants = variants
+        return self._variants.get(folded, [])
 
     def has_prefix(self, prefix: str, folded: bool, title_only: bool = False) -> bool:
         """Whether some word (of the document, or of its title) begins with prefix."""

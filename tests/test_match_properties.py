@@ -269,3 +269,17 @@ def test_prefix_spellings_agree_with_a_scan(title: str, text: str, prefix: str) 
             w for w in index.vocab if (fold_word(w) if folded else w).startswith(prefix)
         )
         assert sorted(index.spellings_with_prefix(prefix, folded)) == expected
+
+
+CASINGS = ["met", "Met", "MET", "mEt", "McDonald", "mcdonald", "Mcdonald", "café", "Café"]
+CASINGS += ["CAFÉ", "cafe", "2023", "x2", "X2", "straße", "STRASSE", "İstanbul", "istanbul"]
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from(CASINGS), max_size=30), st.sampled_from(CASINGS))
+def test_folded_positions_are_every_spelling(words: list[str], query: str) -> None:
+    index = index_text(" ".join(words[:3]), " ".join(words[3:]))
+    key = fold_word(query)
+    expected = [i for i, t in enumerate(index.tokens) if fold_word(t) == key]
+    assert index.positions(key, True) == expected
+    assert index.positions(query, False) == [i for i, t in enumerate(index.tokens) if t == query]
