@@ -28,6 +28,7 @@ from bench.report import (
     Outcome,
     Section,
     command_line,
+    load_average,
     machine,
     render_markdown,
     render_text,
@@ -113,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(render_text(sections[-1:]), flush=True)
         finally:
             close_shared()
+    about["load average at the end (1, 5, 15 min)"] = load_average()
     if args.report is not None:
         command = command_line()
         write_report(args.report, render_markdown(sections, about, command, INTRO))

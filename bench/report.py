@@ -52,10 +52,6 @@ def machine() -> dict[str, str]:
             memory = f"{kb / 1024 / 1024:.1f} GiB"
     except (OSError, StopIteration, ValueError):
         pass
-    try:
-        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "unknown"
     return {
         "CPU": model,
         "cores": str(os.cpu_count()),
@@ -63,8 +59,16 @@ def machine() -> dict[str, str]:
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
         "system": f"{platform.system()} {platform.release()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load average at the start (1, 5, 15 min)": load,
+        "load average at the start (1, 5, 15 min)": load_average(),
     }
+
+
+def load_average() -> str:
+    """The system's load averages: other work on the machine skews every figure."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _number(value: float) -> str:
