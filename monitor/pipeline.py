@@ -70,6 +70,7 @@ class FeedReport:
     new_hits: int = 0
     pages_failed: int = 0
     duration: float = 0.0
+    warnings: tuple[str, ...] = ()  # the parser's: entries skipped, XML read leniently
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class _FeedWork:
     items: list[_ItemWork] = field(default_factory=list)
     links: list[CrossLink] = field(default_factory=list)
     pending: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 class _Dispatcher:
@@ -280,6 +282,7 @@ class Poller:
                 FeedReport(work.state.name, "not_modified"),
             )
             return
+        work.warnings = parsed.warnings
         self._plan_items(work, parsed.items)
         if work.pending == 0:
             self._commit(work)
@@ -456,6 +459,7 @@ class Poller:
             len(hit_ids or []) if ok else 0,
             report.pages_failed,
             self._elapsed(work),
+            work.warnings if ok else (),
         )
         self._reports.append(report)
         if self.on_feed is not None:

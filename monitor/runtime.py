@@ -116,7 +116,7 @@ class Runtime:
         def report(feed: FeedReport) -> None:
             event(
                 log,
-                20 if feed.status != "failed" else 30,
+                30 if feed.status == "failed" or feed.warnings else 20,
                 "feed polled",
                 feed=feed.feed,
                 status=feed.status,
@@ -124,6 +124,7 @@ class Runtime:
                 new_hits=feed.new_hits,
                 duration=round(feed.duration, 3),
                 **({"error": feed.error} if feed.error else {}),
+                **({"warnings": list(feed.warnings)} if feed.warnings else {}),
             )
             if on_feed is not None:
                 on_feed(feed)
