@@ -47,7 +47,6 @@ LATENCY = 0.05
 RUNS = 3
 SAMPLE_EVERY = 0.1  # seconds between samples of a process tree's CPU and memory
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MB = 1_000_000
 
 
@@ -210,7 +209,7 @@ class Measured:
     wall: float
     cpu_main: float  # exact, from wait4
     cpu_children: float  # sampled every SAMPLE_EVERY seconds: a little low
-    rss_main: float  # peak resident memory of the process, MB (exact)
+    rss_main: float  # peak resident memory of the process (VmHWM), MB
     rss_tree: float  # largest sum over the tree at one sample, MB
     rss_child: float  # peak of the largest descendant, MB
     returncode: int
@@ -234,21 +233,26 @@ class _TreeSampler:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        while not self.stop.wait(SAMPLE_EVERY):
+        # Popen returns once the child has exec'd, so the first sample sees its own memory
+        while True:
             self.sample()
+            if self.stop.wait(SAMPLE_EVERY):
+                return
 
     def sample(self) -> None:
         total = 0.0
         for pid in _descendants(self.root):
             stat = _read(f"/proc/{pid}/stat")
-            statm = _read(f"/proc/{pid}/statm")
-            if not stat or not statm:
-                continue
+            status = dict(line.split(":", 1) for line in _read(f"/proc/{pid}/status").splitlines())
+            if not stat or "VmHWM" not in status:
+                continue  # gone, or not yet (or no longer) holding memory of its own
             fields = stat.rsplit(")", 1)[1].split()
             self.cpu[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-            rss = int(statm.split()[1]) * PAGE_BYTES / MB
-            self.peak[pid] = max(self.peak.get(pid, 0.0), rss)
-            total += rss
+            # VmHWM, not wait4's ru_maxrss: a child started by vfork counts its parent's
+            # memory in ru_maxrss until it execs
+            peak = int(status["VmHWM"].split()[0]) * 1024 / MB
+            self.peak[pid] = max(self.peak.get(pid, 0.0), peak)
+            total += int(status["VmRSS"].split()[0]) * 1024 / MB
         self.tree_peak = max(self.tree_peak, total)
 
 
@@ -312,8 +316,8 @@ def run_measured(
         wall=wall,
         cpu_main=usage.ru_utime + usage.ru_stime,
         cpu_children=sum(children.values()),
-        rss_main=usage.ru_maxrss * 1024 / MB,
-        rss_tree=max(sampler.tree_peak, usage.ru_maxrss * 1024 / MB),
+        rss_main=sampler.peak.get(process.pid, 0.0),
+        rss_tree=sampler.tree_peak,
         rss_child=max(child_peaks, default=0.0),
         returncode=process.returncode,
         stdout=output.get("stdout", ""),
@@ -323,7 +327,8 @@ def run_measured(
 
 
 def _drain(pipe: Any, name: str, output: dict[str, str]) -> None:
-    output[name] = pipe.read()
+    with pipe:
+        output[name] = pipe.read()
 
 
 def spread(values: Sequence[float]) -> tuple[float, float, float]:

@@ -92,3 +92,13 @@ def test_report_shows_every_figure_with_its_spread_and_failures() -> None:
     assert "Not measured: RuntimeError: no pip" in text
     terminal = render_text(sections)
     assert "1,000 unchanged feeds: wall" in terminal and "FAILED: RuntimeError: no pip" in terminal
+
+
+def test_a_child_is_measured_alone_however_large_its_parent() -> None:
+    from bench.bench_poll import run_measured
+
+    ballast = bytearray(300_000_000)  # touched: the parent's resident memory grows by 300 MB
+    measured = run_measured([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    assert len(ballast) and measured.returncode == 0
+    assert 0 < measured.rss_main < 100
+    assert 0.3 <= measured.wall < 30 and measured.cpu_main < 5
