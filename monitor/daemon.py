@@ -200,8 +200,22 @@ class Daemon:
             # connection, never on the digest job's, which may be inside a transaction
             release_held(self._poll_rt.store)
         if self.watch.refresh() or self._poll_rt.watchlists_unset:
+            self._warn_empty()
             self._poll_rt.use_watchlists(WatchlistSet(self.watch.watchlists, [], []))
         return self._poll_rt
+
+    def _warn_empty(self) -> None:
+        """Name the watchlists with no match query, so that their silence is not read as no
+        news (`monitor check` says so too; a daemon's user reads its log)."""
+        for watchlist in self.watch.watchlists:
+            if not watchlist.match:
+                event(
+                    log,
+                    30,
+                    "watchlist matches nothing: it has no match queries",
+                    watchlist=watchlist.name,
+                    file=str(watchlist.path),
+                )
 
     def _digest(self) -> None:
         settings = self.config.settings
