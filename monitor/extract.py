@@ -13,10 +13,12 @@ import codecs
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ExtractError
 from monitor.models import Extracted
+from monitor.stories import text_features
 
 if TYPE_CHECKING:
     from lxml.etree import _Element
@@ -190,6 +192,13 @@ _PROMO_WORDS = 40
 def extract_page(url: str, content: bytes, headers: Mapping[str, str]) -> Extracted:
     """Page bytes and response headers -> the article (what extraction workers run)."""
     return extract_article(decode_html(content, headers), url)
+
+
+def extract_with_features(url: str, content: bytes, headers: Mapping[str, str]) -> Extracted:
+    """What the daemon's extraction workers run: the article, with its text's story features
+    computed here rather than in the thread that stores it."""
+    extracted = extract_page(url, content, headers)
+    return replace(extracted, story=text_features(extracted.text))
 
 
 def extract_article(html: str, url: str) -> Extracted:

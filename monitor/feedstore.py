@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from monitor.models import Article, Extracted, Fetched, Item, MatchResult
+from monitor.models import Article, Extracted, Fetched, Item, MatchResult, TextFeatures
 from monitor.policy import next_poll_after_failure, next_poll_after_success
 from monitor.store import FeedState, Store, to_db
 
@@ -22,7 +22,14 @@ from monitor.store import FeedState, Store, to_db
 class StoryAssigner(Protocol):
     """Gives each new article its story (monitor.storyindex.StoryIndex)."""
 
-    def assign(self, article_id: int, title: str, text: str, published: datetime) -> int: ...
+    def assign(
+        self,
+        article_id: int,
+        title: str,
+        text: str,
+        published: datetime,
+        part: TextFeatures | None = None,
+    ) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +149,8 @@ def record_items(
             if stories is not None:
                 text = new.extracted.text if new.extracted else new.item.summary
                 published = new.item.published or now
-                story = stories.assign(article_id, new.item.title, text, published)
+                part = new.extracted.story if new.extracted else None
+                story = stories.assign(article_id, new.item.title, text, published, part)
                 conn.execute("UPDATE articles SET story = ? WHERE id = ?", (story, article_id))
             hit_ids += _insert_hits(conn, article_id, new.matches, new.immediate, now, feed.id)
         for link in links:

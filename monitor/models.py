@@ -61,11 +61,22 @@ class ParsedFeed:
 
 
 @dataclass(frozen=True, slots=True)
+class TextFeatures:
+    """What story grouping needs of an article's text (monitor.stories.text_features),
+    computed where the text is extracted so the storing thread only adds the title."""
+
+    terms: tuple[tuple[int, int], ...]  # (term key, count) of the text's terms
+    minhash: tuple[int, ...]
+    shingles: int
+
+
+@dataclass(frozen=True, slots=True)
 class Extracted:
     """The readable part of an article page."""
 
     title: str | None
     text: str
+    story: TextFeatures | None = None  # the text's story features, when the worker made them
 
 
 @dataclass(frozen=True, slots=True)

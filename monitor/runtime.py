@@ -54,11 +54,12 @@ class Runtime:
 
     @cached_property
     def extractor(self) -> ExtractorPool:
+        from monitor.extract import extract_with_features
         from monitor.workers import ExtractorPool
 
         ex = self.settings.extract
         workers = ex.workers or os.cpu_count() or 1
-        return ExtractorPool(workers, ex.timeout, ex.max_memory)
+        return ExtractorPool(workers, ex.timeout, ex.max_memory, extract_with_features)
 
     @cached_property
     def stories(self) -> StoryIndex:

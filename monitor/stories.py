@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from monitor.models import TextFeatures
+
 MAX_CHARS = 200_000  # text beyond this is not read: a hostile page must not cost minutes
 SHINGLE_WORDS = 5  # words per shingle: long enough that a shared run means shared copy
 MINHASH_BINS = 64  # sketch size
@@ -177,19 +179,30 @@ def sketch_minhash(hashes: Iterable[int]) -> tuple[int, ...]:
     return tuple(bins)
 
 
-def story_features(title: str, text: str) -> StoryFeatures:
-    """The features of one article: weighted terms of title and text, and a text sketch."""
-    title, text = title[:MAX_CHARS], text[:MAX_CHARS]
-    counts = count_terms(text)
-    counts.update(count_terms(title, TITLE_WEIGHT))
-    # copies keep the text and change the headline, so only the text is shingled
-    hashes = shingle_hashes(text if text.strip() else title)
+def text_features(text: str) -> TextFeatures:
+    """The text's share of an article's features: its keyed term counts and its sketch."""
+    text = text[:MAX_CHARS]
     keyed: Counter[int] = Counter()
-    for term, n in counts.items():
+    for term, n in count_terms(text).items():
         keyed[stable_key(term)] += n  # two terms on one 32-bit key simply add up
-    return StoryFeatures(
-        terms=tuple(sorted(keyed.items())), minhash=sketch_minhash(hashes), shingles=len(hashes)
-    )
+    hashes = shingle_hashes(text) if text.strip() else set()
+    return TextFeatures(tuple(keyed.items()), sketch_minhash(hashes), len(hashes))
+
+
+def story_features(title: str, text: str, part: TextFeatures | None = None) -> StoryFeatures:
+    """The features of one article: weighted terms of title and text, and a text sketch.
+    `part` is text_features(text) when already computed (by an extraction worker)."""
+    title = title[:MAX_CHARS]
+    if part is None:
+        part = text_features(text)
+    keyed: Counter[int] = Counter(dict(part.terms))
+    for term, n in count_terms(title, TITLE_WEIGHT).items():
+        keyed[stable_key(term)] += n
+    minhash, shingles = part.minhash, part.shingles
+    if not text[:MAX_CHARS].strip():  # copies keep the text and change the headline, so
+        hashes = shingle_hashes(title)  # only the text is shingled, unless there is none
+        minhash, shingles = sketch_minhash(hashes), len(hashes)
+    return StoryFeatures(terms=tuple(sorted(keyed.items())), minhash=minhash, shingles=shingles)
 
 
 def minhash_bands(minhash: Sequence[int]) -> tuple[int, ...]:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from monitor.errors import StoreError
+from monitor.models import TextFeatures
 from monitor.stories import (
     MINHASH_BINS,
     StoryFeatures,
@@ -85,15 +86,23 @@ class StoryIndex:
         self._conn = conn
         self._window = int(window.total_seconds())
 
-    def assign(self, article_id: int, title: str, text: str, published: datetime) -> int:
-        """The story of a new article (recorded in the index); the same answer if asked again."""
+    def assign(
+        self,
+        article_id: int,
+        title: str,
+        text: str,
+        published: datetime,
+        part: TextFeatures | None = None,
+    ) -> int:
+        """The story of a new article (recorded in the index); the same answer if asked again.
+        `part` is stories.text_features(text) when the extraction worker computed it."""
         try:
             row = self._conn.execute(
                 "SELECT story FROM story_article WHERE article_id = ?", (article_id,)
             ).fetchone()
             if row is not None:
                 return int(row[0])
-            features = story_features(title, text)
+            features = story_features(title, text, part)
             when = epoch_seconds(published)
             mine = profile_article(features, *self._count_terms(features))
             story = self._find_story(mine, when)

@@ -35,7 +35,7 @@ from typing import Any
 
 from monitor.errors import ExtractError, MonitorError
 from monitor.extract import extract_page
-from monitor.models import Extracted
+from monitor.models import Extracted, TextFeatures
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,11 @@ def _read_reply(outcome: dict[str, Any] | ExtractError) -> Extracted:
         raise outcome
     kind = outcome["kind"]
     if kind == "ok":
-        return Extracted(title=outcome["title"], text=outcome["text"])
+        story = None
+        if "story" in outcome:
+            terms, minhash, shingles = outcome["story"]
+            story = TextFeatures(tuple(map(tuple, terms)), tuple(minhash), shingles)
+        return Extracted(title=outcome["title"], text=outcome["text"], story=story)
     if kind == "memory":
         raise ExtractError(f"extraction ran out of memory ({outcome['message']})")
     if kind == "extract_error":
@@ -419,7 +423,11 @@ def _call_target(
     """Run target; the outcome as plain JSON data."""
     try:
         result = target(url, content, headers)
-        return {"kind": "ok", "title": result.title, "text": result.text}
+        reply: dict[str, Any] = {"kind": "ok", "title": result.title, "text": result.text}
+        if result.story is not None:
+            story = result.story
+            reply["story"] = [story.terms, story.minhash, story.shingles]
+        return reply
     except MemoryError:
         return {"kind": "memory", "message": f"limit {max_memory / 1e6:g} MB"}
     except ExtractError as err:

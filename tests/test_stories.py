@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -341,6 +342,40 @@ def test_hostile_text_is_capped_and_survived() -> None:
     assert stories.stable_key("marker") not in dict(features.terms)
     empty = story_features("", "")
     assert empty.terms == () and empty.shingles == 0
+
+
+def _features_in_one_piece(title: str, text: str) -> stories.StoryFeatures:
+    """The features as computed before the text's share moved to the extraction workers: title
+    and text counted together, then keyed. Stored features must not change with the split."""
+    title, text = title[: stories.MAX_CHARS], text[: stories.MAX_CHARS]
+    counts = stories.count_terms(text)
+    counts.update(stories.count_terms(title, stories.TITLE_WEIGHT))
+    hashes = stories.shingle_hashes(text if text.strip() else title)
+    keyed: Counter[int] = Counter()
+    for term, n in counts.items():
+        keyed[stories.stable_key(term)] += n
+    return stories.StoryFeatures(
+        tuple(sorted(keyed.items())), stories.sketch_minhash(hashes), len(hashes)
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    title=st.text(max_size=80),
+    text=st.one_of(st.text(max_size=2000), st.sampled_from(["", "  \n ", "Met Police vetting"])),
+)
+def test_text_features_from_a_worker_give_the_same_features(title: str, text: str) -> None:
+    part = stories.text_features(text)
+    assert story_features(title, text, part) == story_features(title, text)
+    assert story_features(title, text) == _features_in_one_piece(title, text)
+
+
+def test_text_features_of_a_real_article_match_the_whole_computation() -> None:
+    text = (DATA / "vinten-syndicated.txt").read_text(encoding="utf-8")
+    title = "Met officer Alice Vinten cleared"
+    part = stories.text_features(text)
+    assert part.shingles > 100
+    assert story_features(title, text, part) == _features_in_one_piece(title, text)
 
 
 @settings(max_examples=60, deadline=None)

@@ -38,6 +38,17 @@ def test_extracts_pages_through_the_pool() -> None:
         assert result.text.splitlines() == golden[1:]
 
 
+def test_story_features_of_the_text_cross_from_the_worker() -> None:
+    from monitor.extract import extract_with_features
+    from monitor.stories import text_features
+
+    page = (PAGES / "broadsheet-iopc.html").read_bytes()
+    with ExtractorPool(1, 60, MEMORY, extract_with_features) as pool:
+        result = pool.submit("https://news.example/a", page, HTML).result()
+    assert result.story is not None and result.story.shingles > 50
+    assert result.story == text_features(result.text)
+
+
 def test_pool_reports_extract_errors_of_the_target() -> None:
     page = (PAGES / "no-article-404.html").read_bytes()
     pool = ExtractorPool(workers=1, timeout=60, max_memory=MEMORY)
