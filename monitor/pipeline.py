@@ -10,11 +10,12 @@ or that article's record; it never stops the cycle.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -216,6 +217,7 @@ class Poller:
         self._reports: list[FeedReport] = []
         self._hits: list[int] = []
         self._pending: dict[Future[Any], Callable[[Future[Any]], None]] = {}
+        self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._pages = 0
         self._in_flight: dict[str, tuple[_FeedWork, _ItemWork]] = {}  # page URL -> its fetcher
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
@@ -237,16 +239,26 @@ class Poller:
 
     def _watch(self, future: Future[Any], handler: Callable[[Future[Any]], None]) -> None:
         self._pending[future] = handler
+        # each future reports itself when done: the loop never scans the whole pending set,
+        # which at 1,000 queued feeds cost more than the requests themselves
+        future.add_done_callback(self._done.put)
 
     def _loop(self) -> None:
         while (self._pending or self._dispatch.queued) and not self._stop.is_set():
             self._pages += self._dispatch.pump(max(self.max_pages - self._pages, 0))
             if not self._pending:
                 continue
-            done, _ = wait(list(self._pending), timeout=1.0, return_when=FIRST_COMPLETED)
+            try:
+                done = [self._done.get(timeout=1.0)]
+            except queue.Empty:
+                continue
+            for _ in range(self._done.qsize()):  # what is done by now, then start requests
+                done.append(self._done.get_nowait())
             for future in done:
                 self._dispatch.release(future)
-                self._pending.pop(future)(future)
+                handler = self._pending.pop(future, None)
+                if handler is not None:
+                    handler(future)
 
     def _feed_job(self, work: _FeedWork) -> Callable[[], tuple[Fetched, ParsedFeed | None]]:
         state = work.state
