@@ -148,6 +148,14 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)  # between checks of the condition
 
 
+def lock_holder(lock: Path) -> str:
+    """The PID written in the lock file; "" while the file is not there yet."""
+    try:
+        return lock.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     """Rows from a connection of our own; [] while the database is not there yet."""
     if not db.exists():
@@ -219,7 +227,7 @@ def kill_at_random(run: Run, rng: random.Random, trigger: str) -> set[str]:
             stored = "SELECT COUNT(*) FROM articles WHERE full_text = 1"
             wait_for(lambda: count(db, stored) >= after, f"{after} articles stored")
         elif trigger == "delay":
-            wait_for(lambda: lock.exists() and lock.read_text().strip() != "", "the lock")
+            wait_for(lambda: lock_holder(lock) != "", "the lock")
             time.sleep(rng.uniform(0.0, 2.0))  # the random point of the kill itself
         if trigger == "mail":
             wait_for(lambda: daemon.poll() is not None, "the kill inside the SMTP session")
@@ -262,7 +270,7 @@ def restart_until_settled(run: Run) -> str:
     try:
         # up and holding the lock (so its SIGTERM handler is in place), then settled
         wait_for(
-            lambda: daemon.poll() is not None or lock.read_text().strip() == str(daemon.pid),
+            lambda: daemon.poll() is not None or lock_holder(lock) == str(daemon.pid),
             "the restarted daemon to start",
         )
         wait_for(lambda: settled(run) or daemon.poll() is not None, "the daemon to settle")
