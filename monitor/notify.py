@@ -121,7 +121,7 @@ def _session(
     else:
         smtp = smtplib.SMTP(host, port, timeout=timeout)
     try:
-        smtp.ehlo()
+        _greet(smtp)
         if settings.security == "starttls":
             _start_tls(smtp, host, context)
         yield smtp
@@ -142,7 +142,21 @@ def _start_tls(smtp: smtplib.SMTP, host: str, context: ssl.SSLContext) -> None:
     smtp.starttls(context=context)
     if not isinstance(smtp.sock, ssl.SSLSocket):
         raise SMTPPermanentError(f"STARTTLS with {host} did not encrypt the connection")
-    smtp.ehlo()
+    _greet(smtp)
+
+
+def _greet(smtp: smtplib.SMTP) -> None:
+    """EHLO, and its answer read: smtplib returns a refusal instead of raising it, and a 421
+    left unread would look like a server without extensions (no STARTTLS: a permanent refusal
+    where the server only asked us to come back later)."""
+    code, message = smtp.ehlo()
+    if code == 250:
+        return
+    if code >= 500:  # a server from before ESMTP: HELO, and no extensions
+        code, message = smtp.helo()
+        if code == 250:
+            return
+    raise smtplib.SMTPResponseException(code, message)
 
 
 def _log_in(smtp: smtplib.SMTP, settings: EmailSettings, password: str | None) -> None:
