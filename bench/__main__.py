@@ -15,6 +15,7 @@ benchmark failed (its error is in the table and the report).
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib
 import inspect
 import sys
@@ -102,6 +103,10 @@ def run_one(name: str, quick: bool, folder: Path) -> Section:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     from bench.bench_poll import close_shared
+
+    # the timed commands start as an installed program does, from compiled bytecode (a
+    # PYTHONDONTWRITEBYTECODE environment would otherwise recompile monitor at every start)
+    compileall.compile_dir(HERE.parent / "monitor", quiet=1)
 
     about = machine()
     sections = []

@@ -25,19 +25,28 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from itertools import compress, count, filterfalse
 
+from monitor import unimarks
+
 SEPARATOR = "\x00"  # stands between the title's words and the text's; never equals a word
 
 
-def _mark_ranges() -> str:
-    """A character class body holding every combining mark (categories Mn, Mc, Me)."""
+def scan_mark_runs() -> tuple[tuple[int, int], ...]:
+    """(first, last) code points of each run of combining marks (categories Mn, Mc, Me)."""
     # marks live below U+20000 except the variation selectors supplement
     codes = itertools.chain(range(0x20000), range(0xE0100, 0xE01F0))
     marks = [c for c in codes if unicodedata.category(chr(c)).startswith("M")]
-    ranges: list[str] = []
+    runs = []
     for _, group in itertools.groupby(enumerate(marks), lambda pair: pair[1] - pair[0]):
         run = [code for _, code in group]
-        ranges.append(f"\\U{run[0]:08x}-\\U{run[-1]:08x}")
-    return "".join(ranges)
+        runs.append((run[0], run[-1]))
+    return tuple(runs)
+
+
+def _mark_ranges() -> str:
+    """A character class body holding every combining mark."""
+    same = unicodedata.unidata_version == unimarks.UNIDATA_VERSION
+    runs = unimarks.MARK_RUNS if same else scan_mark_runs()
+    return "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in runs)
 
 
 _MARKS = _mark_ranges()

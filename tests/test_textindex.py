@@ -1,0 +1,27 @@
+"""The text index's tables: the combining marks it ships agree with this Python's Unicode."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from monitor import textindex, unimarks
+
+
+@pytest.mark.skipif(
+    unicodedata.unidata_version != unimarks.UNIDATA_VERSION,
+    reason="the shipped table is for another Unicode version; textindex scans afresh",
+)
+def test_the_shipped_mark_runs_are_this_unicode_s_combining_marks() -> None:
+    assert textindex.scan_mark_runs() == unimarks.MARK_RUNS
+
+
+def test_a_word_runs_on_through_combining_marks_and_stops_at_punctuation() -> None:
+    decomposed = unicodedata.normalize("NFD", "Café")  # e + U+0301
+    assert textindex.WORD.findall(f"{decomposed}’s Met-Police") == [
+        decomposed,
+        "s",
+        "Met",
+        "Police",
+    ]
