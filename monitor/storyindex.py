@@ -15,18 +15,21 @@ rolls back, and only story_* tables are read or written.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sqlite3
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from monitor.errors import StoreError
 from monitor.models import TextFeatures
 from monitor.stories import (
     MINHASH_BINS,
+    Similarity,
     StoryFeatures,
     StoryProfile,
-    compare_profiles,
+    estimate_overlap,
     heaviest_terms,
     minhash_bands,
     profile_article,
@@ -74,6 +77,7 @@ CREATE TABLE IF NOT EXISTS story_stat (
 """
 
 _MINHASH_FORMAT = struct.Struct(f"<{MINHASH_BINS}H")
+_ZEROS = itertools.repeat(0.0)  # the weight of a term the new article lacks
 _SQL_VARIABLES = 500  # keys per IN (...) query, well under SQLite's oldest limit of 999
 
 
@@ -105,8 +109,11 @@ class StoryIndex:
             features = story_features(title, text, part)
             when = epoch_seconds(published)
             mine = profile_article(features, *self._count_terms(features))
-            story = self._find_story(mine, when)
-            self._record(article_id, article_id if story is None else story, when, features, mine)
+            heaviest = heaviest_terms(mine.vector, STORED_TERMS)  # sorted once, used twice
+            story = self._find_story(mine, heaviest, when)
+            self._record(
+                article_id, article_id if story is None else story, when, features, heaviest
+            )
             return article_id if story is None else story
         except sqlite3.Error as exc:
             raise StoreError(f"story index: {exc}") from exc
@@ -159,22 +166,33 @@ class StoryIndex:
         (n,) = self._conn.execute("SELECT value FROM story_stat WHERE name = 'articles'").fetchone()
         return df, int(n)
 
-    def _find_story(self, mine: StoryProfile, when: int) -> int | None:
+    def _find_story(
+        self, mine: StoryProfile, heaviest: list[tuple[int, float]], when: int
+    ) -> int | None:
         """The story of the most similar article in the window that is the same story."""
         best: tuple[float, int] | None = None
         story: int | None = None
-        for article_id, candidate_story, candidate in self._load(self._candidates(mine, when)):
-            similarity = compare_profiles(mine, candidate)
+        weight_of = mine.vector.get
+        for article_id, candidate_story, shingles, minhash, terms in self._load(
+            self._candidates(mine, heaviest, when)
+        ):
+            # compared in the stored form: the candidate's keys and quantised weights as
+            # unpacked, against the new article's vector, with no dictionary built per candidate
+            cosine = stored_cosine(weight_of, terms)
+            containment, shared = estimate_overlap(mine.minhash, mine.shingles, minhash, shingles)
+            similarity = Similarity(containment, shared, cosine)
             rank = (similarity.score, article_id)
             if similarity.same_story and (best is None or rank > best):
                 best, story = rank, candidate_story
         return story
 
-    def _candidates(self, mine: StoryProfile, when: int) -> list[int]:
+    def _candidates(
+        self, mine: StoryProfile, heaviest: list[tuple[int, float]], when: int
+    ) -> list[int]:
         """Articles in the window sharing the new article's rarest terms or a MinHash band,
         best first, at most CANDIDATES."""
         votes: dict[int, float] = {}
-        keys = heaviest_terms(mine.vector, QUERY_TERMS)
+        keys = heaviest[:QUERY_TERMS]
         keys += [(band, BAND_VOTE) for band in minhash_bands(mine.minhash)]
         for key, vote in keys:
             rows = self._conn.execute(
@@ -187,8 +205,8 @@ class StoryIndex:
         ranked = sorted(votes.items(), key=lambda item: (-item[1], -item[0]))
         return [article_id for article_id, _ in ranked[:CANDIDATES]]
 
-    def _load(self, article_ids: list[int]) -> list[tuple[int, int, StoryProfile]]:
-        """(article id, story, profile) of each candidate, from its stored row."""
+    def _load(self, article_ids: list[int]) -> list[tuple[int, int, int, tuple[int, ...], bytes]]:
+        """(article id, story, shingles, sketch, packed terms) of each candidate."""
         if not article_ids:
             return []
         marks = ",".join("?" * len(article_ids))
@@ -198,19 +216,20 @@ class StoryIndex:
             article_ids,
         )
         return [
-            (
-                article_id,
-                story,
-                StoryProfile(unpack_minhash(minhash), shingles, unpack_terms(terms)),
-            )
+            (article_id, story, shingles, unpack_minhash(minhash), terms)
             for article_id, story, shingles, minhash, terms in rows
         ]
 
     def _record(
-        self, article_id: int, story: int, when: int, features: StoryFeatures, mine: StoryProfile
+        self,
+        article_id: int,
+        story: int,
+        when: int,
+        features: StoryFeatures,
+        heaviest: list[tuple[int, float]],
     ) -> None:
         """Store the article's row and its postings."""
-        terms = pack_terms(heaviest_terms(mine.vector, STORED_TERMS))
+        terms = pack_terms(heaviest)
         self._conn.execute(
             "INSERT INTO story_article (article_id, story, published, shingles, minhash, terms)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -243,11 +262,25 @@ def pack_terms(terms: Sequence[tuple[int, float]]) -> bytes:
     return struct.pack(f"<{len(keys)}i{len(keys)}H", *keys, *weights)
 
 
-def unpack_terms(blob: bytes) -> dict[int, float]:
-    """The inverse of pack_terms, in the stored (heaviest-first) order."""
+def split_terms(blob: bytes) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Packed terms -> (keys, weights x 65535), heaviest first."""
     n = len(blob) // 6
     values = struct.unpack(f"<{n}i{n}H", blob)
-    return {key: weight / _WEIGHT_SCALE for key, weight in zip(values[:n], values[n:], strict=True)}
+    return values[:n], values[n:]
+
+
+def stored_cosine(weight_of: Callable[[int, float], float], blob: bytes) -> float:
+    """The dot product of a vector (its .get) with packed terms, as dot(vector,
+    unpack_terms(blob)) but with no dictionary built for the packed side."""
+    keys, weights = split_terms(blob)
+    total: float = sum(map(operator.mul, weights, map(weight_of, keys, _ZEROS)))
+    return total / _WEIGHT_SCALE
+
+
+def unpack_terms(blob: bytes) -> dict[int, float]:
+    """The inverse of pack_terms, in the stored (heaviest-first) order."""
+    keys, weights = split_terms(blob)
+    return {key: weight / _WEIGHT_SCALE for key, weight in zip(keys, weights, strict=True)}
 
 
 def pack_minhash(minhash: Sequence[int]) -> bytes:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import stories
+from monitor import stories, storyindex
 from monitor.errors import StoreError
 from monitor.stories import (
     compare_profiles,
@@ -342,6 +342,19 @@ def test_hostile_text_is_capped_and_survived() -> None:
     assert stories.stable_key("marker") not in dict(features.terms)
     empty = story_features("", "")
     assert empty.terms == () and empty.shingles == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mine=st.dictionaries(st.integers(-50, 50), st.floats(0.0, 1.0), max_size=40),
+    stored=st.dictionaries(st.integers(-50, 50), st.floats(0.0, 1.0), max_size=40),
+)
+def test_cosine_against_packed_terms_equals_the_dot_product_of_unpacked_ones(
+    mine: dict[int, float], stored: dict[int, float]
+) -> None:
+    blob = storyindex.pack_terms(sorted(stored.items(), key=lambda kw: -kw[1]))
+    expected = stories.dot(mine, storyindex.unpack_terms(blob))
+    assert storyindex.stored_cosine(mine.get, blob) == pytest.approx(expected, abs=1e-9)
 
 
 def _features_in_one_piece(title: str, text: str) -> stories.StoryFeatures:
