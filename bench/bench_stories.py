@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Row, repeat
+from monitor.store import CACHE_SIZE as STORE_CACHE_SIZE
 from monitor.stories import compare_profiles, count_documents, profile_article, story_features
 from monitor.storyindex import STORY_SCHEMA, StoryIndex
 
@@ -169,7 +170,10 @@ class Newsroom:
 def build_store(path: Path, articles: list[Article]) -> tuple[sqlite3.Connection, list[int]]:
     """A SQLite file holding `articles`, assigned through the index; and their stories."""
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # the connection settings of monitor.store, whose connection the index runs on
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA cache_size = {STORE_CACHE_SIZE}")
     conn.executescript(STORY_SCHEMA)
     index = StoryIndex(conn)
     stories = []

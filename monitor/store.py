@@ -22,6 +22,7 @@ from monitor.models import Article, Feed
 from monitor.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
+CACHE_SIZE = -65536  # PRAGMA cache_size: negative means KiB, so 64 MB
 
 
 def to_db(when: datetime | None) -> str | None:
@@ -124,7 +125,7 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             # 64 MB of page cache: story candidates and hit listings read scattered pages
-            conn.execute("PRAGMA cache_size = -65536")
+            conn.execute(f"PRAGMA cache_size = {CACHE_SIZE}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
         store = cls(conn, path)
