@@ -19,6 +19,7 @@ from typing import Any
 
 from monitor.config import Settings
 from monitor.errors import ConfigErrors, MonitorError
+from monitor.feedstore import prune_polls
 from monitor.logs import event, get_logger
 from monitor.outbox import (
     daily_days,
@@ -245,16 +246,18 @@ class Daemon:
                     hits=outcome.hits,
                     archive=outcome.archive or "",
                 )
-                self._prune_stories(store, now)
+                self._prune(store, now)
         with self._send_lock:
             deliver_pending(store, settings, now)
 
     @staticmethod
-    def _prune_stories(store: Store, now: datetime) -> None:
-        """Once a day: drop story-index rows no new article's window can reach any more."""
+    def _prune(store: Store, now: datetime) -> None:
+        """Once a day: drop story-index rows no new article's window can reach any more, and
+        old poll records, so that months of polling do not grow the database without end."""
         from monitor.storyindex import StoryIndex
 
         with store.write() as conn:
             dropped = StoryIndex(conn).prune(now - STORY_KEEP)
-        if dropped:
-            event(log, 20, "story index pruned", articles=dropped)
+        polls = prune_polls(store, now)
+        if dropped or polls:
+            event(log, 20, "database pruned", story_articles=dropped, polls=polls)

@@ -11,12 +11,16 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from monitor.models import Article, Extracted, Fetched, Item, MatchResult, TextFeatures
 from monitor.policy import next_poll_after_failure, next_poll_after_success
 from monitor.store import FeedState, Store, to_db
+
+# the poll log feeds the digest's "what may be missing" (failed polls since the last digest)
+POLL_KEEP = timedelta(days=30)
+POLL_KEEP_UNCHANGED = timedelta(days=2)
 
 
 class StoryAssigner(Protocol):
@@ -291,6 +295,18 @@ def _mark_success(conn: sqlite3.Connection, feed_id: int, interval: float, now: 
         " gone = 0, next_poll = ? WHERE id = ?",
         (to_db(now), to_db(now), to_db(next_poll_after_success(now, interval)), feed_id),
     )
+
+
+def prune_polls(store: Store, now: datetime) -> int:
+    """Drop poll records nothing reads any more: answers of 'not modified' (most of them, one
+    per feed every few minutes) after POLL_KEEP_UNCHANGED, the rest after POLL_KEEP. Returns
+    how many went."""
+    with store.write() as conn:
+        cursor = conn.execute(
+            "DELETE FROM polls WHERE at < ? OR (status = 'not_modified' AND at < ?)",
+            (to_db(now - POLL_KEEP), to_db(now - POLL_KEEP_UNCHANGED)),
+        )
+    return cursor.rowcount
 
 
 def _log_poll(

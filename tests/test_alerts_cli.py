@@ -128,6 +128,36 @@ def test_daily_prune_drops_only_story_rows_out_of_reach(tmp_path: Path) -> None:
                 "Casey review follow-up on vetting " * 5,
                 now - timedelta(days=1),
             )
-        Daemon._prune_stories(store, now)
+        Daemon._prune(store, now)
         kept = [r[0] for r in store.read("SELECT article_id FROM story_article")]
     assert kept == [2]
+
+
+def test_daily_prune_keeps_a_month_of_poll_records_and_two_days_of_unchanged_ones(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from monitor.daemon import Daemon
+    from monitor.feedstore import POLL_KEEP, POLL_KEEP_UNCHANGED, _log_poll
+    from monitor.models import Feed
+
+    now = datetime(2026, 11, 22, 7, tzinfo=UTC)
+    ages = {
+        "failed": [POLL_KEEP - timedelta(hours=1), POLL_KEEP + timedelta(hours=1)],
+        "ok": [POLL_KEEP - timedelta(hours=1), POLL_KEEP + timedelta(hours=1)],
+        "not_modified": [
+            POLL_KEEP_UNCHANGED - timedelta(hours=1),
+            POLL_KEEP_UNCHANGED + timedelta(hours=1),
+        ],
+    }
+    with Store.open(tmp_path / "m.db") as store:
+        store.sync_feeds([Feed("Ledger", "http://news.example/feed", 900.0)])
+        [(feed_id,)] = store.read("SELECT id FROM feeds")
+        with store.write() as conn:
+            for status, times in ages.items():
+                for age in times:
+                    _log_poll(conn, feed_id, now - age, status, None, 0, 0, 0.1)
+        Daemon._prune(store, now)
+        kept = sorted(tuple(r) for r in store.read("SELECT status, at FROM polls"))
+    assert [status for status, _ in kept] == ["failed", "not_modified", "ok"]
