@@ -32,7 +32,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install lint typecheck
-	$(BIN)/python -m pytest --cov --cov-report=term -q tests
+	$(BIN)/python -m pytest --cov --cov-report=term -q -n 2 tests
 
 hazards: install
 	$(BIN)/python -m pytest -q -m slow tests

@@ -384,6 +384,7 @@ def test_kill_9_during_poll_or_digest_then_restart_loses_and_repeats_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # fifty runs of a few seconds each
 def test_kill_9_fifty_more_times_lands_in_polls_and_digests(tmp_path: Path) -> None:
     places: dict[str, int] = {}
     for seed in range(QUICK_RUNS + 1, QUICK_RUNS + SLOW_RUNS + 1):

@@ -29,7 +29,8 @@ from monitor.daemon import Daemon
 from monitor.logs import LOGGER_NAME
 from tests.sites import Clock, write_config
 
-pytestmark = pytest.mark.slow
+# about three minutes on 2 cores: past the suite's 120 s limit per test
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 FEEDS = 1_000
 FAULTY = 0.05
