@@ -127,7 +127,9 @@ def test_hits_stay_unique_across_polls_and_rematch(corpus: Corpus) -> None:
         forgotten = rt.store.read("SELECT id, article_id FROM hits ORDER BY id LIMIT 1")[0]
         with rt.store.write() as conn:
             conn.execute("DELETE FROM hits WHERE id = ?", (forgotten["id"],))
+        stories_before = [tuple(r) for r in rt.store.read("SELECT id, story FROM articles")]
     assert again.new_hits == 0
+    assert all(story is not None for _, story in stories_before)
     restored = run_cli(corpus.config, "rematch", "--since", "7d")
     assert restored.exit_code == 0, restored.output
     assert "rematched 17 articles: 1 new hits" in restored.stdout
@@ -138,6 +140,12 @@ def test_hits_stay_unique_across_polls_and_rematch(corpus: Corpus) -> None:
         assert duplicate_hits(store) == 0
         rows = store.read("SELECT article_id FROM hits WHERE article_id = ?", (forgotten[1],))
         assert len(rows) == 1
+        # rematch adds hits to stored articles and leaves every article in its story
+        assert [tuple(r) for r in store.read("SELECT id, story FROM articles")] == stories_before
+        story_of = {r[0]: r[1] for r in store.read("SELECT url, story FROM articles")}
+    listed = json.loads(run_cli(corpus.config, "hits", "--since", "7d", "--json").stdout)
+    assert sorted(h["url"] for h in listed) == sorted(corpus.relevant)
+    assert all(h["story"] == story_of[h["url"]] for h in listed)
 
 
 # -- the demo site ----------------------------------------------------------------------------
