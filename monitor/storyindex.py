@@ -15,6 +15,7 @@ rolls back, and only story_* tables are read or written.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import operator
 import sqlite3
@@ -77,6 +78,11 @@ CREATE TABLE IF NOT EXISTS story_stat (
 """
 
 _MINHASH_FORMAT = struct.Struct(f"<{MINHASH_BINS}H")
+_POSTINGS_OF_KEY = (
+    "SELECT article_id, ? FROM (SELECT article_id FROM story_posting WHERE key = ?"
+    " AND published BETWEEN ? AND ? ORDER BY published DESC LIMIT ?)"
+)
+_BY_VOTE_THEN_ID = operator.itemgetter(1, 0)  # most votes first, then the newest article
 _ZEROS = itertools.repeat(0.0)  # the weight of a term the new article lacks
 _SQL_VARIABLES = 500  # keys per IN (...) query, well under SQLite's oldest limit of 999
 
@@ -194,16 +200,16 @@ class StoryIndex:
         votes: dict[int, float] = {}
         keys = heaviest[:QUERY_TERMS]
         keys += [(band, BAND_VOTE) for band in minhash_bands(mine.minhash)]
-        for key, vote in keys:
-            rows = self._conn.execute(
-                "SELECT article_id FROM story_posting WHERE key = ?"
-                " AND published BETWEEN ? AND ? ORDER BY published DESC LIMIT ?",
-                (key, when - self._window, when + self._window, POSTING_LIMIT),
-            )
-            for (article_id,) in rows:
-                votes[article_id] = votes.get(article_id, 0.0) + vote
-        ranked = sorted(votes.items(), key=lambda item: (-item[1], -item[0]))
-        return [article_id for article_id, _ in ranked[:CANDIDATES]]
+        if not keys:
+            return []
+        # one statement for every key, each key's postings capped on their own
+        low, high = when - self._window, when + self._window
+        query = " UNION ALL ".join([_POSTINGS_OF_KEY] * len(keys))
+        params = [p for key, vote in keys for p in (vote, key, low, high, POSTING_LIMIT)]
+        for article_id, vote in self._conn.execute(query, params):
+            votes[article_id] = votes.get(article_id, 0.0) + vote
+        best = heapq.nlargest(CANDIDATES, votes.items(), key=_BY_VOTE_THEN_ID)
+        return [article_id for article_id, _ in best]
 
     def _load(self, article_ids: list[int]) -> list[tuple[int, int, int, tuple[int, ...], bytes]]:
         """(article id, story, shingles, sketch, packed terms) of each candidate."""

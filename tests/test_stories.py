@@ -234,7 +234,9 @@ def test_assign_never_scans_a_table(tmp_path: Path, labelled: list[Labelled]) ->
     assert any("story_posting" in q for q in queries)
     for query in queries:
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}")]
-        assert plan and not any(step.startswith("SCAN") for step in plan), (query, plan)
+        # a subquery's own rows (an index search under a LIMIT) may be read in full; a table not
+        tables_scanned = [p for p in plan if p.startswith("SCAN") and "subquery" not in p]
+        assert plan and not tables_scanned, (query, plan)
 
 
 def test_schema_tables_are_prefixed() -> None:
