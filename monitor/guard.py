@@ -111,6 +111,40 @@ def resolve_host(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def resolve_by_deadline(
+    resolve: Resolver, host: str, port: int, timeout: float | None
+) -> list[str]:
+    """resolve(host, port), given up at the calling thread's deadline.
+
+    getaddrinfo cannot be interrupted and waits as long as the system resolver does, so a name
+    (not an address) is looked up on a thread of its own; on a hung resolver the request ends
+    on time and the lookup finishes, or not, in the background."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    wait = clamp_timeout(timeout)
+    if wait is None:
+        return resolve(host, port)
+    answer: list[list[str] | BaseException] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.append(resolve(host, port))
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(wait):
+        raise DeadlineExceeded(f"request deadline passed while resolving {host}")
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    return answer[0]
+
+
 # -- the request deadline -----------------------------------------------------------------------
 
 
@@ -156,7 +190,7 @@ class GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         """Connect to a checked address of host; AddressRefused if any address is refused."""
-        addresses = self._resolve(host, port)
+        addresses = resolve_by_deadline(self._resolve, host, port, timeout)
         if not addresses:
             raise FetchError(f"cannot resolve {host}: no addresses")
         # One refused address refuses the name: a public site has no business resolving to

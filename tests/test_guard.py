@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from monitor.config import FetchSettings
-from monitor.errors import AddressRefused, BadURL, FetchError
+from monitor.errors import AddressRefused, BadURL, DeadlineExceeded, FetchError
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, clamp_timeout, classify_address, deadline_scope
 from monitor.loopback import LoopbackSite, Response
@@ -189,3 +190,30 @@ def test_clamp_timeout_gives_at_most_the_time_left() -> None:
         assert clamp_timeout(7.0) == 7.0
     with deadline_scope(0.0), pytest.raises(FetchError, match="deadline"):
         clamp_timeout(7.0)
+
+
+def test_a_resolver_that_hangs_ends_the_request_at_its_deadline() -> None:
+    released = threading.Event()
+    answered: list[str] = []
+
+    def hanging(host: str, port: int) -> list[str]:
+        released.wait(10)  # as getaddrinfo does when the resolver never answers
+        answered.append(host)
+        return ["127.0.0.1"]
+
+    fetcher = Fetcher(FetchSettings(timeout=0.5), resolve=hanging)
+    try:
+        with fetcher, pytest.raises(DeadlineExceeded, match=r"no complete answer within 0\.5s"):
+            fetcher.fetch("http://news.example/a")
+        assert answered == []  # the request ended while the lookup was still waiting
+    finally:
+        released.set()
+
+
+def test_a_resolver_error_on_its_thread_reaches_the_request() -> None:
+    def failing(host: str, port: int) -> list[str]:
+        raise FetchError(f"cannot resolve {host}: Name or service not known")
+
+    fetcher = Fetcher(FetchSettings(timeout=5), resolve=failing)
+    with fetcher, pytest.raises(FetchError, match=r"cannot resolve news\.example: Name"):
+        fetcher.fetch("http://news.example/a")
