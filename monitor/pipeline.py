@@ -256,9 +256,7 @@ class Poller:
                 done.append(self._done.get_nowait())
             for future in done:
                 self._dispatch.release(future)
-                handler = self._pending.pop(future, None)
-                if handler is not None:
-                    handler(future)
+                self._pending.pop(future)(future)
 
     def _feed_job(self, work: _FeedWork) -> Callable[[], tuple[Fetched, ParsedFeed | None]]:
         state = work.state

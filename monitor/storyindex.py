@@ -117,10 +117,10 @@ class StoryIndex:
             mine = profile_article(features, *self._count_terms(features))
             heaviest = heaviest_terms(mine.vector, STORED_TERMS)  # sorted once, used twice
             story = self._find_story(mine, heaviest, when)
-            self._record(
-                article_id, article_id if story is None else story, when, features, heaviest
-            )
-            return article_id if story is None else story
+            if story is None:  # nothing alike in the window: the article starts its own
+                story = article_id
+            self._record(article_id, story, when, features, heaviest)
+            return story
         except sqlite3.Error as exc:
             raise StoreError(f"story index: {exc}") from exc
 
