@@ -97,12 +97,19 @@ class AddressPolicy:
         return classify_address(ip)
 
 
+def address_literal(host: str) -> str | None:
+    """host in the normal spelling of an IP address, when it is one; else None."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
 def resolve_host(host: str, port: int) -> list[str]:
     """Every address host resolves to, in the resolver's order, without duplicates."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
+    literal = address_literal(host)
+    if literal is not None:
+        return [literal]
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -119,10 +126,9 @@ def resolve_by_deadline(
     getaddrinfo cannot be interrupted and waits as long as the system resolver does, so a name
     (not an address) is looked up on a thread of its own; on a hung resolver the request ends
     on time and the lookup finishes, or not, in the background."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
+    literal = address_literal(host)
+    if literal is not None:
+        return [literal]
     wait = clamp_timeout(timeout)
     if wait is None:
         return resolve(host, port)
