@@ -109,7 +109,15 @@ def _split_checked(url: str) -> SplitResult:
 
 
 def _canonical_host(host: str) -> str:
-    host = host.lower().rstrip(".")
+    # IDNA maps some characters to a dot ("․" U+2024 becomes "."): strip after mapping too, so
+    # that the canonical spelling of a URL is its own canonical spelling
+    canonical = _encoded_host(host.lower().rstrip(".")).rstrip(".")
+    if not canonical:
+        raise BadURL(f"URL has no host: {host!r} is only dots")
+    return canonical
+
+
+def _encoded_host(host: str) -> str:
     if ":" in host:  # an IPv6 literal; urlsplit already removed the brackets
         try:
             return f"[{ipaddress.IPv6Address(host).compressed}]"

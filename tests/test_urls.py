@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from monitor.errors import BadURL
@@ -177,6 +177,8 @@ _any_text = st.one_of(
 
 
 @given(_any_text, st.sampled_from([None, "https://news.example/uk/feed.xml"]))
+@example("HTTP://\u2024", None)  # a host IDNA maps to a lone dot
+@example("http://ex\u2024ample\u2024org\u2024/a", None)
 def test_canonical_url_of_any_text_is_fetchable_or_bad_url(url: str, base: str | None) -> None:
     try:
         out = canonical_url(url, base)
