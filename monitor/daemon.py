@@ -173,6 +173,7 @@ class Daemon:
                 duration=round(report.duration, 3),
             )
         self._alert(rt)
+        rt.store.release_memory()
 
     def _alert(self, rt: Runtime) -> None:
         """Alert the hits owed by immediate watchlists: this cycle's, and any that a crash
@@ -249,6 +250,7 @@ class Daemon:
                 self._prune(store, now)
         with self._send_lock:
             deliver_pending(store, settings, now)
+        store.release_memory()
 
     @staticmethod
     def _prune(store: Store, now: datetime) -> None:

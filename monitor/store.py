@@ -145,6 +145,11 @@ class Store:
             )
         return self.created()
 
+    def release_memory(self) -> None:
+        """Give back the page cache between polls (PRAGMA shrink_memory): a daemon idles for
+        most of its life, and pages read again next cycle come from the OS's file cache."""
+        self.conn.execute("PRAGMA shrink_memory")
+
     def close(self) -> None:
         self.unlock()
         self.conn.close()

@@ -320,6 +320,29 @@ def test_immediate_watchlist_gets_one_alert_per_cycle_and_only_a_count_in_the_di
     assert not any(flat(a.title) in digest for a in articles if a is not yard)
 
 
+def test_each_job_gives_back_the_page_cache_when_it_is_done(
+    tmp_path: Path, site: LoopbackSite, serve: Serve, daemons: Callable[..., Daemon]
+) -> None:
+    """A daemon idles between jobs: the page cache its SQLite connections filled (up to
+    64 MB each) is handed back after every job, so its memory stays flat over months."""
+    feed = add_outlet(site, "The London Ledger", site_articles(RELEVANT, NOW), prefix="/ledger")
+    config = write_config(tmp_path, mail=serve(Recorder()), feeds={"The London Ledger": feed})
+    clock = Clock(NOW)
+    daemon = daemons(load_settings(config), clock)
+    daemon.digest_job()
+    poll_sql: list[str] = []
+    digest_sql: list[str] = []
+    assert daemon._poll_rt is not None and daemon._digest_store is not None
+    daemon._poll_rt.store.conn.set_trace_callback(poll_sql.append)
+    daemon._digest_store.conn.set_trace_callback(digest_sql.append)
+    clock.advance(minutes=16)
+    daemon.poll_job()
+    daemon.digest_job()
+    assert any("feeds" in sql for sql in poll_sql)  # the poll did its work, then let go
+    assert poll_sql[-1] == "PRAGMA shrink_memory"
+    assert digest_sql[-1] == "PRAGMA shrink_memory"
+
+
 def test_immediate_hits_left_without_an_alert_are_alerted_at_the_next_tick(
     tmp_path: Path, serve: Serve, daemons: Callable[..., Daemon]
 ) -> None:
