@@ -1,4 +1,4 @@
-"""The only module that speaks HTTP: one reused httpx.Client, guarded, capped and polite.
+"""The only module that speaks HTTP: one reused httpx transport, guarded, capped and polite.
 
 A Fetcher is shared by the threads of the poll's pool. It enforces, by itself, the number of
 requests in flight overall and per host; it follows redirects by hand, checking every hop
@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 
@@ -60,15 +59,17 @@ class Fetcher:
         self.settings = settings
         self._slots = _Slots(settings.concurrency, settings.per_host)
         backend = GuardedBackend(AddressPolicy.from_settings(settings), resolve)
-        self._client = httpx.Client(
-            transport=_GuardedTransport(backend, settings.concurrency),
-            trust_env=False,  # no proxies or certificates taken from the environment
-            follow_redirects=False,
-            timeout=httpx.Timeout(settings.timeout),
-            headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-            # Cookies are never kept: one feed's cookies are no business of another request.
-            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-        )
+        # The transport is the pooled half of an httpx.Client; the other half (merging URLs
+        # and headers, cookies, auth, redirects, proxies from the environment) is all turned
+        # off here, yet cost about a seventh of the CPU of each request (docs/fetching.md).
+        # No cookie is kept or sent: one feed's cookies are no business of another request.
+        self._transport = _GuardedTransport(backend, settings.concurrency)
+        self._headers = {
+            "Accept": "*/*",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            "User-Agent": settings.user_agent,
+        }
+        self._timeout = httpx.Timeout(settings.timeout).as_dict()
 
     def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
@@ -101,7 +102,7 @@ class Fetcher:
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self._client.close()
+        self._transport.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -117,8 +118,18 @@ class Fetcher:
     def _request(self, url: str, headers: dict[str, str], deadline: float) -> _Answer:
         host = urlsplit(url).hostname or url
         try:
-            with deadline_scope(deadline), self._client.stream("GET", url, headers=headers) as r:
-                return self._answer(url, r, deadline)
+            request = httpx.Request(
+                "GET",
+                url,
+                headers={**self._headers, **headers},
+                extensions={"timeout": self._timeout},
+            )
+            with deadline_scope(deadline):
+                response = self._transport.handle_request(request)
+                try:
+                    return self._answer(url, response, deadline)
+                finally:
+                    response.close()
         except DeadlineExceeded:
             raise DeadlineExceeded(self._late(url)) from None
         except httpx.TimeoutException as exc:

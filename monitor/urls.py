@@ -45,7 +45,7 @@ def check_url(url: str) -> str:
     """Return url unchanged if it is one we fetch; raise BadURL saying why not."""
     if len(url) > MAX_URL_LENGTH:
         raise BadURL(f"URL longer than {MAX_URL_LENGTH} characters")
-    if any(_is_forbidden_char(c) or c.isspace() for c in url):
+    if _has_forbidden_char(url, spaces=True):
         raise BadURL(f"URL contains a space or control character: {url[:100]!r}")
     _split_checked(url)
     return url
@@ -63,7 +63,7 @@ def canonical_url(url: str, base: str | None = None) -> str:
             text = urljoin(base.strip(), text)
         except ValueError as exc:  # an unclosed "[" in either
             raise BadURL(f"malformed URL {text[:100]!r}: {exc}") from None
-    if any(_is_forbidden_char(c) for c in text):
+    if _has_forbidden_char(text, spaces=False):
         raise BadURL(f"URL contains a control character: {text[:100]!r}")
     parts = _split_checked(text)
     scheme = parts.scheme.lower()
@@ -79,6 +79,13 @@ def is_tracking_parameter(name: str) -> bool:
     """True for query parameters that only say where a reader came from (utm_source, fbclid)."""
     key = unquote_plus(name).strip().lower()
     return key.startswith(TRACKING_PREFIXES) or key in TRACKING_PARAMETERS
+
+
+def _has_forbidden_char(url: str, *, spaces: bool) -> bool:
+    """Whether url holds a control or format character (or, if asked, a space)."""
+    if url.isascii():  # ASCII has no format characters, and its controls are not printable
+        return not url.isprintable() or (spaces and " " in url)
+    return any(_is_forbidden_char(c) or (spaces and c.isspace()) for c in url)
 
 
 def _is_forbidden_char(c: str) -> bool:
