@@ -17,8 +17,6 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
-import feedparser
-
 from monitor.errors import BadURL, ParseError
 from monitor.models import Item, ParsedFeed
 from monitor.urls import canonical_url, check_url
@@ -135,6 +133,9 @@ def _doctype_extent(content: bytes, start: int) -> tuple[bool, int]:
 
 
 def _run_feedparser(content: bytes, headers: Mapping[str, str], url: str) -> Any:
+    # imported on the first feed body: a poll whose every answer is 304 never pays for it
+    import feedparser
+
     response_headers = {k.lower(): v for k, v in headers.items()}
     # feedparser resolves relative links against Content-Location; without it they stay
     # relative, so the feed's own URL stands in.
@@ -153,6 +154,8 @@ def _run_feedparser(content: bytes, headers: Mapping[str, str], url: str) -> Any
 def _check_feed(result: Any, content: bytes, usable: bool) -> list[str]:
     """Raise ParseError for what is not a feed; warnings for a feed read despite errors."""
     version = result.get("version") or ""
+    import feedparser
+
     problem = result.get("bozo_exception") if result.get("bozo") else None
     benign = isinstance(problem, feedparser.ThingsNobodyCaresAboutButMe)
     if not version and not result.entries:

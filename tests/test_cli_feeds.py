@@ -4,6 +4,8 @@ export` to OPML and back, against sample news sites on 127.0.0.1 and a real SQLi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -304,6 +306,39 @@ def test_added_feed_is_polled(tmp_path: Path, site: LoopbackSite) -> None:
     hits = json.loads(succeeded(invoke("--config", str(config), "hits", "--json")).stdout)
     assert [(h["feed"], h["title"]) for h in hits] == [("Borough Bugle", one_article().title)]
     assert feed_url in config.read_text()
+
+
+def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
+    tmp_path: Path, site: LoopbackSite
+) -> None:
+    """A steady-state poll reads no feed body, so it does not pay for importing feedparser
+    (nor the extractor): start-up is most of such a poll's time."""
+    feed_url = add_outlet(site, "Borough Bugle", [one_article()], prefix="/bugle")
+    config = write_config(tmp_path, [("Borough Bugle", feed_url)])
+    code = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        f"sys.argv = ['monitor', '--config', {str(config)!r}, 'poll']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('imported:', *(m for m in ('feedparser', 'trafilatura') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+
+    def poll() -> tuple[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=root, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.strip().splitlines()
+        return lines[0], lines[-1]
+
+    feed, imported = poll()
+    assert feed.startswith("ok            Borough Bugle: 1 new articles, 1 new hits")
+    assert imported == "imported: feedparser"  # the extractor runs in worker processes
+    assert poll() == ("not modified  Borough Bugle", "imported:")
 
 
 def test_add_never_leaves_a_config_that_does_not_load(
