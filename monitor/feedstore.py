@@ -115,13 +115,22 @@ def record_failure(
         _log_poll(conn, feed.id, now, "failed", error, 0, 0, duration)
 
 
-def record_not_modified(
-    store: Store, feed: FeedState, interval: float, now: datetime, duration: float = 0.0
-) -> None:
-    """A 304: the feed is healthy and nothing was parsed."""
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A feed that answered 304, and how long its poll took."""
+
+    feed: FeedState
+    interval: float
+    duration: float = 0.0
+
+
+def record_not_modified(store: Store, answers: Sequence[Unchanged], now: datetime) -> None:
+    """304s: the feeds are healthy and nothing was parsed. One transaction for all of them,
+    as a steady-state poll is a thousand of these and little else."""
     with store.write() as conn:
-        _mark_success(conn, feed.id, interval, now)
-        _log_poll(conn, feed.id, now, "not_modified", None, 0, 0, duration)
+        for answer in answers:
+            _mark_success(conn, answer.feed.id, answer.interval, now)
+            _log_poll(conn, answer.feed.id, now, "not_modified", None, 0, 0, answer.duration)
 
 
 def record_items(

@@ -27,6 +27,7 @@ from monitor.feedstore import (
     CrossLink,
     NewArticle,
     StoryAssigner,
+    Unchanged,
     known_items,
     record_failure,
     record_items,
@@ -36,6 +37,10 @@ from monitor.models import Document, Extracted, Fetched, Item, MatchResult, Pars
 from monitor.store import FeedState, Store
 
 ITEMS_PER_POLL = 200
+# 304s are written together, one transaction per batch instead of one per feed (a commit is
+# most of the cost of recording one); a batch waits at most UNCHANGED_WAIT seconds
+UNCHANGED_BATCH = 50
+UNCHANGED_WAIT = 0.25
 
 
 class Fetching(Protocol):
@@ -220,6 +225,9 @@ class Poller:
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._pages = 0
         self._in_flight: dict[str, tuple[_FeedWork, _ItemWork]] = {}  # page URL -> its fetcher
+        self._unchanged: list[Unchanged] = []  # 304s not written yet
+        self._unchanged_work: list[_FeedWork] = []
+        self._unchanged_since = 0.0
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
         try:
             self._dispatch = _Dispatcher(pool, self.concurrency, self.per_host)
@@ -230,6 +238,7 @@ class Poller:
                     partial(self._on_feed, work),
                 )
             self._loop()
+            self._write_unchanged()  # a 304 is a whole answer, even in a cycle told to stop
         finally:
             # on stop, requests in flight finish within their deadline in the background
             pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
@@ -257,6 +266,11 @@ class Poller:
             for future in done:
                 self._dispatch.release(future)
                 self._pending.pop(future)(future)
+            if self._unchanged and (
+                len(self._unchanged) >= UNCHANGED_BATCH
+                or time.monotonic() - self._unchanged_since >= UNCHANGED_WAIT
+            ):
+                self._write_unchanged()
 
     def _feed_job(self, work: _FeedWork) -> Callable[[], tuple[Fetched, ParsedFeed | None]]:
         state = work.state
@@ -284,13 +298,10 @@ class Poller:
             return
         work.fetched = fetched
         if parsed is None:
-            self._finish(
-                work,
-                lambda: record_not_modified(
-                    self.store, work.state, work.interval, self.clock(), self._elapsed(work)
-                ),
-                FeedReport(work.state.name, "not_modified"),
-            )
+            if not self._unchanged:
+                self._unchanged_since = time.monotonic()
+            self._unchanged.append(Unchanged(work.state, work.interval, self._elapsed(work)))
+            self._unchanged_work.append(work)
             return
         work.warnings = parsed.warnings
         self._plan_items(work, parsed.items)
@@ -444,6 +455,20 @@ class Poller:
 
         self._finish(work, write, FeedReport(work.state.name, "failed", message))
 
+    def _write_unchanged(self) -> None:
+        """Record the 304s received so far, in one transaction, and report each feed."""
+        answers, works = self._unchanged, self._unchanged_work
+        self._unchanged, self._unchanged_work = [], []
+        error = None
+        try:
+            record_not_modified(self.store, answers, self.clock())
+        except StoreError as exc:
+            error = f"not stored: {exc}"
+        for answer, work in zip(answers, works, strict=True):
+            status = "failed" if error else "not_modified"
+            report = FeedReport(work.state.name, status, error)
+            self._report(work, report, error is None, duration=answer.duration)
+
     def _finish(
         self,
         work: _FeedWork,
@@ -458,6 +483,18 @@ class Poller:
         except StoreError as exc:
             report = FeedReport(work.state.name, "failed", f"not stored: {exc}")
             ok = False
+        self._report(work, report, ok, hit_ids)
+        return ok
+
+    def _report(
+        self,
+        work: _FeedWork,
+        report: FeedReport,
+        ok: bool,
+        hit_ids: list[int] | None = None,
+        duration: float | None = None,
+    ) -> None:
+        """A feed is done: report it, with what it stored if its write went through."""
         for entry in work.items:
             if not entry.shared:
                 self._in_flight.pop(entry.item.url, None)
@@ -468,13 +505,12 @@ class Poller:
             report.new_articles if ok else 0,
             len(hit_ids or []) if ok else 0,
             report.pages_failed,
-            self._elapsed(work),
+            self._elapsed(work) if duration is None else duration,
             work.warnings if ok else (),
         )
         self._reports.append(report)
         if self.on_feed is not None:
             self.on_feed(report)
-        return ok
 
     @staticmethod
     def _elapsed(work: _FeedWork) -> float:

@@ -287,3 +287,43 @@ def test_validators_are_stored_with_the_articles(tmp_path: Path) -> None:
     assert row["etag"] and row["etag"].startswith('"')
     assert row["last_modified"].endswith(" GMT")
     assert count == len(articles)
+
+
+def test_unchanged_feeds_are_recorded_together_and_a_failed_write_fails_each(
+    tmp_path: Path,
+) -> None:
+    """A steady-state poll is a long run of 304s: they are written in batches, not one
+    transaction a feed; if a batch cannot be written, each of its feeds is a failure (polled
+    again next time), and nothing of it is half-stored."""
+    count = 60
+    with LoopbackSite() as site:
+        feeds = {
+            f"Outlet {i}": add_outlet(site, f"Outlet {i}", [], prefix=f"/o{i}")
+            for i in range(count)
+        }
+        config = write_config(tmp_path, feeds)
+        clock = Clock()
+        with open_runtime(config, clock) as rt:
+            assert {f.status for f in rt.poll(rt.configured_states()).feeds} == {"ok"}
+            statements: list[str] = []
+            rt.store.conn.set_trace_callback(statements.append)
+            clock.advance(3600)
+            second = rt.poll(rt.configured_states())
+            rt.store.conn.set_trace_callback(None)
+            rt.store.conn.execute(  # every poll record now fails, as on a full disk
+                "CREATE TEMP TRIGGER no_room BEFORE INSERT ON polls"
+                " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+            clock.advance(3600)
+            rows = "SELECT name, last_poll, next_poll FROM feeds ORDER BY name"
+            before = [tuple(r) for r in rt.store.read(rows)]
+            third = rt.poll(rt.configured_states())
+            after = [tuple(r) for r in rt.store.read(rows)]
+            polls = rt.store.read("SELECT status, COUNT(*) FROM polls GROUP BY status")
+    assert [f.status for f in second.feeds] == ["not_modified"] * count
+    assert statements.count("BEGIN IMMEDIATE") <= count // 2
+    assert {
+        (f.status, f.error is not None and f.error.startswith("not stored")) for f in third.feeds
+    } == {("failed", True)}
+    assert dict((str(r[0]), int(r[1])) for r in polls) == {"ok": count, "not_modified": count}
+    assert after == before  # no feed's row changed: each is due again

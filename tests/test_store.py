@@ -15,6 +15,7 @@ import pytest
 from monitor.errors import AlreadyRunning, StoreError
 from monitor.feedstore import (
     NewArticle,
+    Unchanged,
     known_items,
     record_failure,
     record_items,
@@ -157,7 +158,7 @@ def test_failures_back_off_and_success_resets(store: Store) -> None:
     state = store.feed_states(["B"])[0]
     assert state.failures == 3 and state.failing_since == NOW
     assert state.next_poll == NOW + timedelta(seconds=240)
-    record_not_modified(store, b, 60, NOW + timedelta(hours=1))
+    record_not_modified(store, [Unchanged(b, 60)], NOW + timedelta(hours=1))
     state = store.feed_states(["B"])[0]
     assert (state.failures, state.failing_since, state.last_error) == (0, None, "HTTP 500")
     polls = store.read("SELECT status, COUNT(*) FROM polls GROUP BY status ORDER BY status")
