@@ -150,7 +150,10 @@ class _Dispatcher:
     def pump(self, page_room: int) -> int:
         """Start queued requests while limits allow; returns how many pages were started."""
         started_pages = 0
-        for host, (pages, feeds) in list(self.queues.items()):
+        emptied = []
+        for host, (pages, feeds) in self.queues.items():
+            if len(self.hosts) >= self.total:
+                break  # every slot taken: the hosts further on wait their turn unvisited
             while len(self.hosts) < self.total and self.in_flight.get(host, 0) < self.per_host:
                 if pages and started_pages < page_room:
                     fn, future = pages.popleft()
@@ -163,7 +166,9 @@ class _Dispatcher:
                 self.hosts[future] = host
                 self.pool.submit(_run_into, fn, future)
             if not pages and not feeds:
-                del self.queues[host]
+                emptied.append(host)
+        for host in emptied:
+            del self.queues[host]
         return started_pages
 
     def release(self, future: Future[Any]) -> None:
