@@ -266,6 +266,8 @@ class _GuardedTransport(httpx.HTTPTransport):
         self._pool = httpcore.ConnectionPool(
             ssl_context=context,
             max_connections=connections,
+            # never fewer: httpcore closes idle connections beyond this limit, even one just
+            # handed to a waiting request (encode/httpcore#1110, docs/fetching.md)
             max_keepalive_connections=connections,
             keepalive_expiry=30.0,
             network_backend=backend,
