@@ -230,8 +230,7 @@ class Poller:
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._pages = 0
         self._in_flight: dict[str, tuple[_FeedWork, _ItemWork]] = {}  # page URL -> its fetcher
-        self._unchanged: list[Unchanged] = []  # 304s not written yet
-        self._unchanged_work: list[_FeedWork] = []
+        self._unchanged: list[tuple[_FeedWork, float]] = []  # 304s not written yet, timed
         self._unchanged_since = 0.0
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
         try:
@@ -305,8 +304,7 @@ class Poller:
         if parsed is None:
             if not self._unchanged:
                 self._unchanged_since = time.monotonic()
-            self._unchanged.append(Unchanged(work.state, work.interval, self._elapsed(work)))
-            self._unchanged_work.append(work)
+            self._unchanged.append((work, self._elapsed(work)))
             return
         work.warnings = parsed.warnings
         self._plan_items(work, parsed.items)
@@ -462,17 +460,17 @@ class Poller:
 
     def _write_unchanged(self) -> None:
         """Record the 304s received so far, in one transaction, and report each feed."""
-        answers, works = self._unchanged, self._unchanged_work
-        self._unchanged, self._unchanged_work = [], []
+        batch, self._unchanged = self._unchanged, []
+        answers = [Unchanged(work.state, work.interval, duration) for work, duration in batch]
         error = None
         try:
             record_not_modified(self.store, answers, self.clock())
         except StoreError as exc:
             error = f"not stored: {exc}"
-        for answer, work in zip(answers, works, strict=True):
+        for work, duration in batch:
             status = "failed" if error else "not_modified"
             report = FeedReport(work.state.name, status, error)
-            self._report(work, report, error is None, duration=answer.duration)
+            self._report(work, report, error is None, duration=duration)
 
     def _finish(
         self,
