@@ -153,9 +153,9 @@ def _run_feedparser(content: bytes, headers: Mapping[str, str], url: str) -> Any
 
 def _check_feed(result: Any, content: bytes, usable: bool) -> list[str]:
     """Raise ParseError for what is not a feed; warnings for a feed read despite errors."""
-    version = result.get("version") or ""
-    import feedparser
+    import feedparser  # already imported by _run_feedparser, which made result
 
+    version = result.get("version") or ""
     problem = result.get("bozo_exception") if result.get("bozo") else None
     benign = isinstance(problem, feedparser.ThingsNobodyCaresAboutButMe)
     if not version and not result.entries:
