@@ -1,13 +1,15 @@
 """The parts a command needs, built from Settings on first use and closed together.
 
-Commands that only read the database never import the HTTP client or the extractor; a poll
-with nothing new to extract never starts an extraction process.
+Commands that only read the database never import the HTTP client or the extractor. A poll
+builds the feed parser, the extraction pool and the compiled watchlists when its first feed
+body arrives: a poll in which every feed is unchanged never imports or starts them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 from monitor.config import Settings
 from monitor.errors import ConfigErrors
 from monitor.logs import event, get_logger
+from monitor.models import Document, Extracted, MatchResult, ParsedFeed
 from monitor.pipeline import CycleReport, FeedReport, Poller, utcnow
 from monitor.store import FeedState, Store
 
@@ -109,7 +112,6 @@ class Runtime:
     ) -> CycleReport:
         """One poll cycle over these feeds."""
         from monitor.fetch import is_html
-        from monitor.parse import parse_feed
 
         intervals = {f.name: f.interval for f in self.settings.feeds}
         immediate = frozenset(w.name for w in self.watchlists if w.alert == "immediate")
@@ -133,9 +135,9 @@ class Runtime:
         poller = Poller(
             store=self.store,
             fetcher=self.fetcher,
-            extractor=self.extractor,
-            matcher=self.matcher,
-            parse=parse_feed,
+            extractor=_WhenNeeded(self),
+            matcher=_WhenNeeded(self),
+            parse=_parse_feed,
             is_html=is_html,
             stories=self.stories,
             immediate=immediate,
@@ -189,3 +191,25 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _WhenNeeded:
+    """The runtime's extraction pool and compiled watchlists, built on their first use."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def submit(self, url: str, content: bytes, headers: Mapping[str, str]) -> Future[Extracted]:
+        return self._runtime.extractor.submit(url, content, headers)
+
+    def match(self, doc: Document, feed: str | None = None) -> list[MatchResult]:
+        return self._runtime.matcher.match(doc, feed)
+
+
+def _parse_feed(
+    content: bytes, headers: Mapping[str, str], url: str, now: datetime, limit: int
+) -> ParsedFeed:
+    """monitor.parse.parse_feed, imported with the first feed body to parse."""
+    from monitor.parse import parse_feed
+
+    return parse_feed(content, headers, url, now, limit)

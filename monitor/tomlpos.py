@@ -12,6 +12,7 @@ import bisect
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,34 @@ class Positions:
     def __init__(self, source: str, file: str) -> None:
         self.source = source
         self.file = file
-        self._line_starts = [0] + [m.end() for m in re.finditer(r"\n", source)]
-        self.keys: dict[KeyPath, int] = {}
-        self.values: dict[KeyPath, int] = {}
-        self.strings: dict[KeyPath, StringSpan] = {}
+
+    # The source is lexed on the first lookup, not when it is parsed: lexing costs as much as
+    # parsing, and a file with nothing wrong in it is never asked where anything is.
+
+    @cached_property
+    def _found(self) -> _Lexer:
+        lexer = _Lexer(self.source)
+        lexer.run()
+        return lexer
+
+    @cached_property
+    def _line_starts(self) -> list[int]:
+        return [0] + [m.end() for m in re.finditer(r"\n", self.source)]
+
+    @property
+    def keys(self) -> dict[KeyPath, int]:
+        """Where each key starts: table headers, keys of key/value pairs."""
+        return self._found.keys
+
+    @property
+    def values(self) -> dict[KeyPath, int]:
+        """Where each value starts, array items included."""
+        return self._found.values
+
+    @property
+    def strings(self) -> dict[KeyPath, StringSpan]:
+        """Where each string value's content lies."""
+        return self._found.strings
 
     def line_col(self, index: int) -> tuple[int, int]:
         """1-based line and column of a character index."""
@@ -98,11 +123,13 @@ def _raw_index(source: str, span: StringSpan, offset: int) -> int:
 class _Lexer:
     """Walks valid TOML, recording where keys and values start."""
 
-    def __init__(self, pos: Positions) -> None:
-        self.src = pos.source
-        self.pos = pos
+    def __init__(self, source: str) -> None:
+        self.src = source
         self.i = 0
         self.aot_counts: dict[KeyPath, int] = {}
+        self.keys: dict[KeyPath, int] = {}
+        self.values: dict[KeyPath, int] = {}
+        self.strings: dict[KeyPath, StringSpan] = {}
 
     def run(self) -> None:
         current: KeyPath = ()
@@ -116,14 +143,14 @@ class _Lexer:
                 key = self.resolve(self.read_key())
                 self.aot_counts[key] = self.aot_counts.get(key, -1) + 1
                 current = (*key, self.aot_counts[key])
-                self.pos.keys.setdefault(key, start)
-                self.pos.keys[current] = start
+                self.keys.setdefault(key, start)
+                self.keys[current] = start
                 self.i = self.src.index("]]", self.i) + 2
             elif self.src[self.i] == "[":
                 self.i += 1
                 start = self.i
                 current = self.resolve(self.read_key())
-                self.pos.keys[current] = start
+                self.keys[current] = start
                 self.i = self.src.index("]", self.i) + 1
             else:
                 self.keyval(current)
@@ -172,17 +199,17 @@ class _Lexer:
     def keyval(self, prefix: KeyPath) -> None:
         start = self.i
         path = (*prefix, *self.read_key())
-        self.pos.keys[path] = start
+        self.keys[path] = start
         self.skip_blank(newlines=False)
         self.i += 1  # '='
         self.skip_blank(newlines=False)
         self.value(path)
 
     def value(self, path: KeyPath) -> None:
-        self.pos.values[path] = self.i
+        self.values[path] = self.i
         c = self.src[self.i]
         if c in "\"'":
-            self.pos.strings[path] = self.read_string()
+            self.strings[path] = self.read_string()
         elif c == "[":
             self.array(path)
         elif c == "{":
@@ -262,9 +289,7 @@ def loads_toml(source: str, file: str) -> tuple[dict[str, Any], Positions]:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(exc, source, file) from exc
-    positions = Positions(source, file)
-    _Lexer(positions).run()
-    return data, positions
+    return data, Positions(source, file)
 
 
 def _syntax_error(exc: tomllib.TOMLDecodeError, source: str, file: str) -> ConfigError:

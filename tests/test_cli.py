@@ -222,6 +222,27 @@ def test_a_missing_config_is_one_line(
     assert not (tmp_path / "monitor.db").exists()
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--config", "nowhere.toml", "poll"]])
+def test_the_command_freezes_the_collector_before_the_process_ends(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Ending well or with an error, the command hands the interpreter's teardown objects the
+    cyclic collector will skip (it would walk every module's objects again and again), and
+    atexit handlers still run after it."""
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "from monitor.cli import main\n"
+        f"sys.argv = ['monitor', *{args!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip().splitlines()[-1] == "frozen at exit: True", done.stderr
+    assert done.returncode == (0 if args == ["--help"] else 2)
+
+
 # -- every error a user can cause: one line, where, what to do -----------------------------------
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.errors import ConfigErrors
+from monitor.tomlpos import loads_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,3 +118,16 @@ def test_opml_feeds(tmp_path: Path) -> None:
     )
     settings = load_settings(write(tmp_path, 'opml = "feeds.opml"\n'))
     assert [(f.name, f.url) for f in settings.feeds] == [("Met feed", "https://x.example/met.xml")]
+
+
+def test_a_file_is_lexed_for_positions_only_when_one_is_asked_for() -> None:
+    """Finding where every key and value is costs as much as parsing the file, and a file with
+    nothing wrong in it never needs it; the first question finds them all, correctly."""
+    source = 'a = 1\n[t]\nb = "x\\u00e9y"\n[[f]]\nc = 2\n[[f]]\nc = 3\n'
+    data, positions = loads_toml(source, "f.toml")
+    assert data == {"a": 1, "t": {"b": "x\u00e9y"}, "f": [{"c": 2}, {"c": 3}]}
+    assert "_found" not in vars(positions)
+    assert str(positions.location(("f", 1, "c"))) == "f.toml:7"
+    assert "_found" in vars(positions)
+    assert str(positions.location(("t",), key=True)) == "f.toml:2"
+    assert str(positions.location_in_string(("t", "b"), 2)) == "f.toml:3:13"  # after the escape
