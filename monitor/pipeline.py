@@ -129,64 +129,113 @@ class _FeedWork:
 class _Dispatcher:
     """Runs requests on a thread pool within `total` and `per_host` limits, pages first.
 
-    Only the event loop's thread touches the counters: a request's slot is released when the
-    loop handles its completed future.
+    The event loop queues requests and pumps: it starts pages (as many as the loop has room
+    for) before feeds. A pool thread that finishes a request frees its slot itself and, when
+    no page is waiting, goes straight on to the next feed whose host has room: a slot does
+    not sit empty until the loop gets round to it (at a thousand unchanged feeds, 2 to 3 of
+    32 slots were empty on average). Every count is kept under one lock.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor, total: int, per_host: int) -> None:
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        total: int,
+        per_host: int,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.pool, self.total, self.per_host = pool, total, per_host
+        self.stop = stop or threading.Event()
         self.queues: dict[str, tuple[deque[Any], deque[Any]]] = {}
         self.in_flight: dict[str, int] = {}
         self.hosts: dict[Future[Any], str] = {}
+        self._pages_queued = 0
+        self._lock = threading.Lock()
 
     def queue(self, url: str, fn: Callable[[], Any], *, page: bool) -> Future[Any]:
         """Queue fn as a request to url's host; its future completes when it has run."""
         host = urlsplit(url).hostname or ""
         future: Future[Any] = Future()
-        pages, feeds = self.queues.setdefault(host, (deque(), deque()))
-        (pages if page else feeds).append((fn, future))
+        with self._lock:
+            pages, feeds = self.queues.setdefault(host, (deque(), deque()))
+            (pages if page else feeds).append((fn, future))
+            self._pages_queued += page
         return future
 
     def pump(self, page_room: int) -> int:
         """Start queued requests while limits allow; returns how many pages were started."""
         started_pages = 0
         emptied = []
-        for host, (pages, feeds) in self.queues.items():
-            if len(self.hosts) >= self.total:
-                break  # every slot taken: the hosts further on wait their turn unvisited
-            while len(self.hosts) < self.total and self.in_flight.get(host, 0) < self.per_host:
-                if pages and started_pages < page_room:
-                    fn, future = pages.popleft()
-                    started_pages += 1
-                elif feeds:
-                    fn, future = feeds.popleft()
-                else:
-                    break
-                self.in_flight[host] = self.in_flight.get(host, 0) + 1
-                self.hosts[future] = host
-                self.pool.submit(_run_into, fn, future)
-            if not pages and not feeds:
-                emptied.append(host)
-        for host in emptied:
-            del self.queues[host]
+        with self._lock:
+            for host, (pages, feeds) in self.queues.items():
+                if len(self.hosts) >= self.total:
+                    break  # every slot taken: the hosts further on wait their turn unvisited
+                while len(self.hosts) < self.total and self.in_flight.get(host, 0) < self.per_host:
+                    if pages and started_pages < page_room:
+                        fn, future = pages.popleft()
+                        started_pages += 1
+                        self._pages_queued -= 1
+                    elif feeds:
+                        fn, future = feeds.popleft()
+                    else:
+                        break
+                    self._take(host, future)
+                    self.pool.submit(self._run, fn, future)
+                if not pages and not feeds:
+                    emptied.append(host)
+            for host in emptied:
+                del self.queues[host]
         return started_pages
 
     def release(self, future: Future[Any]) -> None:
-        """Free the slot of a finished request (a no-op for other futures)."""
-        host = self.hosts.pop(future, None)
-        if host is not None:
-            self.in_flight[host] -= 1
+        """Free the slot of a finished request (a no-op for other futures, and the second
+        time: the thread that ran the request has usually freed it already)."""
+        with self._lock:
+            self._release(future)
 
     @property
     def queued(self) -> bool:
         return bool(self.queues)
 
+    def _take(self, host: str, future: Future[Any]) -> None:
+        self.in_flight[host] = self.in_flight.get(host, 0) + 1
+        self.hosts[future] = host
 
-def _run_into(fn: Callable[[], Any], future: Future[Any]) -> None:
-    try:
-        future.set_result(fn())
-    except BaseException as exc:  # delivered to the event loop, which decides
-        future.set_exception(exc)
+    def _release(self, future: Future[Any]) -> None:
+        host = self.hosts.pop(future, None)
+        if host is not None:
+            self.in_flight[host] -= 1
+
+    def _run(self, fn: Callable[[], Any], future: Future[Any]) -> None:
+        """On a pool thread: run requests until there is no feed this thread may start."""
+        while True:
+            try:
+                outcome, failed = fn(), False
+            except BaseException as exc:  # delivered to the event loop, which decides
+                outcome, failed = exc, True
+            with self._lock:
+                self._release(future)
+                following = self._next_feed()
+            if failed:
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+            if following is None:
+                return
+            fn, future = following
+
+    def _next_feed(self) -> tuple[Callable[[], Any], Future[Any]] | None:
+        """A queued feed to start now, its slot taken; None when a page waits (the event loop
+        starts pages, within its room for them), when stopping, or when no host has room."""
+        if self._pages_queued or self.stop.is_set() or len(self.hosts) >= self.total:
+            return None
+        for host, (pages, feeds) in self.queues.items():
+            if feeds and self.in_flight.get(host, 0) < self.per_host:
+                fn, future = feeds.popleft()
+                if not feeds and not pages:
+                    del self.queues[host]
+                self._take(host, future)
+                return fn, future
+        return None
 
 
 class Poller:
@@ -234,7 +283,7 @@ class Poller:
         self._unchanged_since = 0.0
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
         try:
-            self._dispatch = _Dispatcher(pool, self.concurrency, self.per_host)
+            self._dispatch = _Dispatcher(pool, self.concurrency, self.per_host, self._stop)
             for state, interval in feeds:
                 work = _FeedWork(state, interval, time.monotonic())
                 self._watch(

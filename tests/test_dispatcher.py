@@ -1,11 +1,15 @@
 """The poller's dispatcher alone: limits overall and per host, pages before feeds, every
-request started once. A stand-in pool records what is started instead of running it."""
+request started once. A stand-in pool records what is started instead of running it; a real
+one shows pool threads going on from one feed to the next by themselves."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any
 
 from monitor.pipeline import _Dispatcher
@@ -82,3 +86,41 @@ def test_once_every_slot_is_taken_nothing_more_starts_and_no_host_is_visited() -
     d.release(futures[0])  # a second release of the same future frees nothing more
     d.pump(0)
     assert pool.started == futures[:3]
+
+
+def test_a_pool_thread_goes_on_to_the_next_feed_without_waiting_for_the_loop() -> None:
+    """Pumped once, a slot works through every queued feed by itself, within the limits."""
+    order: list[int] = []
+    with ThreadPoolExecutor(2) as pool:
+        d = _Dispatcher(pool, total=2, per_host=1)
+        futures = [
+            d.queue(f"https://{'ab'[i % 2]}.example/feed{i}", partial(order.append, i), page=False)
+            for i in range(10)
+        ]
+        d.pump(0)  # the only pump: nothing else starts requests
+        wait(futures, timeout=10)
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert sorted(order) == list(range(10))
+    assert not d.queued and not d.hosts and set(d.in_flight.values()) == {0}
+
+
+def test_a_pool_thread_leaves_waiting_pages_to_the_loop_and_stops_when_told() -> None:
+    """A page waiting anywhere means the loop chooses what starts next (pages first, within
+    its room); once stopping, a finished request starts nothing more."""
+    for stop in (False, True):
+        with ThreadPoolExecutor(1) as pool:
+            d = _Dispatcher(pool, total=1, per_host=1, stop=threading.Event())
+            gate = threading.Event()
+            first = d.queue("https://a.example/feed0", gate.wait, page=False)
+            d.pump(0)
+            feed = d.queue("https://a.example/feed1", lambda: None, page=False)
+            if stop:
+                d.stop.set()
+            else:
+                d.queue("https://a.example/page", lambda: None, page=True)
+            gate.set()
+            first.result(timeout=10)
+            time.sleep(0.05)  # time enough to start the next feed, if it wrongly would
+            assert not feed.done() and not d.hosts  # the slot is free, the feed still queued
+            if not stop:
+                assert d.pump(page_room=1) == 1  # the loop starts the page first
