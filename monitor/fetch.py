@@ -15,8 +15,6 @@ import email.utils
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from types import TracebackType
@@ -86,10 +84,13 @@ class Fetcher:
         current, permanent = url, True
         for hops in range(MAX_REDIRECTS + 1):
             host = urlsplit(current).hostname or ""
-            with self._slots.hold(host):
+            self._slots.take(host)
+            try:
                 # The deadline starts when the first request may go out, not while queued.
                 deadline = deadline or time.monotonic() + self.settings.timeout
-                answer = self._request(current, headers, deadline)
+                answer = self._request(current, host or current, headers, deadline)
+            finally:
+                self._slots.give_back(host)
             if answer.status not in REDIRECT_STATUSES:
                 moved = current if permanent and hops else None
                 elapsed = time.monotonic() - started
@@ -115,8 +116,7 @@ class Fetcher:
     ) -> None:
         self.close()
 
-    def _request(self, url: str, headers: dict[str, str], deadline: float) -> _Answer:
-        host = urlsplit(url).hostname or url
+    def _request(self, url: str, host: str, headers: dict[str, str], deadline: float) -> _Answer:
         try:
             request = httpx.Request(
                 "GET",
@@ -235,24 +235,23 @@ class _Slots:
         self._hosts: dict[str, int] = {}
         self._cond = threading.Condition()
 
-    @contextmanager
-    def hold(self, host: str) -> Iterator[None]:
-        """Wait for a free slot for host, hold it for the block."""
+    def take(self, host: str) -> None:
+        """Wait for a free slot for host and take it; give it back with give_back(host)."""
+        hosts = self._hosts
         with self._cond:
-            self._cond.wait_for(
-                lambda: self._busy < self._total and self._hosts.get(host, 0) < self._per_host
-            )
+            while self._busy >= self._total or hosts.get(host, 0) >= self._per_host:
+                self._cond.wait()
             self._busy += 1
-            self._hosts[host] = self._hosts.get(host, 0) + 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._busy -= 1
-                self._hosts[host] -= 1
-                if not self._hosts[host]:
-                    del self._hosts[host]
-                self._cond.notify_all()
+            hosts[host] = hosts.get(host, 0) + 1
+
+    def give_back(self, host: str) -> None:
+        """Free a slot taken for host."""
+        with self._cond:
+            self._busy -= 1
+            self._hosts[host] -= 1
+            if not self._hosts[host]:
+                del self._hosts[host]
+            self._cond.notify_all()
 
 
 class _GuardedTransport(httpx.HTTPTransport):

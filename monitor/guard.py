@@ -14,13 +14,13 @@ the deadline of the request running on the calling thread (see deadline_scope).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,18 +85,27 @@ class AddressPolicy:
 
     def refusal(self, address: str) -> str | None:
         """None when address may be connected to, else a short reason it may not."""
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return "not an IP address"
-        if self.allow_private_networks:
-            return None
-        plain = _embedded_ipv4(ip) or ip
-        if any(ip in net or plain in net for net in self.allow_addresses):
-            return None
-        return classify_address(ip)
+        return _refusal(self, address)
 
 
+# Every request asks both questions below, almost always about addresses asked about before.
+
+
+@functools.lru_cache(maxsize=4096)
+def _refusal(policy: AddressPolicy, address: str) -> str | None:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "not an IP address"
+    if policy.allow_private_networks:
+        return None
+    plain = _embedded_ipv4(ip) or ip
+    if any(ip in net or plain in net for net in policy.allow_addresses):
+        return None
+    return classify_address(ip)
+
+
+@functools.lru_cache(maxsize=4096)
 def address_literal(host: str) -> str | None:
     """host in the normal spelling of an IP address, when it is one; else None."""
     try:
@@ -154,15 +163,20 @@ def resolve_by_deadline(
 # -- the request deadline -----------------------------------------------------------------------
 
 
-@contextmanager
-def deadline_scope(deadline: float) -> Iterator[None]:
+class deadline_scope:  # used like a function, as contextlib's helpers are
     """Socket operations on this thread give up at deadline (a time.monotonic() value)."""
-    previous = getattr(_local, "deadline", None)
-    _local.deadline = deadline
-    try:
-        yield
-    finally:
-        _local.deadline = previous
+
+    __slots__ = ("_deadline", "_previous")
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __enter__(self) -> None:
+        self._previous = getattr(_local, "deadline", None)
+        _local.deadline = self._deadline
+
+    def __exit__(self, *exc: object) -> None:
+        _local.deadline = self._previous
 
 
 def clamp_timeout(timeout: float | None) -> float | None:
