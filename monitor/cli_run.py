@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from monitor.cli import cli, config_option, settings
-from monitor.outbox import (
-    ARCHIVE_ONLY,
-    Outcome,
-    deliver_pending,
-    make_digest,
-    plan_routes,
-    release_held,
-)
 from monitor.pipeline import utcnow
 from monitor.runtime import Runtime
+
+if TYPE_CHECKING:
+    from monitor.outbox import Outcome
 
 
 @cli.command()
@@ -38,6 +34,9 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def digest(ctx: click.Context, dry_run: bool) -> None:
     """Render the digest of all hits not yet in a digest, archive it, email it, mark them sent."""
+    # imported here, as each command's own parts are: every other command starts without them
+    from monitor.outbox import ARCHIVE_ONLY, deliver_pending, make_digest, plan_routes, release_held
+
     s = settings(ctx)
     now = utcnow()
     day = now.astimezone(s.monitor.timezone).date()

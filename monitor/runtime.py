@@ -158,11 +158,11 @@ class Runtime:
     def send_alerts(self) -> list[Outcome]:
         """Alert the hits owed by immediate watchlists (this cycle's, and any that a crash or
         an earlier command left behind), then try to send them."""
-        from monitor.outbox import deliver_pending, make_alerts, plan_routes
-
         immediate = [(w.name, w.recipients) for w in self.watchlists if w.alert == "immediate"]
         if not immediate:
             return []
+        from monitor.outbox import deliver_pending, make_alerts, plan_routes
+
         made = make_alerts(
             self.store, self.settings, plan_routes(self.settings, immediate), self.clock()
         )

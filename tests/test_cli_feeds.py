@@ -313,7 +313,8 @@ def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
 ) -> None:
     """A steady-state poll reads no feed body, so it does not pay for importing the feed
     parser, the extraction pool or the matcher: start-up is most of such a poll's time. Nor
-    does any poll import httpx's command-line client, which would bring rich and pygments."""
+    does any poll import httpx's command-line client, which would bring rich and pygments, or
+    the mail outbox when no watchlist alerts at once."""
     feed_url = add_outlet(site, "Borough Bugle", [one_article()], prefix="/bugle")
     config = write_config(tmp_path, [("Borough Bugle", feed_url)])
     code = (
@@ -325,7 +326,7 @@ def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
         "except SystemExit:\n"
         "    pass\n"
         "heavy = ('feedparser', 'monitor.parse', 'monitor.workers', 'monitor.match',"
-        " 'trafilatura', 'rich', 'pygments')\n"
+        " 'monitor.outbox', 'trafilatura', 'rich', 'pygments')\n"
         "print('imported:', *(m for m in heavy if m in sys.modules))\n"
     )
     root = Path(__file__).resolve().parent.parent
