@@ -187,8 +187,10 @@ class _Dispatcher:
         return started_pages
 
     def release(self, future: Future[Any]) -> None:
-        """Free the slot of a finished request (a no-op for other futures, and the second
-        time: the thread that ran the request has usually freed it already)."""
+        """Free the slot of a finished request; a no-op for other futures and the second time.
+        The pool thread that ran the request frees it before setting the result, so by the
+        time the event loop sees the future this frees nothing; it stays for any other way of
+        running the requests (the tests' recording pool runs none)."""
         with self._lock:
             self._release(future)
 
