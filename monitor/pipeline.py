@@ -187,10 +187,9 @@ class _Dispatcher:
         return started_pages
 
     def release(self, future: Future[Any]) -> None:
-        """Free the slot of a finished request; a no-op for other futures and the second time.
-        The pool thread that ran the request frees it before setting the result, so by the
-        time the event loop sees the future this frees nothing; it stays for any other way of
-        running the requests (the tests' recording pool runs none)."""
+        """Free the slot of a request that finished without _run, which frees its own before
+        setting the result (the tests' recording pool runs nothing); a no-op for other
+        futures and the second time."""
         with self._lock:
             self._release(future)
 
@@ -318,8 +317,7 @@ class Poller:
                 continue
             for _ in range(self._done.qsize()):  # what is done by now, then start requests
                 done.append(self._done.get_nowait())
-            for future in done:
-                self._dispatch.release(future)
+            for future in done:  # their slots are free already: see _Dispatcher._run
                 self._pending.pop(future)(future)
             if self._unchanged and (
                 len(self._unchanged) >= UNCHANGED_BATCH
