@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from datetime import UTC
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 
+import certifi
 import httpcore
 import httpx
 
@@ -53,7 +55,14 @@ _DROPPED_HEADERS = ("content-encoding", "content-length")  # they describe the r
 class Fetcher:
     """Fetches URLs for many threads at once, within [fetch]'s limits and guard."""
 
-    def __init__(self, settings: FetchSettings, *, resolve: Resolver = resolve_host) -> None:
+    def __init__(
+        self,
+        settings: FetchSettings,
+        *,
+        resolve: Resolver = resolve_host,
+        ca_file: str | None = None,
+    ) -> None:
+        """ca_file: the certificates trusted for https (PEM); certifi's bundle, as httpx's."""
         self.settings = settings
         self._slots = _Slots(settings.concurrency, settings.per_host)
         backend = GuardedBackend(AddressPolicy.from_settings(settings), resolve)
@@ -61,7 +70,9 @@ class Fetcher:
         # and headers, cookies, auth, redirects, proxies from the environment) is all turned
         # off here, yet cost about a seventh of the CPU of each request (docs/fetching.md).
         # No cookie is kept or sent: one feed's cookies are no business of another request.
-        self._transport = _GuardedTransport(backend, settings.concurrency)
+        self._transport = _GuardedTransport(
+            backend, settings.concurrency, TrustStore(ca_file or certifi.where())
+        )
         self._headers = {
             "Accept": "*/*",
             "Accept-Encoding": ACCEPT_ENCODING,
@@ -102,7 +113,7 @@ class Fetcher:
         raise FetchError(f"more than {MAX_REDIRECTS} redirects from {url}")
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (once the CA certificates are read)."""
         self._transport.close()
 
     def __enter__(self) -> Fetcher:
@@ -254,11 +265,53 @@ class _Slots:
             self._cond.notify_all()
 
 
+class TrustStore:
+    """The TLS context of every https request, its CA certificates read on a thread.
+
+    Reading certifi's bundle takes about 30 ms, as long as everything else a poll does
+    before its first request. OpenSSL lets go of the GIL while it reads, so the file is read
+    beside the rest of start-up, and an https request waits for it (`wait()`); a plain http
+    request never does.
+    """
+
+    def __init__(self, ca_file: str) -> None:
+        # what ssl.create_default_context(cafile=...) makes, as httpx does, minus the read;
+        # the certificates are in it once wait() has returned
+        self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.ssl_context.verify_mode = ssl.CERT_REQUIRED
+        self.ssl_context.check_hostname = True
+        self._ca_file = ca_file
+        self._error: str | None = None
+        # not a daemon: the interpreter must not tear down while OpenSSL still reads
+        self._reader = threading.Thread(target=self._read, name="ca-certificates")
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            self.ssl_context.load_verify_locations(cafile=self._ca_file)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self._error = f"cannot read the CA certificates in {self._ca_file}: {exc}"
+
+    def wait(self) -> None:
+        """Return once the certificates are read; FetchError when they cannot be."""
+        self._reader.join()
+        if self._error is not None:
+            raise FetchError(self._error)
+
+    def close(self) -> None:
+        """Let the reading end: a process that exits while OpenSSL reads can crash."""
+        self._reader.join()
+
+
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport, over a connection pool that connects through the guard."""
 
-    def __init__(self, backend: httpcore.NetworkBackend, connections: int) -> None:
-        context = httpx.create_ssl_context(trust_env=False)
+    def __init__(
+        self, backend: httpcore.NetworkBackend, connections: int, trust: TrustStore
+    ) -> None:
+        self._trust = trust
+        # complete before any https request uses it: handle_request waits for it
+        context = trust.ssl_context
         super().__init__(verify=context, trust_env=False)
         # httpx gives no way to choose the pool's network backend, so the pool is replaced
         # by one with the same settings and the guarded backend (httpx 0.28, httpcore 1.0).
@@ -271,3 +324,13 @@ class _GuardedTransport(httpx.HTTPTransport):
             keepalive_expiry=30.0,
             network_backend=backend,
         )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send one request; an https one once the CA certificates are read."""
+        if request.url.scheme == "https":
+            self._trust.wait()
+        return super().handle_request(request)
+
+    def close(self) -> None:
+        super().close()
+        self._trust.close()

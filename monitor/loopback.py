@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ssl
 
 
 @dataclass
@@ -46,7 +49,14 @@ Handler = Callable[[Request], Response]
 class LoopbackSite:
     """A threaded HTTP/1.1 server bound to a loopback address; use as a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """tls: a server context (certificate loaded) to serve https instead of http."""
         self.host = host
         self.latency = latency
         self.routes: dict[str, Response | Handler] = {}
@@ -54,6 +64,13 @@ class LoopbackSite:
         self._lock = threading.Lock()
         self._server = _QuietServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            # the handshake happens in the connection's own thread, not in the accept loop
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
@@ -62,7 +79,7 @@ class LoopbackSite:
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -105,12 +122,14 @@ class LoopbackSite:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A client that gives up mid-answer (a deadline, a refused body) is expected here."""
+    """A client that gives up mid-answer (a deadline, a refused body) or refuses the
+    certificate is expected here."""
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        import ssl
         import sys
 
-        if not isinstance(sys.exc_info()[1], ConnectionError):
+        if not isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError):
             super().handle_error(request, client_address)
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import ipaddress
+import os
 import socket
+import ssl
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -12,7 +17,9 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
+from pathlib import Path
 
+import certifi
 import pytest
 
 from monitor.config import FetchSettings
@@ -24,7 +31,14 @@ from monitor.errors import (
     HTTPStatusError,
     ResponseTooLarge,
 )
-from monitor.fetch import RETRY_AFTER_CAP, Fetcher, is_html, parse_retry_after, redirect_target
+from monitor.fetch import (
+    RETRY_AFTER_CAP,
+    Fetcher,
+    TrustStore,
+    is_html,
+    parse_retry_after,
+    redirect_target,
+)
 from monitor.loopback import LoopbackSite, Request, Response
 from monitor.models import Fetched
 
@@ -277,6 +291,100 @@ class socket_on_closed_port:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+
+# -- https ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_site(certificate: tuple[Path, Path]) -> Iterator[LoopbackSite]:
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with LoopbackSite(tls=context) as s:
+        s.add("/page", PAGE)
+        yield s
+
+
+def test_https_with_a_trusted_certificate(
+    tls_site: LoopbackSite, certificate: tuple[Path, Path]
+) -> None:
+    with Fetcher(settings(), ca_file=str(certificate[0])) as fetcher:
+        fetched = fetcher.fetch(tls_site.url("/page"))
+    assert tls_site.url("/page").startswith("https://")
+    assert fetched.status == 200 and b"two officers" in fetched.content
+
+
+def test_https_with_an_untrusted_certificate_is_refused(
+    tls_site: LoopbackSite, fetcher: Fetcher
+) -> None:
+    tls_site.requests.clear()
+    with pytest.raises(FetchError, match="certificate verify failed") as caught:
+        fetcher.fetch(tls_site.url("/page"))
+    assert "\n" not in str(caught.value)
+    assert tls_site.requests == []  # the handshake failed: no request was sent
+
+
+def test_the_tls_context_is_the_one_httpx_would_make() -> None:
+    made = TrustStore(certifi.where())
+    made.wait()
+    ours, reference = made.ssl_context, ssl.create_default_context(cafile=certifi.where())
+    for name in ("protocol", "verify_mode", "check_hostname", "options", "verify_flags"):
+        assert getattr(ours, name) == getattr(reference, name), name
+    assert (ours.minimum_version, ours.maximum_version) == (
+        reference.minimum_version,
+        reference.maximum_version,
+    )
+    assert ours.cert_store_stats() == reference.cert_store_stats()
+    assert ours.cert_store_stats()["x509_ca"] > 50
+
+
+def test_certificates_are_read_beside_start_up_and_https_waits_for_them(
+    site: LoopbackSite, tls_site: LoopbackSite, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # A named pipe stands for a CA file still being read: reading it blocks until written.
+    pipe = tmp_path / "ca.pem"
+    os.mkfifo(pipe)
+    pool = ThreadPoolExecutor(2)
+    made = pool.submit(Fetcher, settings(), ca_file=str(pipe))
+    try:
+        fetcher = made.result(timeout=10)  # construction does not wait for the file
+        assert fetcher.fetch(site.url("/page")).status == 200  # nor does plain http
+        secure = pool.submit(fetcher.fetch, tls_site.url("/page"))
+        time.sleep(0.3)
+        assert not secure.done()  # https waits for the certificates
+        pipe.write_bytes(certificate[0].read_bytes())
+        assert secure.result(timeout=10).status == 200
+        fetcher.close()
+    finally:
+        with contextlib.suppress(OSError):  # a reader still waiting gets an empty file
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        pool.shutdown()
+
+
+def test_a_process_may_exit_while_the_certificates_are_read() -> None:
+    """Exiting as the Fetcher is made (no feed due) must not crash the interpreter, which
+    it did while OpenSSL still read on a daemon thread; `monitor` freezes the collector."""
+    code = (
+        "import gc\n"
+        "from monitor.config import FetchSettings\n"
+        "from monitor.fetch import Fetcher\n"
+        "fetcher = Fetcher(FetchSettings())\n"
+        "gc.freeze()\n"
+    )
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_unreadable_ca_file_fails_https_requests_only(
+    site: LoopbackSite, tls_site: LoopbackSite, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-file.pem"
+    with Fetcher(settings(), ca_file=str(missing)) as fetcher:
+        assert fetcher.fetch(site.url("/page")).status == 200
+        with pytest.raises(FetchError, match=r"cannot read the CA certificates in .*no-such-file"):
+            fetcher.fetch(tls_site.url("/page"))
 
 
 # -- caps and deadline -----------------------------------------------------------------------------
