@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Row, repeat
+from monitor.schema import STORY_SCHEMA
 from monitor.store import CACHE_SIZE as STORE_CACHE_SIZE
 from monitor.stories import compare_profiles, count_documents, profile_article, story_features
-from monitor.storyindex import STORY_SCHEMA, StoryIndex
+from monitor.storyindex import StoryIndex
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "stories"
 SEED = 20260316

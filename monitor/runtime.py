@@ -1,8 +1,9 @@
 """The parts a command needs, built from Settings on first use and closed together.
 
 Commands that only read the database never import the HTTP client or the extractor. A poll
-builds the feed parser, the extraction pool and the compiled watchlists when its first feed
-body arrives: a poll in which every feed is unchanged never imports or starts them.
+builds the feed parser, the extraction pool, the compiled watchlists and the story index when
+its first feed body arrives: a poll in which every feed is unchanged never imports or starts
+them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from monitor.config import Settings
 from monitor.errors import ConfigErrors
 from monitor.logs import event, get_logger
-from monitor.models import Document, Extracted, MatchResult, ParsedFeed
+from monitor.models import Document, Extracted, MatchResult, ParsedFeed, TextFeatures
 from monitor.pipeline import CycleReport, FeedReport, Poller, utcnow
 from monitor.store import FeedState, Store
 
@@ -115,6 +116,7 @@ class Runtime:
 
         intervals = {f.name: f.interval for f in self.settings.feeds}
         immediate = frozenset(w.name for w in self.watchlists if w.alert == "immediate")
+        parts = _WhenNeeded(self)
 
         def report(feed: FeedReport) -> None:
             event(
@@ -135,11 +137,11 @@ class Runtime:
         poller = Poller(
             store=self.store,
             fetcher=self.fetcher,
-            extractor=_WhenNeeded(self),
-            matcher=_WhenNeeded(self),
+            extractor=parts,
+            matcher=parts,
             parse=_parse_feed,
             is_html=is_html,
-            stories=self.stories,
+            stories=parts,
             immediate=immediate,
             concurrency=self.settings.fetch.concurrency,
             per_host=self.settings.fetch.per_host,
@@ -194,7 +196,8 @@ class Runtime:
 
 
 class _WhenNeeded:
-    """The runtime's extraction pool and compiled watchlists, built on their first use."""
+    """The runtime's extraction pool, compiled watchlists and story index, built on their
+    first use."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -204,6 +207,16 @@ class _WhenNeeded:
 
     def match(self, doc: Document, feed: str | None = None) -> list[MatchResult]:
         return self._runtime.matcher.match(doc, feed)
+
+    def assign(
+        self,
+        article_id: int,
+        title: str,
+        text: str,
+        published: datetime,
+        part: TextFeatures | None = None,
+    ) -> int:
+        return self._runtime.stories.assign(article_id, title, text, published, part)
 
 
 def _parse_feed(

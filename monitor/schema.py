@@ -8,7 +8,39 @@ recipient per local day, even if two daemons are forced onto one file.
 
 from __future__ import annotations
 
-from monitor.storyindex import STORY_SCHEMA
+# The tables of monitor/storyindex.py, which reads and writes no others (migration 2). The
+# text lives here so that opening the store does not import the story code.
+STORY_SCHEMA = """
+-- Story grouping (monitor/storyindex.py). Only these tables are read or written by it.
+-- One row per article: its story and what later articles compare with (about 1 KB).
+CREATE TABLE IF NOT EXISTS story_article (
+    article_id INTEGER PRIMARY KEY,   -- the store's article id
+    story      INTEGER NOT NULL,      -- id of the story's first article
+    published  INTEGER NOT NULL,      -- unix seconds, UTC
+    shingles   INTEGER NOT NULL,      -- distinct five-word shingles in the text
+    minhash    BLOB NOT NULL,         -- 64 x uint16, little-endian
+    terms      BLOB NOT NULL          -- n x int32 term keys, heaviest first, then n x uint16
+                                      -- unit TF-IDF weights x 65535, little-endian
+);
+CREATE INDEX IF NOT EXISTS story_article_published ON story_article (published);
+-- Inverted index: an article's rarest terms and its MinHash bands. The key comes first and
+-- the publication time second, so one lookup reads only the postings inside the window.
+CREATE TABLE IF NOT EXISTS story_posting (
+    key        INTEGER NOT NULL,      -- term key or band key (32-bit)
+    published  INTEGER NOT NULL,
+    article_id INTEGER NOT NULL,
+    PRIMARY KEY (key, published, article_id)
+) WITHOUT ROWID;
+-- Document frequency of every term over all articles ever assigned (pruning keeps them).
+CREATE TABLE IF NOT EXISTS story_term (
+    key INTEGER PRIMARY KEY,
+    df  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS story_stat (
+    name  TEXT PRIMARY KEY,           -- 'articles': how many articles df counts over
+    value INTEGER NOT NULL
+);
+"""
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: feeds, articles, hits, the outbox

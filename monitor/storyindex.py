@@ -44,38 +44,7 @@ POSTING_LIMIT = 50  # postings read per key: bounds the cost of a term every out
 CANDIDATES = 24  # articles compared in full, the best by shared index keys
 BAND_VOTE = 1.0  # what one shared LSH band adds to a candidate's rank (a term adds its weight)
 _WEIGHT_SCALE = 65535  # unit weights are stored as uint16
-
-STORY_SCHEMA = """
--- Story grouping (monitor/storyindex.py). Only these tables are read or written by it.
--- One row per article: its story and what later articles compare with (about 1 KB).
-CREATE TABLE IF NOT EXISTS story_article (
-    article_id INTEGER PRIMARY KEY,   -- the store's article id
-    story      INTEGER NOT NULL,      -- id of the story's first article
-    published  INTEGER NOT NULL,      -- unix seconds, UTC
-    shingles   INTEGER NOT NULL,      -- distinct five-word shingles in the text
-    minhash    BLOB NOT NULL,         -- 64 x uint16, little-endian
-    terms      BLOB NOT NULL          -- n x int32 term keys, heaviest first, then n x uint16
-                                      -- unit TF-IDF weights x 65535, little-endian
-);
-CREATE INDEX IF NOT EXISTS story_article_published ON story_article (published);
--- Inverted index: an article's rarest terms and its MinHash bands. The key comes first and
--- the publication time second, so one lookup reads only the postings inside the window.
-CREATE TABLE IF NOT EXISTS story_posting (
-    key        INTEGER NOT NULL,      -- term key or band key (32-bit)
-    published  INTEGER NOT NULL,
-    article_id INTEGER NOT NULL,
-    PRIMARY KEY (key, published, article_id)
-) WITHOUT ROWID;
--- Document frequency of every term over all articles ever assigned (pruning keeps them).
-CREATE TABLE IF NOT EXISTS story_term (
-    key INTEGER PRIMARY KEY,
-    df  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS story_stat (
-    name  TEXT PRIMARY KEY,           -- 'articles': how many articles df counts over
-    value INTEGER NOT NULL
-);
-"""
+# The tables this module reads and writes, and only those: STORY_SCHEMA in monitor/schema.py.
 
 _MINHASH_FORMAT = struct.Struct(f"<{MINHASH_BINS}H")
 _POSTINGS_OF_KEY = (

@@ -43,10 +43,15 @@ def scan_mark_runs() -> tuple[tuple[int, int], ...]:
 
 
 def _mark_ranges() -> str:
-    """A character class body holding every combining mark."""
+    """A character class body holding every combining mark.
+
+    The marks are written as themselves, not as escapes: re compiles the class three times
+    quicker so (1.5 against 5 ms, paid by every command that reads a watchlist). No mark is
+    one of the characters a class gives a meaning to (] \\ ^ -).
+    """
     same = unicodedata.unidata_version == unimarks.UNIDATA_VERSION
     runs = unimarks.MARK_RUNS if same else scan_mark_runs()
-    return "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in runs)
+    return "".join(f"{chr(first)}-{chr(last)}" for first, last in runs)
 
 
 _MARKS = _mark_ranges()

@@ -326,7 +326,8 @@ def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
         "except SystemExit:\n"
         "    pass\n"
         "heavy = ('feedparser', 'monitor.parse', 'monitor.workers', 'monitor.match',"
-        " 'monitor.outbox', 'trafilatura', 'rich', 'pygments')\n"
+        " 'monitor.storyindex', 'monitor.stories', 'monitor.outbox', 'trafilatura', 'rich',"
+        " 'pygments')\n"
         "print('imported:', *(m for m in heavy if m in sys.modules))\n"
     )
     root = Path(__file__).resolve().parent.parent
@@ -342,7 +343,10 @@ def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
     feed, imported = poll()
     assert feed.startswith("ok            Borough Bugle: 1 new articles, 1 new hits")
     # the extractor itself runs in worker processes
-    assert imported == "imported: feedparser monitor.parse monitor.workers monitor.match"
+    assert imported == (
+        "imported: feedparser monitor.parse monitor.workers monitor.match monitor.storyindex"
+        " monitor.stories"
+    )
     assert poll() == ("not modified  Borough Bugle", "imported:")
 
 

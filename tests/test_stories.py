@@ -21,13 +21,14 @@ from hypothesis import strategies as st
 
 from monitor import stories, storyindex
 from monitor.errors import StoreError
+from monitor.schema import STORY_SCHEMA
 from monitor.stories import (
     compare_profiles,
     count_documents,
     profile_article,
     story_features,
 )
-from monitor.storyindex import STORY_SCHEMA, StoryIndex
+from monitor.storyindex import StoryIndex
 
 DATA = Path(__file__).resolve().parent / "data" / "stories"
 ROOT = Path(__file__).resolve().parent.parent
@@ -296,7 +297,8 @@ import json, sqlite3, sys
 sys.path.insert(0, {root!r})
 from tests.test_stories import load_labelled
 from monitor.stories import story_features
-from monitor.storyindex import STORY_SCHEMA, StoryIndex
+from monitor.schema import STORY_SCHEMA
+from monitor.storyindex import StoryIndex
 conn = sqlite3.connect(":memory:")
 conn.executescript(STORY_SCHEMA)
 index = StoryIndex(conn)

@@ -25,3 +25,13 @@ def test_a_word_runs_on_through_combining_marks_and_stops_at_punctuation() -> No
         "Met",
         "Police",
     ]
+
+
+def test_the_mark_class_holds_each_run_and_nothing_beside_it() -> None:
+    mark = textindex._MARK
+    for first, last in unimarks.MARK_RUNS:
+        assert mark.fullmatch(chr(first) + chr((first + last) // 2) + chr(last)), hex(first)
+        for outside in (first - 1, last + 1):
+            if not unicodedata.category(chr(outside)).startswith("M"):
+                assert not mark.match(chr(outside)), hex(outside)
+    assert not mark.match("]") and not mark.match("-") and not mark.match("a")
