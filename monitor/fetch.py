@@ -62,7 +62,8 @@ class Fetcher:
         resolve: Resolver = resolve_host,
         ca_file: str | None = None,
     ) -> None:
-        """ca_file: the certificates trusted for https (PEM); certifi's bundle, as httpx's."""
+        """ca_file: the certificates trusted for https (PEM); by default certifi's bundle,
+        which httpx uses too."""
         self.settings = settings
         self._slots = _Slots(settings.concurrency, settings.per_host)
         backend = GuardedBackend(AddressPolicy.from_settings(settings), resolve)
@@ -268,10 +269,9 @@ class _Slots:
 class TrustStore:
     """The TLS context of every https request, its CA certificates read on a thread.
 
-    Reading certifi's bundle takes about 30 ms, as long as everything else a poll does
-    before its first request. OpenSSL lets go of the GIL while it reads, so the file is read
-    beside the rest of start-up, and an https request waits for it (`wait()`); a plain http
-    request never does.
+    Reading certifi's bundle takes about 30 ms. OpenSSL lets go of the GIL while it reads, so
+    the file is read beside the rest of start-up (the config, the watchlists, the feeds'
+    states), and an https request waits for it (`wait()`); a plain http request never does.
     """
 
     def __init__(self, ca_file: str) -> None:
