@@ -325,6 +325,19 @@ def test_https_with_an_untrusted_certificate_is_refused(
     assert tls_site.requests == []  # the handshake failed: no request was sent
 
 
+def test_a_redirect_from_https_to_http_is_refused_before_any_plain_request(
+    tls_site: LoopbackSite, site: LoopbackSite, certificate: tuple[Path, Path]
+) -> None:
+    tls_site.routes["/down"] = Response(301, headers={"Location": site.url("/page")})
+    with (
+        Fetcher(settings(), ca_file=str(certificate[0])) as fetcher,
+        pytest.raises(BadURL, match="https to plain http"),
+    ):
+        fetcher.fetch(tls_site.url("/down"))
+    assert [r.path for r in tls_site.hits("/down")] == ["/down"]  # the https hop was made
+    assert site.hits("/page") == []  # the plain one never was
+
+
 def test_the_tls_context_is_the_one_httpx_would_make() -> None:
     made = TrustStore(certifi.where())
     made.wait()
