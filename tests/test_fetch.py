@@ -376,8 +376,9 @@ def test_certificates_are_read_beside_start_up_and_https_waits_for_them(
 
 
 def test_a_process_may_exit_while_the_certificates_are_read() -> None:
-    """Exiting as the Fetcher is made (no feed due) must not crash the interpreter, which
-    it did while OpenSSL still read on a daemon thread; `monitor` freezes the collector."""
+    """Exiting just after the Fetcher is made (no feed due) must not crash the interpreter,
+    as OpenSSL still reading on a daemon thread at exit does; `monitor` also freezes the
+    collector before it exits, as this does."""
     code = (
         "import gc\n"
         "from monitor.config import FetchSettings\n"
