@@ -391,6 +391,20 @@ def test_a_process_may_exit_while_the_certificates_are_read() -> None:
         assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_a_tls_handshake_that_never_ends_hits_the_deadline(
+    certificate: tuple[Path, Path],
+) -> None:
+    # The server takes the connection and never answers the client's hello.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with (
+            Fetcher(settings(timeout=0.5), ca_file=str(certificate[0])) as fetcher,
+            pytest.raises(DeadlineExceeded) as caught,
+        ):
+            fetcher.fetch(f"https://127.0.0.1:{port}/feed")
+    assert "within 0.5s" in str(caught.value)
+
+
 def test_an_unreadable_ca_file_fails_https_requests_only(
     site: LoopbackSite, tls_site: LoopbackSite, tmp_path: Path
 ) -> None:
