@@ -37,6 +37,7 @@ def poll(ctx: click.Context, feed_names: tuple[str, ...]) -> None:
     s = settings(ctx)
     _check_feed_names(s, feed_names)
     with Runtime(s) as rt:
+        rt.trust  # noqa: B018 - the CA certificates are read while the rest starts up
         rt.watchlist_set  # noqa: B018 - invalid watchlists stop here, before any request
         states = rt.configured_states(list(feed_names) or None)
         report = _poll_with_progress(rt, states)

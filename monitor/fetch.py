@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from datetime import UTC
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 
-import certifi
 import httpcore
 import httpx
 
@@ -30,6 +28,7 @@ from monitor.decode import ACCEPT_ENCODING, BodyDecoder, check_declared_length, 
 from monitor.errors import BadURL, DeadlineExceeded, FetchError, HTTPStatusError
 from monitor.guard import AddressPolicy, GuardedBackend, Resolver, deadline_scope, resolve_host
 from monitor.models import Fetched
+from monitor.trust import TrustStore
 from monitor.urls import check_url
 
 MAX_REDIRECTS = 5
@@ -61,9 +60,10 @@ class Fetcher:
         *,
         resolve: Resolver = resolve_host,
         ca_file: str | None = None,
+        trust: TrustStore | None = None,
     ) -> None:
-        """ca_file: the certificates trusted for https (PEM); by default certifi's bundle,
-        which httpx uses too."""
+        """ca_file: the certificates trusted for https (PEM), by default certifi's bundle,
+        which httpx uses too; or trust: a TrustStore already reading them."""
         self.settings = settings
         self._slots = _Slots(settings.concurrency, settings.per_host)
         backend = GuardedBackend(AddressPolicy.from_settings(settings), resolve)
@@ -72,7 +72,7 @@ class Fetcher:
         # off here, yet cost about a seventh of the CPU of each request (docs/fetching.md).
         # No cookie is kept or sent: one feed's cookies are no business of another request.
         self._transport = _GuardedTransport(
-            backend, settings.concurrency, TrustStore(ca_file or certifi.where())
+            backend, settings.concurrency, trust or TrustStore(ca_file)
         )
         self._headers = {
             "Accept": "*/*",
@@ -264,43 +264,6 @@ class _Slots:
             if not self._hosts[host]:
                 del self._hosts[host]
             self._cond.notify_all()
-
-
-class TrustStore:
-    """The TLS context of every https request, its CA certificates read on a thread.
-
-    Reading certifi's bundle takes about 30 ms. OpenSSL lets go of the GIL while it reads, so
-    the file is read beside the rest of start-up (the config, the watchlists, the feeds'
-    states), and an https request waits for it (`wait()`); a plain http request never does.
-    """
-
-    def __init__(self, ca_file: str) -> None:
-        # what ssl.create_default_context(cafile=...) makes, as httpx does, minus the read;
-        # the certificates are in it once wait() has returned
-        self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self.ssl_context.verify_mode = ssl.CERT_REQUIRED
-        self.ssl_context.check_hostname = True
-        self._ca_file = ca_file
-        self._error: str | None = None
-        # not a daemon: the interpreter must not tear down while OpenSSL still reads
-        self._reader = threading.Thread(target=self._read, name="ca-certificates")
-        self._reader.start()
-
-    def _read(self) -> None:
-        try:
-            self.ssl_context.load_verify_locations(cafile=self._ca_file)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            self._error = f"cannot read the CA certificates in {self._ca_file}: {exc}"
-
-    def wait(self) -> None:
-        """Return once the certificates are read; FetchError when they cannot be."""
-        self._reader.join()
-        if self._error is not None:
-            raise FetchError(self._error)
-
-    def close(self) -> None:
-        """Let the reading end: a process that exits while OpenSSL reads can crash."""
-        self._reader.join()
 
 
 class _GuardedTransport(httpx.HTTPTransport):

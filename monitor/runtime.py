@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from monitor.match import Matcher
     from monitor.outbox import Outcome
     from monitor.storyindex import StoryIndex
+    from monitor.trust import TrustStore
     from monitor.watchlist import Watchlist, WatchlistSet
     from monitor.workers import ExtractorPool
 
@@ -51,10 +52,18 @@ class Runtime:
         return store
 
     @cached_property
+    def trust(self) -> TrustStore:
+        """The CA certificates for https, read on a thread from the first use of this on: a
+        command that will fetch asks for it before the rest of its start-up."""
+        from monitor.trust import TrustStore
+
+        return TrustStore()
+
+    @cached_property
     def fetcher(self) -> Fetcher:
         from monitor.fetch import Fetcher
 
-        return Fetcher(self.settings.fetch)
+        return Fetcher(self.settings.fetch, trust=self.trust)
 
     @cached_property
     def extractor(self) -> ExtractorPool:
@@ -183,7 +192,7 @@ class Runtime:
         return [s for s in self.configured_states() if s.next_poll is None or s.next_poll <= now]
 
     def close(self) -> None:
-        for name in ("extractor", "fetcher", "store"):
+        for name in ("extractor", "fetcher", "trust", "store"):
             part = self.__dict__.pop(name, None)
             if part is not None:
                 part.close()

@@ -350,6 +350,42 @@ def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
     assert poll() == ("not modified  Borough Bugle", "imported:")
 
 
+def test_a_poll_starts_reading_the_ca_certificates_before_the_rest_of_its_start_up(
+    tmp_path: Path, site: LoopbackSite
+) -> None:
+    """The certificates load on a thread while the HTTP client is imported and the
+    watchlists and feed states load, so an https feed need not wait for them."""
+    feed_url = add_outlet(site, "Borough Bugle", [one_article()], prefix="/bugle")
+    config = write_config(tmp_path, [("Borough Bugle", feed_url)])
+    code = (
+        "import sys\n"
+        "import monitor.trust, monitor.watchlist\n"
+        "seen = []\n"
+        "made, load = monitor.trust.TrustStore.__init__, monitor.watchlist.load_watchlists\n"
+        "def init(self, *a, **k):\n"
+        "    seen.append('certificates, httpx imported: %s' % ('httpx' in sys.modules))\n"
+        "    made(self, *a, **k)\n"
+        "def watchlists(*a, **k):\n"
+        "    seen.append('watchlists')\n"
+        "    return load(*a, **k)\n"
+        "monitor.trust.TrustStore.__init__ = init\n"
+        "monitor.watchlist.load_watchlists = watchlists\n"
+        "from monitor.cli import main\n"
+        f"sys.argv = ['monitor', '--config', {str(config)!r}, 'poll']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('order:', ' / '.join(seen))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == (
+        "order: certificates, httpx imported: False / watchlists"
+    )
+
+
 def test_add_never_leaves_a_config_that_does_not_load(
     tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
 ) -> None:

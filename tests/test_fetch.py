@@ -31,16 +31,10 @@ from monitor.errors import (
     HTTPStatusError,
     ResponseTooLarge,
 )
-from monitor.fetch import (
-    RETRY_AFTER_CAP,
-    Fetcher,
-    TrustStore,
-    is_html,
-    parse_retry_after,
-    redirect_target,
-)
+from monitor.fetch import RETRY_AFTER_CAP, Fetcher, is_html, parse_retry_after, redirect_target
 from monitor.loopback import LoopbackSite, Request, Response
 from monitor.models import Fetched
+from monitor.trust import TrustStore
 
 LOCAL = (ipaddress.ip_network("127.0.0.1/32"),)
 PAGE = "<!doctype html><html><body><p>The Met said two officers were dismissed.</p></body></html>"
