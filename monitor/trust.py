@@ -4,8 +4,8 @@ Reading certifi's bundle (the one httpx uses) takes about 30 ms. OpenSSL lets go
 while it reads, so a command that will fetch starts the reading first (`Runtime.trust`), and
 it goes on beside the rest of start-up: importing the HTTP client, loading the watchlists and
 the feeds' states. An https request waits for it; a plain http request never does. This
-module imports neither httpx nor anything of monitor's, so the reading can start before they
-are imported.
+module imports neither httpx nor any of monitor's modules but its errors, so the reading can
+start before they are imported.
 """
 
 from __future__ import annotations
