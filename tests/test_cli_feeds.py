@@ -317,27 +317,15 @@ def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
     the mail outbox when no watchlist alerts at once."""
     feed_url = add_outlet(site, "Borough Bugle", [one_article()], prefix="/bugle")
     config = write_config(tmp_path, [("Borough Bugle", feed_url)])
-    code = (
-        "import sys\n"
-        "from monitor.cli import main\n"
-        f"sys.argv = ['monitor', '--config', {str(config)!r}, 'poll']\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
+    after = (
         "heavy = ('feedparser', 'monitor.parse', 'monitor.workers', 'monitor.match',"
         " 'monitor.storyindex', 'monitor.stories', 'monitor.outbox', 'trafilatura', 'rich',"
         " 'pygments')\n"
         "print('imported:', *(m for m in heavy if m in sys.modules))\n"
     )
-    root = Path(__file__).resolve().parent.parent
 
     def poll() -> tuple[str, str]:
-        done = subprocess.run(
-            [sys.executable, "-c", code], cwd=root, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        lines = done.stdout.strip().splitlines()
+        lines = poll_in_a_fresh_process(config, after=after)
         return lines[0], lines[-1]
 
     feed, imported = poll()
@@ -357,8 +345,7 @@ def test_a_poll_starts_reading_the_ca_certificates_before_the_rest_of_its_start_
     watchlists and feed states load, so an https feed need not wait for them."""
     feed_url = add_outlet(site, "Borough Bugle", [one_article()], prefix="/bugle")
     config = write_config(tmp_path, [("Borough Bugle", feed_url)])
-    code = (
-        "import sys\n"
+    before = (
         "import monitor.trust, monitor.watchlist\n"
         "seen = []\n"
         "made, load = monitor.trust.TrustStore.__init__, monitor.watchlist.load_watchlists\n"
@@ -370,20 +357,29 @@ def test_a_poll_starts_reading_the_ca_certificates_before_the_rest_of_its_start_
         "    return load(*a, **k)\n"
         "monitor.trust.TrustStore.__init__ = init\n"
         "monitor.watchlist.load_watchlists = watchlists\n"
+    )
+    lines = poll_in_a_fresh_process(config, before, "print('order:', ' / '.join(seen))\n")
+    assert lines[-1] == "order: certificates, httpx imported: False / watchlists"
+
+
+def poll_in_a_fresh_process(config: Path, before: str = "", after: str = "") -> list[str]:
+    """`monitor poll` in a new interpreter, with code run before and after it; the lines it
+    printed. The code sees `sys`."""
+    code = (
+        "import sys\n"
+        f"{before}"
         "from monitor.cli import main\n"
         f"sys.argv = ['monitor', '--config', {str(config)!r}, 'poll']\n"
         "try:\n"
         "    main()\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print('order:', ' / '.join(seen))\n"
+        f"{after}"
     )
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == (
-        "order: certificates, httpx imported: False / watchlists"
-    )
+    return done.stdout.strip().splitlines()
 
 
 def test_add_never_leaves_a_config_that_does_not_load(
