@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import re
+import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import compress, count
 
 from monitor.models import TextFeatures
 
@@ -42,6 +45,9 @@ COPY_MIN_SHARED = 12  # ...and at least this many, so a shared boilerplate line 
 REWRITE_COSINE = 0.28  # TF-IDF cosine of two outlets' own reports of one event
 
 _WORD = re.compile(r"[^\W_]+")
+_FIRST = operator.itemgetter(0)
+_SHINGLE_HASH = partial(hashlib.blake2b, digest_size=8)
+_DIGEST = operator.methodcaller("digest")
 # function words and the words every news report uses; rarity weighting handles the rest
 _STOPWORD_TEXT = """
     a about above after again against ago all almost also although always am among an and
@@ -137,35 +143,38 @@ def is_content(word: str) -> bool:
 def count_terms(text: str, weight: int = 1) -> Counter[str]:
     """Content words (stemmed) and capitalised word pairs of a text, each counted `weight`."""
     counts: Counter[str] = Counter()
-    previous: tuple[str, int] | None = None  # the last capitalised content word, and its end
-    for match in _WORD.finditer(text):
-        raw = match.group()
+    # each distinct spelling is judged once; the words are counted in C
+    for raw, n in Counter(_WORD.findall(text)).items():
         word = fold_word(raw)
-        if not is_content(word):
-            previous = None
+        if is_content(word):
+            counts[stem_word(word)] += n * weight
+    # a name is two capitalised content words with only spaces between them: "Charing Cross".
+    # Such words end one run of non-spaces and begin the next; runs that begin with a capital
+    # are found in C, and only those are looked at here.
+    runs = text.split()
+    for i in compress(count(), map(str.isupper, map(_FIRST, runs))):
+        before = runs[i - 1] if i else ""
+        if not before[-1:].isalnum():  # nothing before, or punctuation between the words
             continue
-        counts[stem_word(word)] += weight
-        if not raw[0].isupper():
-            previous = None
-            continue
-        # a name is two capitalised words with only spaces between them: "Charing Cross"
-        if previous is not None and not text[previous[1] : match.start()].strip():
-            counts[f"{previous[0]} {word}"] += weight * NAME_WEIGHT
-        previous = (word, match.end())
+        first = before if before.isalnum() else _WORD.findall(before)[-1]
+        if first[0].isupper():
+            second = runs[i] if runs[i].isalnum() else _WORD.findall(runs[i])[0]
+            a, b = fold_word(first), fold_word(second)
+            if is_content(a) and is_content(b):
+                counts[f"{a} {b}"] += weight * NAME_WEIGHT
     return counts
 
 
 def shingle_hashes(text: str) -> set[int]:
     """64-bit hashes of the text's overlapping runs of SHINGLE_WORDS folded words."""
-    words = [fold_word(w) for w in _WORD.findall(text)]
+    words = list(map(fold_word, _WORD.findall(text)))
     if not words:
         return set()
     size = min(SHINGLE_WORDS, len(words))
-    runs = {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
-    return {
-        int.from_bytes(hashlib.blake2b(run.encode("utf-8"), digest_size=8).digest(), "big")
-        for run in runs
-    }
+    # built and hashed by C iterators: a long article has a thousand shingles
+    runs = set(map(" ".join, zip(*(words[i:] for i in range(size)), strict=False)))
+    digests = b"".join(map(_DIGEST, map(_SHINGLE_HASH, map(str.encode, runs))))
+    return set(struct.unpack(f">{len(runs)}Q", digests))  # each digest as a big-endian int
 
 
 def sketch_minhash(hashes: Iterable[int]) -> tuple[int, ...]:
@@ -182,9 +191,13 @@ def sketch_minhash(hashes: Iterable[int]) -> tuple[int, ...]:
 def text_features(text: str) -> TextFeatures:
     """The text's share of an article's features: its keyed term counts and its sketch."""
     text = text[:MAX_CHARS]
-    keyed: Counter[int] = Counter()
-    for term, n in count_terms(text).items():
-        keyed[stable_key(term)] += n  # two terms on one 32-bit key simply add up
+    counts = count_terms(text)
+    keys = list(map(stable_key, counts))
+    keyed = dict(zip(keys, counts.values(), strict=True))
+    if len(keyed) < len(keys):  # two terms on one 32-bit key: they simply add up
+        keyed = Counter()
+        for key, n in zip(keys, counts.values(), strict=True):
+            keyed[key] += n
     hashes = shingle_hashes(text) if text.strip() else set()
     return TextFeatures(tuple(keyed.items()), sketch_minhash(hashes), len(hashes))
 
@@ -218,13 +231,14 @@ def minhash_bands(minhash: Sequence[int]) -> tuple[int, ...]:
 
 def estimate_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
     """Jaccard similarity of two shingle sets from their sketches (0 when both are empty)."""
-    matches = used = 0
-    for x, y in zip(a, b, strict=True):
-        if x == EMPTY_BIN and y == EMPTY_BIN:
-            continue
-        used += 1
-        matches += x == y
-    return matches / used if used else 0.0
+    if len(a) != len(b):
+        raise ValueError(f"sketches of {len(a)} and {len(b)} bins")
+    equal = sum(map(operator.eq, a, b))  # in C: this runs for every candidate of an article
+    both_empty = 0
+    if EMPTY_BIN in a and EMPTY_BIN in b:  # only short texts leave bins empty
+        both_empty = sum(x == EMPTY_BIN and y == EMPTY_BIN for x, y in zip(a, b, strict=True))
+    used = len(a) - both_empty
+    return (equal - both_empty) / used if used else 0.0
 
 
 def estimate_overlap(
@@ -248,7 +262,9 @@ def term_vector(
 ) -> dict[int, float]:
     """The unit TF-IDF vector of an article: (1 + ln count) x idf, scaled to length 1.
     df and n must already count the article itself."""
-    weights = {key: (1 + math.log(count)) * idf(df.get(key, 1), n) for key, count in terms}
+    log, get = math.log, df.get
+    # idf() written out: this runs for every term of every article stored
+    weights = {key: (1 + log(count)) * log(1 + n / (get(key) or 1)) for key, count in terms}
     norm = math.sqrt(sum(w * w for w in weights.values()))
     return {key: w / norm for key, w in weights.items()} if norm else {}
 

