@@ -21,10 +21,10 @@ they match.
 Figures are CPU time of this process (other work on the machine does not count): microseconds
 per article and MB of article text (UTF-8) per second, the median of five rounds with min and
 max, and compile time. In each round the three watchlist sizes run one after the other, so
-drift in the machine's speed (it is shared) weighs on all of them alike. Targets: at 10,000 queries at most 3x the cost per article of 10, and
-at least 10 MB/s. Then reading the words alone (the floor under every figure), and one
-pathological article (a single pair of words repeated) at 1 and 4 MB: time per MB must not
-grow with the text.
+drift in the machine's speed (it is shared) weighs on all of them alike. Targets: at 10,000
+queries at most 3x the cost per article of 10, and at least 10 MB/s. Then reading the words
+alone (the floor under every figure), and one pathological article (a single pair of words
+repeated) at 1 and 4 MB: time per MB must not grow with the text.
 
 Run: .venv/bin/python -m bench.bench_match
 """
