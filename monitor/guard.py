@@ -4,7 +4,8 @@ A URL's host is only a name; what matters is the address a socket actually conne
 the guard is an httpcore network backend: it resolves the name itself, checks every address
 it gets, and connects to a checked address, never to the name. A name that resolves to a
 public address when looked up and to 127.0.0.1 a second later (DNS rebinding) is therefore
-looked up once, and what is connected to is what was checked. TLS still verifies the
+looked up once, and what is connected to is what was checked. A name's addresses are used
+again for a minute (NameCache), and checked again on every connection. TLS still verifies the
 certificate against the host name, which httpcore passes to start_tls separately.
 
 httpx's timeouts apply to each read or write, so a server that trickles one byte every few
@@ -193,13 +194,71 @@ def clamp_timeout(timeout: float | None) -> float | None:
 # -- the network backend ------------------------------------------------------------------------
 
 
+NAME_LIFETIME = 60.0  # seconds a looked-up name's addresses are used again
+NAME_CACHE_SIZE = 1024  # names kept at most
+
+
+class NameCache:
+    """The addresses of recently looked-up names, each kept NAME_LIFETIME seconds.
+
+    A poll opens a connection for most feeds (a 304 leaves none to reuse), and many feeds share
+    a host, so without this each of them asks the system resolver again: on a machine with no
+    caching resolver (many containers), a DNS round trip each. Only answers are kept, never
+    failures, and the guard checks the addresses it connects to every time, cached or not.
+    """
+
+    def __init__(
+        self, lifetime: float = NAME_LIFETIME, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._lifetime = lifetime
+        self._clock = clock
+        self._answers: dict[str, tuple[float, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, host: str) -> list[str] | None:
+        """The addresses host resolved to less than `lifetime` ago, or None."""
+        with self._lock:
+            found = self._answers.get(host)
+        if found is None or found[0] <= self._clock():
+            return None
+        return list(found[1])
+
+    def put(self, host: str, addresses: list[str]) -> None:
+        """Keep host's addresses (a non-empty answer) for `lifetime` seconds."""
+        now = self._clock()
+        with self._lock:
+            if len(self._answers) >= NAME_CACHE_SIZE:
+                self._answers = {h: a for h, a in self._answers.items() if a[0] > now}
+                if len(self._answers) >= NAME_CACHE_SIZE:
+                    self._answers.clear()
+            self._answers[host] = (now + self._lifetime, list(addresses))
+
+
 class GuardedBackend(httpcore.NetworkBackend):
     """Resolves, checks and connects to addresses itself; every stream obeys the deadline."""
 
-    def __init__(self, policy: AddressPolicy, resolve: Resolver = resolve_host) -> None:
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        resolve: Resolver = resolve_host,
+        names: NameCache | None = None,
+    ) -> None:
         self._policy = policy
         self._resolve = resolve
+        self._names = names or NameCache()
         self._inner = httpcore.SyncBackend()
+
+    def _addresses(self, host: str, port: int, timeout: float | None) -> list[str]:
+        """host's addresses: looked up, or as looked up less than a minute ago."""
+        literal = address_literal(host)
+        if literal is not None:
+            return [literal]
+        addresses = self._names.get(host)  # httpx hands over host names in lower case
+        if addresses is None:
+            addresses = resolve_by_deadline(self._resolve, host, port, timeout)
+            if addresses:
+                self._names.put(host, addresses)
+        return addresses
 
     def connect_tcp(
         self,
@@ -210,7 +269,7 @@ class GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         """Connect to a checked address of host; AddressRefused if any address is refused."""
-        addresses = resolve_by_deadline(self._resolve, host, port, timeout)
+        addresses = self._addresses(host, port, timeout)
         if not addresses:
             raise FetchError(f"cannot resolve {host}: no addresses")
         # One refused address refuses the name: a public site has no business resolving to

@@ -11,7 +11,15 @@ import pytest
 from monitor.config import FetchSettings
 from monitor.errors import AddressRefused, BadURL, DeadlineExceeded, FetchError
 from monitor.fetch import Fetcher
-from monitor.guard import AddressPolicy, clamp_timeout, classify_address, deadline_scope
+from monitor.guard import (
+    NAME_CACHE_SIZE,
+    AddressPolicy,
+    GuardedBackend,
+    NameCache,
+    clamp_timeout,
+    classify_address,
+    deadline_scope,
+)
 from monitor.loopback import LoopbackSite, Response
 
 ALLOW_LOCAL = (ipaddress.ip_network("127.0.0.1/32"),)
@@ -159,6 +167,71 @@ def test_the_address_checked_is_the_address_connected_to(site: LoopbackSite) -> 
         assert asked == ["news.example"]
         assert [r.headers["host"] for r in site.requests] == [f"news.example:{site.port}"]
         assert internal.requests == []
+
+
+def test_a_name_is_looked_up_once_for_many_connections(site: LoopbackSite) -> None:
+    # the server closes each connection, so every fetch connects anew
+    site.add("/closing", "<p>ok</p>", headers={"Connection": "close"})
+    asked: list[str] = []
+
+    def counting(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    settings = FetchSettings(timeout=5, allow_addresses=ALLOW_LOCAL)
+    with Fetcher(settings, resolve=counting) as fetcher:
+        for host in ("news.example", "NEWS.example", "news.example"):
+            assert fetcher.fetch(f"http://{host}:{site.port}/closing").status == 200
+        fetcher.fetch(f"http://other.example:{site.port}/closing")
+    assert len(site.hits("/closing")) == 4
+    assert asked == ["news.example", "other.example"]
+
+
+def test_a_cached_name_is_checked_again_on_every_connection(site: LoopbackSite) -> None:
+    names = NameCache()
+    names.put("news.example", ["127.0.0.1"])
+    refusing = GuardedBackend(AddressPolicy.from_settings(FetchSettings()), names=names)
+    with pytest.raises(AddressRefused, match=r"news\.example \(127\.0\.0\.1\) is a loopback"):
+        refusing.connect_tcp("news.example", site.port, timeout=5)
+    assert site.requests == []
+
+
+def test_names_are_kept_a_minute_and_failures_not_at_all() -> None:
+    now = [1000.0]
+    names = NameCache(lifetime=60.0, clock=lambda: now[0])
+    names.put("news.example", ["192.0.2.1", "2001:db8::1"])
+    assert names.get("news.example") == ["192.0.2.1", "2001:db8::1"]
+    now[0] += 59.9
+    assert names.get("news.example") == ["192.0.2.1", "2001:db8::1"]
+    now[0] += 0.1
+    assert names.get("news.example") is None
+    answers = [[], ["127.0.0.1"]]
+    asked: list[str] = []
+
+    def flaky(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return answers[len(asked) - 1]
+
+    backend = GuardedBackend(AddressPolicy.from_settings(FetchSettings()), flaky, NameCache())
+    with pytest.raises(FetchError, match="no addresses"):
+        backend.connect_tcp("news.example", 80, timeout=5)
+    with pytest.raises(AddressRefused):  # asked again: the empty answer was not kept
+        backend.connect_tcp("news.example", 80, timeout=5)
+    assert asked == ["news.example", "news.example"]
+
+
+def test_the_name_cache_stays_bounded() -> None:
+    now = [0.0]
+    names = NameCache(lifetime=60.0, clock=lambda: now[0])
+    names.put("old.example", ["192.0.2.1"])
+    now[0] += 61
+    for n in range(NAME_CACHE_SIZE - 1):
+        names.put(f"host{n}.example", ["192.0.2.2"])
+    names.put("one-more.example", ["192.0.2.3"])  # full: the expired name makes room
+    assert names.get("host0.example") == ["192.0.2.2"]
+    names.put("and-another.example", ["192.0.2.4"])  # full of live names: start afresh
+    assert names.get("host0.example") is None
+    assert names.get("and-another.example") == ["192.0.2.4"]
 
 
 def test_a_name_with_any_internal_address_is_refused(site: LoopbackSite) -> None:
