@@ -24,6 +24,7 @@ import httpcore
 import httpx
 
 from monitor.config import FetchSettings
+from monitor.connpool import PollPool
 from monitor.decode import ACCEPT_ENCODING, BodyDecoder, check_declared_length, content_coding
 from monitor.errors import BadURL, DeadlineExceeded, FetchError, HTTPStatusError
 from monitor.guard import AddressPolicy, GuardedBackend, Resolver, deadline_scope, resolve_host
@@ -156,7 +157,17 @@ class Fetcher:
     def _answer(self, url: str, response: httpx.Response, deadline: float) -> _Answer:
         status = response.status_code
         headers = {k: v for k, v in response.headers.items() if k not in _DROPPED_HEADERS}
-        if status in REDIRECT_STATUSES or status == 304:
+        if status == 304:
+            # A 304 has no body: reading to its end keeps the connection for the host's next
+            # feed. One that declares a body anyway may have sent it; its connection is closed,
+            # so those bytes are never read as the next request's answer.
+            if response.headers.get("content-length", "0") == "0" and (
+                "transfer-encoding" not in response.headers
+            ):
+                for _ in response.iter_raw():
+                    break
+            return _Answer(status, headers, b"")
+        if status in REDIRECT_STATUSES:
             return _Answer(status, headers, b"")
         if not 200 <= status < 300:
             retry = None
@@ -277,13 +288,12 @@ class _GuardedTransport(httpx.HTTPTransport):
         context = trust.ssl_context
         super().__init__(verify=context, trust_env=False)
         # httpx gives no way to choose the pool's network backend, so the pool is replaced
-        # by one with the same settings and the guarded backend (httpx 0.28, httpcore 1.0).
-        self._pool = httpcore.ConnectionPool(
+        # by one with the same settings and the guarded backend (httpx 0.28, httpcore 1.0),
+        # whose assignment pass suits a poll (monitor.connpool)
+        self._pool = PollPool(
             ssl_context=context,
             max_connections=connections,
-            # never fewer: httpcore closes idle connections beyond this limit, even one just
-            # handed to a waiting request (encode/httpcore#1110, docs/fetching.md)
-            max_keepalive_connections=connections,
+            max_keepalive_connections=connections,  # every connection may be kept
             keepalive_expiry=30.0,
             network_backend=backend,
         )

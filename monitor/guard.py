@@ -201,10 +201,11 @@ NAME_CACHE_SIZE = 1024  # names kept at most
 class NameCache:
     """The addresses of recently looked-up names, each kept NAME_LIFETIME seconds.
 
-    A poll opens a connection for most feeds (a 304 leaves none to reuse), and many feeds share
-    a host, so without this each of them asks the system resolver again: on a machine with no
-    caching resolver (many containers), a DNS round trip each. Only answers are kept, never
-    failures, and the guard checks the addresses it connects to every time, cached or not.
+    A poll opens up to `per_host` connections to each host at once, and opens more whenever a
+    full pool closes one to make room for another host; without this each of them asks the
+    system resolver again: on a machine with no caching resolver (many containers), a DNS round
+    trip each. Only answers are kept, never failures, and the guard checks the addresses it
+    connects to every time, cached or not.
     """
 
     def __init__(

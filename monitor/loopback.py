@@ -41,6 +41,7 @@ class Request:
     path: str
     headers: dict[str, str]
     client: str
+    client_port: int = 0  # one port per client connection: how many connections were opened
 
 
 Handler = Callable[[Request], Response]
@@ -160,6 +161,7 @@ def _make_handler(site: LoopbackSite) -> type[BaseHTTPRequestHandler]:
                 self.path,
                 {k.lower(): v for k, v in self.headers.items()},
                 self.client_address[0],
+                self.client_address[1],
             )
             site._record(request)
             route = site.routes.get(self.path) or site.routes.get(self.path.split("?", 1)[0])

@@ -101,6 +101,73 @@ def test_validators_are_sent_back_exactly(site: LoopbackSite, fetcher: Fetcher) 
     assert sent["if-modified-since"] == modified
 
 
+def test_a_304_keeps_its_connection_for_the_next_request(
+    site: LoopbackSite, fetcher: Fetcher
+) -> None:
+    first = fetcher.fetch(site.url("/page"))
+    for _ in range(3):  # conditional requests, one after the other, as a poll's thread sends
+        again = fetcher.fetch(site.url("/page"), etag=first.headers["etag"])
+        assert again.status == 304
+    assert fetcher.fetch(site.url("/page")).content == PAGE.encode()
+    ports = {r.client_port for r in site.hits("/page")}
+    assert len(site.hits("/page")) == 5
+    assert len(ports) == 1  # one connection carried all five
+
+
+def test_a_304_with_a_body_after_it_costs_only_its_connection(server: LoopbackSite) -> None:
+    """A server that sends bytes after a 304 (which has no body) leaves garbage on the
+    connection: the next request must not read it as its answer."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        answers = [
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nJUNK!",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ]
+
+        def serve() -> None:
+            for answer in answers:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+                    time.sleep(0.3)  # the connection stays open, garbage and all
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        with Fetcher(settings()) as f:
+            url = f"http://127.0.0.1:{port}/feed"
+            assert f.fetch(url, etag='"x"').status == 304
+            time.sleep(0.1)  # the junk has arrived
+            second = f.fetch(url)
+        thread.join(5)
+        assert (second.status, second.content) == (200, b"ok")
+
+
+def test_many_threads_over_more_hosts_than_connections_all_succeed() -> None:
+    """Conditional requests from 8 threads to 6 origins over a pool of 3 connections: idle
+    connections are closed to make room for other hosts all the time, and kept for their own
+    host otherwise. (The race of encode/httpcore#1110 is too rare to show here: its rule is
+    tested on the pool itself in test_connpool.py.)"""
+    with contextlib.ExitStack() as stack:
+        sites = [stack.enter_context(LoopbackSite()) for _ in range(6)]
+        for s in sites:
+            s.add("/feed", PAGE)
+        etags = {}
+        with Fetcher(settings(concurrency=3, per_host=3)) as f:
+            for s in sites:
+                etags[s.url("/feed")] = f.fetch(s.url("/feed")).headers["etag"]
+            urls = [s.url("/feed") for s in sites] * 40
+
+            def poll(url: str) -> int:
+                return f.fetch(url, etag=etags[url]).status
+
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(poll, urls))
+        assert statuses == [304] * len(urls)
+        reused = sum(len(s.requests) - len({r.client_port for r in s.requests}) for s in sites)
+        assert reused > 0  # connections did carry more than one request
+
+
 def test_loopback_validators_round_trip(site: LoopbackSite, fetcher: Fetcher) -> None:
     first = fetcher.fetch(site.url("/page"))
     again = fetcher.fetch(
