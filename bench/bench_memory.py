@@ -92,6 +92,18 @@ def limit_page_cache(kib: int) -> None:
     Store.open = open_small  # type: ignore[method-assign]
 
 
+def os_threads(settle: float = 0.2) -> int:
+    """The threads the OS lists for this process. A thread Python has joined may still be
+    listed for a moment (the poll's fetch threads all end together), so the count is read
+    again until it agrees with Python's, for at most `settle` seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        listed = len(os.listdir("/proc/self/task"))
+        if listed <= threading.active_count() or time.monotonic() >= deadline:
+            return listed
+        time.sleep(0.005)
+
+
 def child(config: Path, cycles: int, page_cache_kib: int = 0) -> None:
     """Run the daemon's poll job `cycles` times; print one JSON line per cycle."""
     from monitor.config import load_settings
@@ -126,7 +138,7 @@ def child(config: Path, cycles: int, page_cache_kib: int = 0) -> None:
                 "blocks": sys.getallocatedblocks(),  # Python's own objects
                 "hwm": _status("VmHWM"),
                 "fds": len(os.listdir("/proc/self/fd")),
-                "threads": len(os.listdir("/proc/self/task")),
+                "threads": os_threads(),
                 "python_threads": threading.active_count(),
             }
             print(json.dumps(report), flush=True)
