@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, repeat, timed
+from bench.common import Row, repeat, spread, timed
 from monitor.extract import extract_page
 from monitor.models import Extracted
 from monitor.workers import ExtractorPool
@@ -115,7 +114,7 @@ def measure_two_processes(pages: list[bytes], this: Any) -> list[Row]:
             pooled = timed(lambda: _submit_all(pool, pages))
             for key, seconds in (("alone", alone), ("plain", ours), ("pool", pooled)):
                 runs[key].append(rate(seconds))
-    figures = {key: (statistics.median(v), min(v), max(v)) for key, v in runs.items()}
+    figures = {key: spread(v) for key, v in runs.items()}
     return [
         row("trafilatura alone, 2 processes", figures["alone"], "pages/s", "multiprocessing.Pool"),
         row("extract_page, 2 processes", figures["plain"], "pages/s", "multiprocessing.Pool"),

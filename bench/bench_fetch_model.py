@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import multiprocessing
-import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from multiprocessing.connection import Connection
 
 import httpx
 
-from bench.common import Row
+from bench.common import Row, spread
 from monitor.config import FetchSettings
 from monitor.fetch import Fetcher
 from monitor.loopback import LoopbackSite
@@ -128,13 +127,9 @@ def _rows(name: str, latency: float, in_flight: int, runs: list[tuple[float, flo
     rates = [REQUESTS / wall for wall, _ in runs]
     cpus = [cpu / REQUESTS * 1000 for _, cpu in runs]
     return [
-        Row(section, f"{name}: throughput", *_spread(rates), "req/s"),
-        Row(section, f"{name}: CPU", *_spread(cpus), "ms/req"),
+        Row(section, f"{name}: throughput", *spread(rates), "req/s"),
+        Row(section, f"{name}: CPU", *spread(cpus), "ms/req"),
     ]
-
-
-def _spread(values: list[float]) -> tuple[float, float, float]:
-    return statistics.median(values), min(values), max(values)
 
 
 def run() -> list[Row]:

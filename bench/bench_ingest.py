@@ -43,11 +43,10 @@ from bench.bench_poll import (
     register_steady,
     run_measured,
     shared_site,
-    spread,
     workspace,
     write_config,
 )
-from bench.common import Row, timed
+from bench.common import Row, spread, timed
 from bench.report import Outcome
 
 WORKERS = 2

@@ -32,13 +32,12 @@ Run: .venv/bin/python -m bench.bench_match
 from __future__ import annotations
 
 import random
-import statistics
 import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from bench.common import Row, repeat
+from bench.common import Row, repeat, spread
 from bench.report import Outcome
 from monitor.match import Matcher, compile_watchlists
 from monitor.models import Document
@@ -294,11 +293,6 @@ def measure(
     note = f"target <= {TARGET_RATIO}x; each round's ratio, sizes measured in turn"
     rows.append(Row("match", label, *spread(ratios), "x", note))
     return rows
-
-
-def spread(values: list[float]) -> tuple[float, float, float]:
-    """Median, min and max."""
-    return statistics.median(values), min(values), max(values)
 
 
 def measure_compile(watchlist: Watchlist) -> Row:

@@ -39,11 +39,10 @@ from bench.bench_poll import (
     shared_steady,
     site_articles,
     sizes,
-    spread,
     workspace,
     write_config,
 )
-from bench.common import Row
+from bench.common import Row, spread
 from bench.report import Outcome
 
 CYCLES, QUICK_CYCLES = 100, 12

@@ -39,10 +39,9 @@ from bench.bench_poll import (
     shared_steady,
     site_articles,
     sizes,
-    spread,
     workspace,
 )
-from bench.common import Row
+from bench.common import Row, spread
 from bench.report import Outcome
 
 HERE = Path(__file__).resolve().parent

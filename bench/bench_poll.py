@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.common import Row
+from bench.common import Row, spread
 from bench.report import Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,11 +328,6 @@ def run_measured(
 def _drain(pipe: Any, name: str, output: dict[str, str]) -> None:
     with pipe:
         output[name] = pipe.read()
-
-
-def spread(values: Sequence[float]) -> tuple[float, float, float]:
-    """Median, min, max."""
-    return statistics.median(values), min(values), max(values)
 
 
 # -- sites and steady-state databases shared by the benchmarks of one run ----------------------

@@ -23,7 +23,6 @@ import json
 import random
 import re
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row
+from bench.common import Row, spread
 from monitor.schema import STORY_SCHEMA
 from monitor.store import CACHE_SIZE as STORE_CACHE_SIZE
 from monitor.stories import compare_profiles, count_documents, profile_article, story_features
@@ -287,19 +286,8 @@ def run(rounds: int = ROUNDS) -> list[Row]:
             for p in prepared:
                 seconds[p.size].append(time_new_articles(p.conn, p.new, p.size + 1))
         for p in prepared:
-            ms = [v * 1000 for v in seconds[p.size]]
-            low, high = min(ms), max(ms)
-            rows.append(
-                Row(
-                    "stories",
-                    f"assign, {p.size:,} stored",
-                    statistics.median(ms),
-                    low,
-                    high,
-                    "ms",
-                    p.note,
-                )
-            )
+            ms = spread([v * 1000 for v in seconds[p.size]])
+            rows.append(Row("stories", f"assign, {p.size:,} stored", *ms, "ms", p.note))
             rows += p.rows
             p.conn.close()
     small, large = seconds[SIZES[0]], seconds[SIZES[-1]]
@@ -308,9 +296,7 @@ def run(rounds: int = ROUNDS) -> list[Row]:
         Row(
             "stories",
             "assign cost ratio, 100,000 vs 1,000 stored",
-            statistics.median(ratios),
-            min(ratios),
-            max(ratios),
+            *spread(ratios),
             "x",
             "must stay at most 2; each round's ratio, sizes timed in turn",
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -21,10 +21,14 @@ class Row:
     note: str = ""
 
 
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """Median, min, max."""
+    return statistics.median(values), min(values), max(values)
+
+
 def repeat(fn: Callable[[], float], runs: int = 3) -> tuple[float, float, float]:
     """Run fn (which returns one measurement) `runs` times; median, min, max."""
-    values = [fn() for _ in range(runs)]
-    return statistics.median(values), min(values), max(values)
+    return spread([fn() for _ in range(runs)])
 
 
 def timed(fn: Callable[[], object]) -> float:
