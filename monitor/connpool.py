@@ -17,6 +17,10 @@ to be used (an idle connection no request wants costs nothing until then, and th
 bounds how many wait); and never gives away or closes a connection a request holds.
 Everything else is httpcore's own pool: waiting for a connection, retrying one that turned
 out unavailable, returning connections when a response is closed.
+
+Between polls, `close_expired` closes the idle connections whose keep-alive has run out or
+whose server has hung up: a daemon polls only the feeds that are due, so a connection to a
+host that no due feed needs would otherwise stay open, half-closed, until the pool filled.
 """
 
 from __future__ import annotations
@@ -62,6 +66,21 @@ class PollPool(httpcore.ConnectionPool):
             pool_request.assign_to_connection(connection)
             held.add(id(connection))
         return closing
+
+    def close_expired(self) -> int:
+        """Close the idle connections no request holds whose keep-alive has run out or whose
+        server has closed them; returns how many."""
+        with self._optional_thread_lock:
+            held = {id(r.connection) for r in self._requests if r.connection is not None}
+            expired = [
+                c
+                for c in self._connections
+                if id(c) not in held and (c.is_closed() or (c.is_idle() and c.has_expired()))
+            ]
+            for connection in expired:
+                self._connections.remove(connection)
+        self._close_connections(expired)
+        return len(expired)
 
     def _reusable(
         self, origin: httpcore.Origin, held: set[int], closing: list[ConnectionInterface]

@@ -173,6 +173,9 @@ class Daemon:
                 duration=round(report.duration, 3),
             )
         self._alert(rt)
+        # every tick: connections to hosts no due feed needs are not kept open for the
+        # servers to half-close
+        rt.close_expired_connections()
         rt.store.release_memory()
 
     def _alert(self, rt: Runtime) -> None:

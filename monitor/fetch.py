@@ -33,6 +33,7 @@ from monitor.trust import TrustStore
 from monitor.urls import check_url
 
 MAX_REDIRECTS = 5
+KEEPALIVE_EXPIRY = 30.0  # seconds an idle connection is kept for the host's next request
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_STATUSES = frozenset({301, 308})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -113,6 +114,11 @@ class Fetcher:
             permanent = permanent and answer.status in PERMANENT_STATUSES
             current = redirect_target(current, answer.headers.get("location", ""))
         raise FetchError(f"more than {MAX_REDIRECTS} redirects from {url}")
+
+    def close_expired(self) -> int:
+        """Close the pooled connections that are idle past their keep-alive or that their
+        server has closed (a daemon calls this between polls); returns how many."""
+        return self._transport.close_expired()
 
     def close(self) -> None:
         """Close every pooled connection (once the CA certificates are read)."""
@@ -290,11 +296,11 @@ class _GuardedTransport(httpx.HTTPTransport):
         # httpx gives no way to choose the pool's network backend, so the pool is replaced
         # by one with the same settings and the guarded backend (httpx 0.28, httpcore 1.0),
         # whose assignment pass suits a poll (monitor.connpool)
-        self._pool = PollPool(
+        self._pool = self._poll_pool = PollPool(
             ssl_context=context,
             max_connections=connections,
             max_keepalive_connections=connections,  # every connection may be kept
-            keepalive_expiry=30.0,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
             network_backend=backend,
         )
 
@@ -303,6 +309,10 @@ class _GuardedTransport(httpx.HTTPTransport):
         if request.url.scheme == "https":
             self._trust.wait()
         return super().handle_request(request)
+
+    def close_expired(self) -> int:
+        """See PollPool.close_expired."""
+        return self._poll_pool.close_expired()
 
     def close(self) -> None:
         super().close()

@@ -191,6 +191,12 @@ class Runtime:
         now = self.clock()
         return [s for s in self.configured_states() if s.next_poll is None or s.next_poll <= now]
 
+    def close_expired_connections(self) -> int:
+        """Close the fetcher's connections that are idle past their keep-alive or that their
+        server has closed, if a fetcher was built; returns how many."""
+        fetcher = self.__dict__.get("fetcher")
+        return fetcher.close_expired() if fetcher is not None else 0
+
     def close(self) -> None:
         for name in ("extractor", "fetcher", "trust", "store"):
             part = self.__dict__.pop(name, None)

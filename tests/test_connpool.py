@@ -121,3 +121,18 @@ def test_closed_connections_leave_the_pool() -> None:
     p = pool([gone], limit=2)
     assert p._assign_requests_to_connections() == []
     assert p._connections == []
+
+
+def test_between_polls_only_idle_expired_connections_nobody_holds_are_closed() -> None:
+    fresh = Stand("http://fresh.example")
+    stale = Stand("http://stale.example", expired=True)
+    busy = Stand("http://busy.example", idle=False, expired=True)  # a response is being read
+    gone = Stand("http://gone.example")
+    gone.closed = True
+    handed = Stand("http://handed.example", expired=True)  # given to a request, not started
+    p = pool([fresh, stale, busy, gone, handed], limit=8)
+    queue(p, "http://handed.example/feed").assign_to_connection(handed)
+    assert p.close_expired() == 2
+    assert stale.closed and gone.closed
+    assert not fresh.closed and not busy.closed and not handed.closed
+    assert p._connections == [fresh, busy, handed]

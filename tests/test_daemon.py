@@ -343,6 +343,31 @@ def test_each_job_gives_back_the_page_cache_when_it_is_done(
     assert digest_sql[-1] == "PRAGMA shrink_memory"
 
 
+def test_each_tick_closes_connections_idle_past_their_keepalive(
+    tmp_path: Path,
+    site: LoopbackSite,
+    serve: Serve,
+    daemons: Callable[..., Daemon],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between polls the daemon holds no connection the server may have given up on: a
+    host no due feed needs would otherwise keep its socket until the pool filled."""
+    monkeypatch.setattr("monitor.fetch.KEEPALIVE_EXPIRY", 1.0)
+    feed = add_outlet(site, "The London Ledger", site_articles(RELEVANT, NOW), prefix="/ledger")
+    config = write_config(tmp_path, mail=serve(Recorder()), feeds={"The London Ledger": feed})
+    clock = Clock(NOW)
+    daemon = daemons(load_settings(config), clock)  # the first poll: the feed and its pages
+    clock.advance(minutes=16)
+    daemon.poll_job()  # the feed again: a 304, quickly
+    assert daemon._poll_rt is not None
+    pool = daemon._poll_rt.fetcher._transport._poll_pool
+    assert pool.connections  # fresh: kept for the host's next request
+    time.sleep(1.2)
+    clock.advance(minutes=1)
+    daemon.poll_job()  # nothing due this tick
+    assert pool.connections == []
+
+
 def test_immediate_hits_left_without_an_alert_are_alerted_at_the_next_tick(
     tmp_path: Path, serve: Serve, daemons: Callable[..., Daemon]
 ) -> None:

@@ -143,6 +143,50 @@ def test_a_304_with_a_body_after_it_costs_only_its_connection(server: LoopbackSi
         assert (second.status, second.content) == (200, b"ok")
 
 
+def test_between_polls_a_connection_the_server_closed_is_closed_too() -> None:
+    """A server that hangs up on an idle keep-alive connection leaves it half-closed: the
+    sweep a daemon runs between polls closes it, and leaves a healthy one alone."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        hung_up = threading.Event()
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            hung_up.set()  # closed without a word, as an idle timeout does
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        with Fetcher(settings()) as f:
+            assert f.fetch(f"http://127.0.0.1:{port}/feed").content == b"ok"
+            assert hung_up.wait(5)
+            pool = f._transport._poll_pool
+            for _ in range(50):  # the FIN may take a moment to arrive
+                if pool.close_expired():
+                    break
+                time.sleep(0.02)
+            assert pool.connections == []
+        thread.join(5)
+
+
+def test_between_polls_a_connection_idle_past_its_keepalive_is_closed(
+    site: LoopbackSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("monitor.fetch.KEEPALIVE_EXPIRY", 0.3)
+    with Fetcher(settings()) as f:
+        f.fetch(site.url("/page"))
+        assert f.close_expired() == 0  # still fresh: kept for the host's next feed
+        f.fetch(site.url("/page"))
+        assert len({r.client_port for r in site.hits("/page")}) == 1
+        time.sleep(0.5)
+        assert f.close_expired() == 1
+        assert f._transport._poll_pool.connections == []
+        f.fetch(site.url("/page"))
+    assert len({r.client_port for r in site.hits("/page")}) == 2
+
+
 def test_many_threads_over_more_hosts_than_connections_all_succeed() -> None:
     """Conditional requests from 8 threads to 6 origins over a pool of 3 connections: idle
     connections are closed to make room for other hosts all the time, and kept for their own
