@@ -30,6 +30,7 @@ from functools import lru_cache, partial
 from itertools import compress, count
 
 from monitor.models import TextFeatures
+from monitor.textindex import ascii_words
 
 MAX_CHARS = 200_000  # text beyond this is not read: a hostile page must not cost minutes
 SHINGLE_WORDS = 5  # words per shingle: long enough that a shared run means shared copy
@@ -142,9 +143,20 @@ def is_content(word: str) -> bool:
 
 def count_terms(text: str, weight: int = 1) -> Counter[str]:
     """Content words (stemmed) and capitalised word pairs of a text, each counted `weight`."""
+    return _count_terms(text, read_words(text), weight)
+
+
+def read_words(text: str) -> list[str]:
+    """The runs of letters and digits of a text (what _WORD.findall gives), cut in C by
+    str.split when the text allows it."""
+    words = ascii_words(text)
+    return _WORD.findall(text) if words is None else words
+
+
+def _count_terms(text: str, words: list[str], weight: int) -> Counter[str]:
     counts: Counter[str] = Counter()
     # each distinct spelling is judged once; the words are counted in C
-    for raw, n in Counter(_WORD.findall(text)).items():
+    for raw, n in Counter(words).items():
         word = fold_word(raw)
         if is_content(word):
             counts[stem_word(word)] += n * weight
@@ -167,7 +179,11 @@ def count_terms(text: str, weight: int = 1) -> Counter[str]:
 
 def shingle_hashes(text: str) -> set[int]:
     """64-bit hashes of the text's overlapping runs of SHINGLE_WORDS folded words."""
-    words = list(map(fold_word, _WORD.findall(text)))
+    return _shingle_hashes(read_words(text))
+
+
+def _shingle_hashes(raw: list[str]) -> set[int]:
+    words = list(map(fold_word, raw))
     if not words:
         return set()
     size = min(SHINGLE_WORDS, len(words))
@@ -191,14 +207,15 @@ def sketch_minhash(hashes: Iterable[int]) -> tuple[int, ...]:
 def text_features(text: str) -> TextFeatures:
     """The text's share of an article's features: its keyed term counts and its sketch."""
     text = text[:MAX_CHARS]
-    counts = count_terms(text)
+    words = read_words(text)  # read once for both the terms and the shingles
+    counts = _count_terms(text, words, 1)
     keys = list(map(stable_key, counts))
     keyed = dict(zip(keys, counts.values(), strict=True))
     if len(keyed) < len(keys):  # two terms on one 32-bit key: they simply add up
         keyed = Counter()
         for key, n in zip(keys, counts.values(), strict=True):
             keyed[key] += n
-    hashes = shingle_hashes(text) if text.strip() else set()
+    hashes = _shingle_hashes(words)
     return TextFeatures(tuple(keyed.items()), sketch_minhash(hashes), len(hashes))
 
 

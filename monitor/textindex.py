@@ -107,14 +107,24 @@ def split_words(text: str) -> list[str]:
     return words
 
 
+def ascii_words(text: str) -> list[str] | None:
+    """The runs of letters and digits of a text whose only characters beyond ASCII are news
+    punctuation (curly quotes, dashes, odd spaces, currency and other symbols, none of them
+    part of a word), cut in C; None for any other text. Most English news takes this path."""
+    plain = text if text.isascii() else _without_news_punctuation(text)
+    return plain.translate(_ASCII_TO_SPACE).split() if plain.isascii() else None
+
+
+def _without_news_punctuation(text: str) -> str:
+    for c in _NEWS_PUNCTUATION:
+        if c in text:
+            text = text.replace(c, " ")
+    return text
+
+
 def _split(text: str) -> tuple[list[str], int]:
     """The words of an NFC text, and how they were cut: ASCII, LETTERS or MARKS."""
-    if text.isascii():
-        return text.translate(_ASCII_TO_SPACE).split(), ASCII
-    plain = text
-    for c in _NEWS_PUNCTUATION:
-        if c in plain:
-            plain = plain.replace(c, " ")
+    plain = text if text.isascii() else _without_news_punctuation(text)
     if plain.isascii():
         return plain.translate(_ASCII_TO_SPACE).split(), ASCII
     # what is left besides letters: separators (spaces, symbols, emoji) or combining marks

@@ -461,6 +461,37 @@ def test_shingle_hashes_are_the_blake2b_of_each_run_of_words(text: str) -> None:
     assert stories.shingle_hashes(text) == _shingle_hashes_one_by_one(text)
 
 
+# English news: ASCII words with the punctuation news copy uses beyond ASCII, and now and
+# then a letter or mark that sends the text down the general (regular expression) path
+_NEWS_PIECES = st.sampled_from(["Met", "police", "O", "Neil", "42", "x", "Khan", "s", "MPs"])
+_NEWS_GAPS = st.sampled_from(
+    [" ", "’", "‘", "“", "”", "—", "–", "…", "£", "€", "™", "°", "\u00a0", "\u200b", "\u2009",
+     "_", "\x1c", "-", "'", ". ", "é", "x\u0301", "İ", "\u0301", "・"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_NEWS_PIECES, _NEWS_GAPS), max_size=40))
+def test_words_are_read_as_runs_of_letters_and_digits_whatever_the_path(
+    pieces: list[tuple[str, str]],
+) -> None:
+    text = "".join(word + gap for word, gap in pieces)
+    assert stories.read_words(text) == re.findall(r"[^\W_]+", text)
+
+
+def test_text_features_are_the_terms_and_sketch_of_the_text() -> None:
+    text = "Charing Cross station was shut; the Met’s officers — “all of them” — stayed. " * 3
+    features = stories.text_features(text)
+    counts = _count_terms_word_by_word(text, 1)
+    keyed: Counter[int] = Counter()
+    for term, n in counts.items():
+        keyed[stories.stable_key(term)] += n
+    hashes = _shingle_hashes_one_by_one(text)
+    assert dict(features.terms) == dict(keyed)
+    assert features.minhash == stories.sketch_minhash(hashes)
+    assert features.shingles == len(hashes) > 0
+
+
 _SKETCHES = st.lists(
     st.sampled_from([0, 2, 4, stories.EMPTY_BIN]),
     min_size=stories.MINHASH_BINS,
