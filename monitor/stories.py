@@ -47,6 +47,7 @@ REWRITE_COSINE = 0.28  # TF-IDF cosine of two outlets' own reports of one event
 
 _WORD = re.compile(r"[^\W_]+")
 _FIRST = operator.itemgetter(0)
+_KEY, _WEIGHT = operator.itemgetter(0), operator.itemgetter(1)
 _SHINGLE_HASH = partial(hashlib.blake2b, digest_size=8)
 _DIGEST = operator.methodcaller("digest")
 # function words and the words every news report uses; rarity weighting handles the rest
@@ -225,14 +226,16 @@ def story_features(title: str, text: str, part: TextFeatures | None = None) -> S
     title = title[:MAX_CHARS]
     if part is None:
         part = text_features(text)
-    keyed: Counter[int] = Counter(dict(part.terms))
+    keyed = dict(part.terms)
     for term, n in count_terms(title, TITLE_WEIGHT).items():
-        keyed[stable_key(term)] += n
+        key = stable_key(term)
+        keyed[key] = keyed.get(key, 0) + n
     minhash, shingles = part.minhash, part.shingles
     if not text[:MAX_CHARS].strip():  # copies keep the text and change the headline, so
         hashes = shingle_hashes(title)  # only the text is shingled, unless there is none
         minhash, shingles = sketch_minhash(hashes), len(hashes)
-    return StoryFeatures(terms=tuple(sorted(keyed.items())), minhash=minhash, shingles=shingles)
+    terms = tuple(sorted(keyed.items(), key=_KEY))  # by key alone: keys are distinct
+    return StoryFeatures(terms=terms, minhash=minhash, shingles=shingles)
 
 
 def minhash_bands(minhash: Sequence[int]) -> tuple[int, ...]:
@@ -288,7 +291,10 @@ def term_vector(
 
 def heaviest_terms(vector: Mapping[int, float], limit: int) -> list[tuple[int, float]]:
     """The `limit` heaviest (key, weight) pairs, ties broken by key so the order is stable."""
-    return sorted(vector.items(), key=lambda kw: (-kw[1], kw[0]))[:limit]
+    # by key, then by weight: the second sort keeps the first's order among equal weights
+    # (reverse=True too), and both sort on C item getters rather than a tuple per pair
+    by_key = sorted(vector.items(), key=_KEY)
+    return sorted(by_key, key=_WEIGHT, reverse=True)[:limit]
 
 
 def dot(a: Mapping[int, float], b: Mapping[int, float]) -> float:

@@ -584,3 +584,16 @@ def test_hostile_article_is_assigned(title: str, text: str) -> None:
     naive = datetime(2026, 3, 1, 12, 0)  # naive datetimes are taken as UTC
     assert index.assign(7, title, text, naive) == 7
     assert index.assign(8, title, text, naive.replace(tzinfo=UTC)) in (7, 8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.integers(-(2**31), 2**31 - 1), st.sampled_from([0.5, 0.25, 0.125, 1.0]), max_size=60
+    ),
+    st.integers(0, 70),
+)
+def test_heaviest_terms_are_by_weight_then_by_key(vector: dict[int, float], limit: int) -> None:
+    # few distinct weights, so most pairs tie and the key decides
+    expected = sorted(vector.items(), key=lambda kw: (-kw[1], kw[0]))[:limit]
+    assert stories.heaviest_terms(vector, limit) == expected
