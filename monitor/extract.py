@@ -258,13 +258,16 @@ def _drop_comment_sections(tree: Any) -> None:
     such as "Join the conversation". Whatever holds a large share of the page's text is kept:
     missing an article is worse than keeping a comment.
     """
+    found = [
+        element
+        for element in tree.iter("section", "div", "aside", "ol", "ul", "footer")
+        if _looks_like_comments(element)
+    ]
+    if not found:
+        return  # nothing looks like comments: the page's words need not be counted
     total = len(" ".join(tree.itertext()).split()) or 1
-    doomed = []
-    for element in tree.iter("section", "div", "aside", "ol", "ul", "footer"):
-        if not _looks_like_comments(element):
-            continue  # counted only when it looks like comments: nested divs stay linear
-        if len(" ".join(element.itertext()).split()) < _COMMENT_MAX_SHARE * total:
-            doomed.append(element)
+    # only what looks like comments is counted, so nested divs stay linear
+    doomed = [e for e in found if len(" ".join(e.itertext()).split()) < _COMMENT_MAX_SHARE * total]
     for element in doomed:
         parent = element.getparent()
         if parent is not None:
