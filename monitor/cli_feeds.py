@@ -49,13 +49,13 @@ def poll(ctx: click.Context, feed_names: tuple[str, ...]) -> None:
 
 def _check_feed_names(s: Settings, names: tuple[str, ...]) -> None:
     """Refuse a --feed name the config does not have, suggesting the closest one."""
-    from difflib import get_close_matches
-
-    from monitor.checks import shown
-
     known = [f.name for f in s.feeds]
     for name in names:
         if name not in known:
+            from difflib import get_close_matches
+
+            from monitor.checks import shown
+
             close = get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"feeds: {', '.join(known)}"
             where = Location(shown(s.path))

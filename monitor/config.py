@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
@@ -19,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.errors import ConfigError, ConfigErrors, Location
 from monitor.models import Feed
-from monitor.opml import read_opml
 from monitor.tomlpos import KeyPath, Positions, load_toml
 from monitor.units import parse_duration, parse_size
 
@@ -424,6 +422,11 @@ def _load_feeds(
             feed = Feed(values["name"], values["url"], values["interval"] or default)
             _add_feed(feeds, seen, feed, ("feeds", i, "name"), c)
     if "opml" in data:
+        # imported here: most configs list their feeds, and every command reads the config
+        import xml.etree.ElementTree as ET
+
+        from monitor.opml import read_opml
+
         try:
             opml = base / text(data["opml"])
             for feed in read_opml(opml, default, http_url):

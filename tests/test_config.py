@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import time
 from pathlib import Path
 
@@ -118,6 +120,35 @@ def test_opml_feeds(tmp_path: Path) -> None:
     )
     settings = load_settings(write(tmp_path, 'opml = "feeds.opml"\n'))
     assert [(f.name, f.url) for f in settings.feeds] == [("Met feed", "https://x.example/met.xml")]
+
+
+def test_the_opml_reader_is_imported_only_for_a_config_that_names_a_file(
+    tmp_path: Path,
+) -> None:
+    """Every command reads the config; only one with `opml = ...` pays for the XML parser."""
+    (tmp_path / "feeds.opml").write_text(
+        '<opml version="2.0"><body><outline xmlUrl="https://x.example/a.xml"/></body></opml>',
+        encoding="utf-8",
+    )
+    listed = write(tmp_path, '[[feeds]]\nname = "A"\nurl = "https://x.example/a.xml"\n')
+    named = write(tmp_path, 'opml = "feeds.opml"\n', "named.toml")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from monitor.config import load_settings\n"
+        "feeds = load_settings(Path(sys.argv[1])).feeds\n"
+        "print(len(feeds), *(m for m in ('monitor.opml', 'xml.etree.ElementTree')"
+        " if m in sys.modules))\n"
+    )
+
+    def imported(config: Path) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(config)], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    assert imported(listed) == "1"
+    assert imported(named) == "1 monitor.opml xml.etree.ElementTree"
 
 
 def test_a_file_is_lexed_for_positions_only_when_one_is_asked_for() -> None:
