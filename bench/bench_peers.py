@@ -36,6 +36,7 @@ from bench.bench_poll import (
     Measured,
     SiteServer,
     Steady,
+    expect_conditional_feed_requests,
     run_measured,
     shared_steady,
     site_articles,
@@ -242,9 +243,7 @@ def measure_in_turn(
         before = site.cpu()
         [mine] = time_steady(steady.config, feeds, runs=1)
         server += site.cpu() - before
-        total, to_feeds, validated = site.requests()
-        if total != to_feeds or validated != to_feeds:
-            raise RuntimeError(f"expected only conditional feed requests, got {total, validated}")
+        expect_conditional_feed_requests(site)
         monitor.append(mine)
         for result in peers:
             name = result.peer.name

@@ -467,6 +467,14 @@ def with_concurrency(config: Path, concurrency: int) -> Path:
     return path
 
 
+def expect_conditional_feed_requests(site: SiteServer) -> None:
+    """The requests since the site last counted must all be conditional requests for feeds:
+    a steady-state poll fetches no page and sends every feed's validators."""
+    total, to_feeds, validated = site.requests()
+    if total != to_feeds or validated != to_feeds:
+        raise RuntimeError(f"expected only conditional feed requests, got {total, validated}")
+
+
 def measure_steady(steady: Steady, feeds: int, concurrency: int) -> list[Row]:
     """Timed steady-state polls of one site at one concurrency (= per_host)."""
     config = steady.config if concurrency == 32 else with_concurrency(steady.config, concurrency)
@@ -475,9 +483,7 @@ def measure_steady(steady: Steady, feeds: int, concurrency: int) -> list[Row]:
     cpu_before = site.cpu()
     runs = time_steady(config, feeds)
     server = (site.cpu() - cpu_before) / len(runs)
-    total, to_feeds, validated = site.requests()
-    if total != to_feeds or validated != to_feeds:
-        raise RuntimeError(f"expected only conditional feed requests, got {total, validated}")
+    expect_conditional_feed_requests(site)
     note = (
         f"every answer 304; concurrency = per_host = {concurrency}"
         f"; server used {server:.2f} s CPU a poll"

@@ -38,7 +38,7 @@ class PollPool(httpcore.ConnectionPool):
     """
 
     def _assign_requests_to_connections(self) -> list[ConnectionInterface]:
-        held = {id(r.connection) for r in self._requests if r.connection is not None}
+        held = self._held()
         self._connections = [c for c in self._connections if not c.is_closed()]
         closing: list[ConnectionInterface] = []
         if self._max_keepalive_connections < self._max_connections:
@@ -71,7 +71,7 @@ class PollPool(httpcore.ConnectionPool):
         """Close the idle connections no request holds whose keep-alive has run out or whose
         server has closed them; returns how many."""
         with self._optional_thread_lock:
-            held = {id(r.connection) for r in self._requests if r.connection is not None}
+            held = self._held()
             expired = [
                 c
                 for c in self._connections
@@ -81,6 +81,10 @@ class PollPool(httpcore.ConnectionPool):
                 self._connections.remove(connection)
         self._close_connections(expired)
         return len(expired)
+
+    def _held(self) -> set[int]:
+        """The ids of the connections handed to requests (call with the pool's lock held)."""
+        return {id(r.connection) for r in self._requests if r.connection is not None}
 
     def _reusable(
         self, origin: httpcore.Origin, held: set[int], closing: list[ConnectionInterface]

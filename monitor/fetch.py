@@ -286,6 +286,8 @@ class _Slots:
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport, over a connection pool that connects through the guard."""
 
+    _pool: PollPool
+
     def __init__(
         self, backend: httpcore.NetworkBackend, connections: int, trust: TrustStore
     ) -> None:
@@ -296,7 +298,7 @@ class _GuardedTransport(httpx.HTTPTransport):
         # httpx gives no way to choose the pool's network backend, so the pool is replaced
         # by one with the same settings and the guarded backend (httpx 0.28, httpcore 1.0),
         # whose assignment pass suits a poll (monitor.connpool)
-        self._pool = self._poll_pool = PollPool(
+        self._pool = PollPool(
             ssl_context=context,
             max_connections=connections,
             max_keepalive_connections=connections,  # every connection may be kept
@@ -312,7 +314,7 @@ class _GuardedTransport(httpx.HTTPTransport):
 
     def close_expired(self) -> int:
         """See PollPool.close_expired."""
-        return self._poll_pool.close_expired()
+        return self._pool.close_expired()
 
     def close(self) -> None:
         super().close()

@@ -46,8 +46,8 @@ COPY_MIN_SHARED = 12  # ...and at least this many, so a shared boilerplate line 
 REWRITE_COSINE = 0.28  # TF-IDF cosine of two outlets' own reports of one event
 
 _WORD = re.compile(r"[^\W_]+")
-_FIRST = operator.itemgetter(0)
-_KEY, _WEIGHT = operator.itemgetter(0), operator.itemgetter(1)
+_FIRST = operator.itemgetter(0)  # a run's first character; a (key, weight) pair's key
+_WEIGHT = operator.itemgetter(1)
 _SHINGLE_HASH = partial(hashlib.blake2b, digest_size=8)
 _DIGEST = operator.methodcaller("digest")
 # function words and the words every news report uses; rarity weighting handles the rest
@@ -234,7 +234,7 @@ def story_features(title: str, text: str, part: TextFeatures | None = None) -> S
     if not text[:MAX_CHARS].strip():  # copies keep the text and change the headline, so
         hashes = shingle_hashes(title)  # only the text is shingled, unless there is none
         minhash, shingles = sketch_minhash(hashes), len(hashes)
-    terms = tuple(sorted(keyed.items(), key=_KEY))  # by key alone: keys are distinct
+    terms = tuple(sorted(keyed.items(), key=_FIRST))  # by key alone: keys are distinct
     return StoryFeatures(terms=terms, minhash=minhash, shingles=shingles)
 
 
@@ -293,7 +293,7 @@ def heaviest_terms(vector: Mapping[int, float], limit: int) -> list[tuple[int, f
     """The `limit` heaviest (key, weight) pairs, ties broken by key so the order is stable."""
     # by key, then by weight: the second sort keeps the first's order among equal weights
     # (reverse=True too), and both sort on C item getters rather than a tuple per pair
-    by_key = sorted(vector.items(), key=_KEY)
+    by_key = sorted(vector.items(), key=_FIRST)
     return sorted(by_key, key=_WEIGHT, reverse=True)[:limit]
 
 

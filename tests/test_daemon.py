@@ -360,7 +360,7 @@ def test_each_tick_closes_connections_idle_past_their_keepalive(
     clock.advance(minutes=16)
     daemon.poll_job()  # the feed again: a 304, quickly
     assert daemon._poll_rt is not None
-    pool = daemon._poll_rt.fetcher._transport._poll_pool
+    pool = daemon._poll_rt.fetcher._transport._pool
     assert pool.connections  # fresh: kept for the host's next request
     time.sleep(1.2)
     clock.advance(minutes=1)

@@ -162,7 +162,7 @@ def test_between_polls_a_connection_the_server_closed_is_closed_too() -> None:
         with Fetcher(settings()) as f:
             assert f.fetch(f"http://127.0.0.1:{port}/feed").content == b"ok"
             assert hung_up.wait(5)
-            pool = f._transport._poll_pool
+            pool = f._transport._pool
             for _ in range(50):  # the FIN may take a moment to arrive
                 if pool.close_expired():
                     break
@@ -182,7 +182,7 @@ def test_between_polls_a_connection_idle_past_its_keepalive_is_closed(
         assert len({r.client_port for r in site.hits("/page")}) == 1
         time.sleep(0.5)
         assert f.close_expired() == 1
-        assert f._transport._poll_pool.connections == []
+        assert f._transport._pool.connections == []
         f.fetch(site.url("/page"))
     assert len({r.client_port for r in site.hits("/page")}) == 2
 
