@@ -174,13 +174,14 @@ def test_between_polls_a_connection_the_server_closed_is_closed_too() -> None:
 def test_between_polls_a_connection_idle_past_its_keepalive_is_closed(
     site: LoopbackSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("monitor.fetch.KEEPALIVE_EXPIRY", 0.3)
+    # a second: long enough that no loaded machine lets the fresh connection expire unseen
+    monkeypatch.setattr("monitor.fetch.KEEPALIVE_EXPIRY", 1.0)
     with Fetcher(settings()) as f:
         f.fetch(site.url("/page"))
         assert f.close_expired() == 0  # still fresh: kept for the host's next feed
         f.fetch(site.url("/page"))
         assert len({r.client_port for r in site.hits("/page")}) == 1
-        time.sleep(0.5)
+        time.sleep(1.2)
         assert f.close_expired() == 1
         assert f._transport._pool.connections == []
         f.fetch(site.url("/page"))
