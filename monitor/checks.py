@@ -15,6 +15,7 @@ from monitor.config import Settings, load_settings
 from monitor.errors import ConfigError, ConfigErrors, Location, MonitorError
 from monitor.store import Store, to_db
 from monitor.tomlpos import KeyPath, load_toml
+from monitor.units import plural
 
 QUIET_WATCHLIST = timedelta(days=30)
 FAILING_FEED = timedelta(days=7)
@@ -75,8 +76,8 @@ def run_checks(
         warnings += _check_history(s, [(w.name, w.path) for w in loaded.watchlists], now)
     queries = sum(len(w.match) + len(w.exclude) for w in loaded.watchlists)
     summary = (
-        f"{shown(s.path)}: ok: {len(s.feeds)} feeds, {len(loaded.watchlists)} watchlists "
-        f"({queries} queries)"
+        f"{shown(s.path)}: ok: {plural(len(s.feeds), 'feed')}, "
+        f"{plural(len(loaded.watchlists), 'watchlist')} ({plural(queries, 'query', 'queries')})"
     )
     return _in_file_order(errors), _in_file_order(warnings), summary
 

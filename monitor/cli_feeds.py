@@ -17,6 +17,7 @@ from monitor.pipeline import CycleReport, FeedReport, utcnow
 from monitor.runtime import Runtime
 from monitor.store import FeedState
 from monitor.timeutil import ago, local
+from monitor.units import plural
 
 
 @cli.command()
@@ -90,21 +91,23 @@ def _feed_line(feed: FeedReport) -> str:
         return f"failed        {feed.feed}: {feed.error}"
     if feed.status == "not_modified":
         return f"not modified  {feed.feed}"
-    extra = f", {feed.pages_failed} pages not extracted" if feed.pages_failed else ""
+    failed = plural(feed.pages_failed, "page")
+    extra = f", {failed} not extracted" if feed.pages_failed else ""
     return (
-        f"ok            {feed.feed}: {feed.new_articles} new articles, "
-        f"{feed.new_hits} new hits{extra} ({feed.duration:.1f}s)"
+        f"ok            {feed.feed}: {plural(feed.new_articles, 'new article')}, "
+        f"{plural(feed.new_hits, 'new hit')}{extra} ({feed.duration:.1f}s)"
     )
 
 
 def _print_cycle(report: CycleReport) -> None:
     polled = len(report.feeds)
     click.echo(
-        f"polled {polled} feed{'s' if polled != 1 else ''} in {report.duration:.1f}s: "
+        f"polled {plural(polled, 'feed')} in {report.duration:.1f}s: "
         f"{report.count('ok')} ok, {report.count('not_modified')} not modified, "
         f"{report.count('failed')} failed"
     )
-    not_extracted = f" ({report.pages_failed} pages not extracted)" if report.pages_failed else ""
+    failed = plural(report.pages_failed, "page")
+    not_extracted = f" ({failed} not extracted)" if report.pages_failed else ""
     click.echo(f"new articles: {report.new_articles}{not_extracted}")
     click.echo(f"new hits: {report.new_hits}")
 
@@ -195,7 +198,8 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
         if feed.name == feed_name:
             raise MonitorError(f"a feed is already named {feed_name!r}; choose one with --name")
     append_feed(s.path, feed_name, found.url, check=load_settings)
-    click.echo(f"added {feed_name!r}: {found.url} ({found.entries} entries in it now)")
+    entries = plural(found.entries, "entry", "entries")
+    click.echo(f"added {feed_name!r}: {found.url} ({entries} in it now)")
 
 
 def _same_feed(url: str) -> str:
@@ -228,4 +232,4 @@ def feeds_export(ctx: click.Context, output: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {len(s.feeds)} feeds to {output}", err=True)
+        click.echo(f"wrote {plural(len(s.feeds), 'feed')} to {output}", err=True)

@@ -14,6 +14,7 @@ from monitor.models import Hit
 from monitor.pipeline import utcnow
 from monitor.runtime import Runtime
 from monitor.timeutil import local
+from monitor.units import plural
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -63,4 +64,4 @@ def _print_hits(found: list[Hit], s: Settings) -> None:
         click.echo(f"    matched: {'; '.join(h.matched)}")
         if h.snippet.text:
             click.echo(f"    {h.snippet.marked('[', ']')}")
-    click.echo(f"{len(found)} hit{'s' if len(found) != 1 else ''}")
+    click.echo(plural(len(found), "hit"))

@@ -10,6 +10,7 @@ import click
 from monitor.cli import cli, config_option, settings
 from monitor.pipeline import utcnow
 from monitor.runtime import Runtime
+from monitor.units import plural
 
 if TYPE_CHECKING:
     from monitor.outbox import Outcome
@@ -61,7 +62,7 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
             click.echo(f"{o.archive}")
         elif o.status == "sent":
             queued = " queued earlier" if o in earlier else ""
-            click.echo(f"{who}: sent {o.hits} hits{queued}; archived at {o.archive}")
+            click.echo(f"{who}: sent {plural(o.hits, 'hit')}{queued}; archived at {o.archive}")
         else:
             failed = True
             click.echo(
@@ -101,7 +102,3 @@ def demo(ctx: click.Context) -> None:
     for article in result.missed:
         click.echo(f"  - {article.title} ({article.feed})")
     click.echo(f"digest: {result.digest.archive}")
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -26,6 +26,7 @@ from monitor.pipeline import utcnow
 from monitor.runtime import Runtime
 from monitor.store import to_db
 from monitor.timeutil import local
+from monitor.units import plural
 
 if TYPE_CHECKING:
     from monitor.watchlist import Watchlist
@@ -47,7 +48,7 @@ def check(ctx: click.Context) -> None:
     for error in errors:
         click.echo(str(error), err=True)
     if errors:
-        click.echo(f"{len(errors)} error{'s' if len(errors) != 1 else ''}", err=True)
+        click.echo(plural(len(errors), "error"), err=True)
         sys.exit(1)
     click.echo(summary)
 
@@ -216,7 +217,7 @@ def _print_articles(articles: list[Article], s: Settings, as_json: bool) -> None
     for a in articles:
         click.echo(f"{local(a.published or a.first_seen, tz)}  [{a.feed}] {a.title}")
         click.echo(f"    {a.url}")
-    click.echo(f"{len(articles)} article{'s' if len(articles) != 1 else ''}")
+    click.echo(plural(len(articles), "article"))
 
 
 @cli.command()
@@ -239,7 +240,7 @@ def rematch(ctx: click.Context, since: str) -> None:
             utcnow(),
             progress=_progress_iter if sys.stdout.isatty() else None,
         )
-    click.echo(f"rematched {len(articles)} articles: {new} new hits")
+    click.echo(f"rematched {plural(len(articles), 'article')}: {plural(new, 'new hit')}")
 
 
 def _progress_iter(items: Sequence[Article]) -> Iterable[Article]:

@@ -30,6 +30,7 @@ from jinja2 import (
 from monitor.digest_view import alert_context, digest_context, local_time
 from monitor.errors import ConfigError, Location
 from monitor.models import Article, Hit, Snippet
+from monitor.units import plural
 
 BUILTIN = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAMES = ("digest.html.j2", "digest.txt.j2", "alert.html.j2", "alert.txt.j2")
@@ -159,11 +160,6 @@ def render_alert(data: AlertData, templates: Path | None = None) -> Rendered:
     context = alert_context(data)
     text, html = _render_pair("alert", context, templates)
     return Rendered(context["subject"], text, html)
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """'1 hit', '2 hits'; plural(n, "story", "stories") for irregular words. A template global."""
-    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
 
 
 def _environment(folder: Path | None, html: bool) -> Environment:

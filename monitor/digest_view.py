@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from monitor.models import Snippet
+from monitor.units import plural
 
 if TYPE_CHECKING:
     from monitor.digest import AlertData, DigestData, FeedHealth, StoryEntry, WatchlistSection
@@ -260,14 +261,10 @@ def hit_total(sections: Iterable[WatchlistSection]) -> int:
     return sum(1 + len(s.others) for section in sections for s in section.stories)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def digest_subject(data: DigestData) -> str:
     """The fixed subject template: only our own words, a date and a count."""
     n = hit_total(data.sections)
-    count = _plural(n, "new hit") if n else "no new hits"
+    count = plural(n, "new hit") if n else "no new hits"
     return f"monitor digest: {format_day(data.generated_at, data.timezone)}, {count}"
 
 
@@ -275,7 +272,7 @@ def alert_subject(data: AlertData) -> str:
     """The alert subject: the watchlist name (the user's own words, cleaned) and a count."""
     n = sum(1 + len(s.others) for s in data.stories)
     name = clean_text(data.watchlist, 60)
-    return f"monitor alert: {name}, {_plural(n, 'new hit')}"
+    return f"monitor alert: {name}, {plural(n, 'new hit')}"
 
 
 def digest_context(data: DigestData) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 
 from monitor.errors import BadURL, ParseError
 from monitor.models import Item, ParsedFeed
+from monitor.units import plural
 from monitor.urls import canonical_url, check_url
 
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; beyond a day is a lie
@@ -48,9 +49,9 @@ def parse_feed(
     items, skipped, duplicates = _collect_items(result.entries, url, now)
     warnings = _check_feed(result, content, usable=bool(items))
     if skipped:
-        warnings.append(f"{skipped} entries skipped: no link and no GUID")
+        warnings.append(f"{plural(skipped, 'entry', 'entries')} skipped: no link and no GUID")
     if duplicates:
-        warnings.append(f"{duplicates} duplicate entries dropped")
+        warnings.append(f"{plural(duplicates, 'duplicate entry', 'duplicate entries')} dropped")
     if len(items) > limit:
         warnings.append(f"kept the {limit} newest of {len(items)} entries")
         items = newest_items(items, limit)

@@ -1,4 +1,4 @@
-"""Pure parsers for the units users write in config files: durations and sizes."""
+"""Pure parsers and formatters for the units users write and read: durations, sizes, counts."""
 
 from __future__ import annotations
 
@@ -53,3 +53,8 @@ def is_date(text: str) -> bool:
 def as_timedelta(text: str) -> timedelta:
     """A duration string as a timedelta."""
     return timedelta(seconds=parse_duration(text))
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 hit', '2 hits'; plural(n, "story", "stories") for irregular words."""
+    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"

@@ -139,7 +139,7 @@ def test_lowercase_met_is_a_warning_with_its_column(tmp_path: Path) -> None:
     # warnings on stderr, the verdict on stdout
     met = load_watchlist(tmp_path / "watchlists" / "met-police.toml")
     queries = len(met.match) + len(met.exclude) + 2
-    assert result.stdout == f"config.toml: ok: 1 feeds, 2 watchlists ({queries} queries)\n"
+    assert result.stdout == f"config.toml: ok: 1 feed, 2 watchlists ({queries} queries)\n"
 
 
 def test_capital_met_is_no_warning(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_feed_failing_for_a_week_is_a_warning_at_its_table(
         f"config.toml:{url_line + 1}: warning: feed 'Gone Daily' has failed for 8 days "
         f"(HTTP 404 from {site.url('/gone-daily/rss.xml')}); fix its URL or remove it"
     ]
-    assert result.stdout.startswith("config.toml: ok: 3 feeds, 1 watchlists")
+    assert result.stdout.startswith("config.toml: ok: 3 feeds, 1 watchlist")
 
 
 # -- templates ---------------------------------------------------------------------------------

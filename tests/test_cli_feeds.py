@@ -302,7 +302,7 @@ def test_added_feed_is_polled(tmp_path: Path, site: LoopbackSite) -> None:
     feed_url = add_outlet(site, "Borough Bugle", [one_article()], prefix="/bugle")
     succeeded(invoke("--config", str(config), "feeds", "add", site.url("/bugle/")))
     polled = succeeded(invoke("--config", str(config), "poll")).stdout
-    assert "ok            Borough Bugle: 1 new articles, 1 new hits" in polled
+    assert "ok            Borough Bugle: 1 new article, 1 new hit" in polled
     hits = json.loads(succeeded(invoke("--config", str(config), "hits", "--json")).stdout)
     assert [(h["feed"], h["title"]) for h in hits] == [("Borough Bugle", one_article().title)]
     assert feed_url in config.read_text()
@@ -329,7 +329,7 @@ def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
         return lines[0], lines[-1]
 
     feed, imported = poll()
-    assert feed.startswith("ok            Borough Bugle: 1 new articles, 1 new hits")
+    assert feed.startswith("ok            Borough Bugle: 1 new article, 1 new hit")
     # the extractor itself runs in worker processes
     assert imported == (
         "imported: feedparser monitor.parse monitor.workers monitor.match monitor.storyindex"

@@ -187,7 +187,7 @@ def test_one_refused_recipient_is_held_and_the_other_still_gets_the_digest(
 
     result = run_cli(config, "digest")
     assert result.exit_code == 1
-    assert "desk@example.org: sent 1 hits" in result.stdout
+    assert "desk@example.org: sent 1 hit" in result.stdout
     assert "gone@example.org: not sent (held)" in result.stderr and "550" in result.stderr
     [(envelope, message)] = messages(rec)
     assert envelope == ["desk@example.org"]
@@ -235,7 +235,7 @@ def test_refused_login_is_held_reported_and_not_retried_until_released(
     monkeypatch.setenv("MONITOR_SMTP_PASSWORD", PASSWORD)
     result = run_cli(config, "digest")  # releases held digests and sends them
     assert result.exit_code == 0, result.output
-    assert "desk@example.org: sent 1 hits queued earlier" in result.stdout
+    assert "desk@example.org: sent 1 hit queued earlier" in result.stdout
     [(_, message)] = messages(rec)
     assert message["Message-ID"] == digest_row(settings, made.digest_id)["message_id"]
     assert digest_row(settings, made.digest_id)["status"] == "sent"

@@ -132,7 +132,7 @@ def test_hits_stay_unique_across_polls_and_rematch(corpus: Corpus) -> None:
     assert all(story is not None for _, story in stories_before)
     restored = run_cli(corpus.config, "rematch", "--since", "7d")
     assert restored.exit_code == 0, restored.output
-    assert "rematched 17 articles: 1 new hits" in restored.stdout
+    assert "rematched 17 articles: 1 new hit" in restored.stdout
     repeated = run_cli(corpus.config, "rematch", "--since", "7d")
     assert "rematched 17 articles: 0 new hits" in repeated.stdout
     with Store.open(corpus.config.parent / "monitor.db") as store:

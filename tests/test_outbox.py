@@ -373,7 +373,7 @@ def test_dry_run_prints_the_archive_path_and_sends_and_marks_nothing(
     assert [h["digest"] for h in json.loads(run_cli(config, "hits", "--json").stdout)] == [None]
 
     real = run_cli(config, "digest")
-    assert real.exit_code == 0 and "sent 1 hits" in real.stdout
+    assert real.exit_code == 0 and "sent 1 hit" in real.stdout
     [(_, message)] = messages(rec)
     assert "IOPC opens inquiry into Met custody death" in parts(message)[0]
 
@@ -386,7 +386,7 @@ def test_without_email_the_digest_is_archived_and_the_hits_marked(tmp_path: Path
 
     result = run_cli(config, "digest")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("archive: sent 1 hits; archived at ")
+    assert result.stdout.startswith("archive: sent 1 hit; archived at ")
     archived = Path(result.stdout.strip().rsplit(" ", 1)[-1])
     assert "Met vetting failures named by IOPC" in archived.read_text(encoding="utf-8")
     assert rows(settings, "SELECT recipient, status FROM digests") == [("", "sent")]
@@ -409,7 +409,7 @@ def test_an_archive_that_could_not_be_written_is_written_later_and_no_hit_is_los
     (tmp_path / "digests").unlink()
     again = run_cli(config, "digest")
     assert again.exit_code == 0, again.output
-    assert "archive: sent 1 hits queued earlier; archived at " in again.stdout
+    assert "archive: sent 1 hit queued earlier; archived at " in again.stdout
     [(archive, status)] = rows(settings, "SELECT archive, status FROM digests")
     assert status == "sent"
     text = Path(str(archive)).read_text(encoding="utf-8")
