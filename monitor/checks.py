@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.config import Settings, load_settings
-from monitor.errors import ConfigError, ConfigErrors, Location, MonitorError
+from monitor.errors import ConfigError, ConfigErrors, Location, MonitorError, in_file_order
 from monitor.store import Store, to_db
 from monitor.tomlpos import KeyPath, load_toml
 from monitor.units import plural
@@ -60,7 +60,7 @@ def run_checks(
     try:
         s = load_settings(config)
     except ConfigErrors as exc:
-        return _in_file_order(exc.errors), [], ""
+        return exc.errors, [], ""  # already in file order
     loaded = load_watchlists(s.monitor.watchlists)
     errors: list[ConfigError] = list(loaded.errors)
     warnings: list[ConfigError] = list(loaded.warnings)  # lint_watchlist's, among others
@@ -79,22 +79,7 @@ def run_checks(
         f"{shown(s.path)}: ok: {plural(len(s.feeds), 'feed')}, "
         f"{plural(len(loaded.watchlists), 'watchlist')} ({plural(queries, 'query', 'queries')})"
     )
-    return _in_file_order(errors), _in_file_order(warnings), summary
-
-
-def _in_file_order(problems: list[ConfigError]) -> list[ConfigError]:
-    """Grouped by file (in the order files first appear), then by line and column."""
-    files: dict[str, int] = {}
-    for p in problems:
-        files.setdefault(p.location.file if p.location else "", len(files))
-
-    def key(p: ConfigError) -> tuple[int, int, int]:
-        loc = p.location
-        if loc is None:
-            return files[""], 0, 0
-        return files[loc.file], loc.line or 0, loc.column or 0
-
-    return sorted(problems, key=key)
+    return in_file_order(errors), in_file_order(warnings), summary
 
 
 def _config_location(s: Settings, path: KeyPath) -> Location:

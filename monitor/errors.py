@@ -64,13 +64,28 @@ class ConfigErrors(ConfigError):
     """Several ConfigErrors found in one pass, so the user can fix them all at once."""
 
     def __init__(self, errors: list[ConfigError]) -> None:
-        self.errors = errors
-        first = errors[0]
+        self.errors = in_file_order(errors)  # as monitor check prints them, whoever raises
+        first = self.errors[0]
         super().__init__(first.message, first.location)
-        self.args = ("\n".join(str(e) for e in errors),)
+        self.args = ("\n".join(str(e) for e in self.errors),)
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+def in_file_order(problems: list[ConfigError]) -> list[ConfigError]:
+    """Grouped by file (in the order files first appear), then by line and column."""
+    files: dict[str, int] = {}
+    for p in problems:
+        files.setdefault(p.location.file if p.location else "", len(files))
+
+    def key(p: ConfigError) -> tuple[int, int, int]:
+        loc = p.location
+        if loc is None:
+            return files[""], 0, 0
+        return files[loc.file], loc.line or 0, loc.column or 0
+
+    return sorted(problems, key=key)
 
 
 class FetchError(MonitorError):

@@ -91,15 +91,16 @@ recipients = ["desk@example.org", "not an address"]
 ignore = ['Met*', 'title:Gala', '"Met Office"']
 """,
     )
+    # in file order, as monitor check prints them, whichever command finds them
     assert errors_of(path) == [
-        "w.toml:3: unknown key 'exclud'; did you mean 'exclude'?",
         "w.toml:1: name: must not be empty",
         "w.toml:2: match: expected a query string, got 3",
-        'w.toml:7:12: ignore: each entry must be a word or a "phrase"',
-        'w.toml:7:20: ignore: each entry must be a word or a "phrase"',
+        "w.toml:3: unknown key 'exclud'; did you mean 'exclude'?",
         "w.toml:4: alert: must be one of digest, immediate; got 'weekly'",
         "w.toml:5: feeds must be a list, e.g. feeds = ['BBC UK']; got a single string",
         "w.toml:6: recipients: 'not an address' is not an email address",
+        'w.toml:7:12: ignore: each entry must be a word or a "phrase"',
+        'w.toml:7:20: ignore: each entry must be a word or a "phrase"',
     ]
 
 
