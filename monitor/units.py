@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -36,23 +35,9 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * _SIZE_UNITS[(m[2] or "b").lower()])
 
 
-def format_duration(seconds: float) -> str:
-    """Seconds -> the shortest exact spelling in the config's units ('15m', '90s')."""
-    for unit in ("w", "d", "h", "m", "s"):
-        size = _DURATION_UNITS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
 def is_date(text: str) -> bool:
     """True for an ISO calendar date such as 2026-11-01."""
     return bool(_SINCE_DATE.match(text))
-
-
-def as_timedelta(text: str) -> timedelta:
-    """A duration string as a timedelta."""
-    return timedelta(seconds=parse_duration(text))
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
