@@ -23,6 +23,7 @@ KeyPath = tuple[str | int, ...]
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TOMLLIB_AT = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 _TOMLLIB_EOF = re.compile(r"^(?P<msg>.*?)\s*\(at end of document\)$")
+_ESCAPE_LENGTHS = {"u": 6, "U": 10}  # \uXXXX, \UXXXXXXXX; every other escape is two characters
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +100,21 @@ def _raw_index(source: str, span: StringSpan, offset: int) -> int:
     """Map an offset in a decoded string to an index in the source, following escapes."""
     i, decoded = span.start, 0
     escapes = span.quote.startswith('"')
-    while i < span.end and decoded < offset:
-        if escapes and source[i] == "\\" and i + 1 < span.end:
-            nxt = source[i + 1]
-            if nxt == "u":
-                i += 6
-            elif nxt == "U":
-                i += 10
-            elif nxt in "\n \t\r":
-                # line-ending backslash: skips all whitespace, decodes to nothing
+    multiline = len(span.quote) == 3
+    while i < span.end:
+        if escapes and source[i] == "\\" and source[i + 1 : i + 2] in ("\n", " ", "\t", "\r"):
+            # line-ending backslash: skips all whitespace, decodes to nothing, so the
+            # character at offset is the first one after it
+            i += 1
+            while i < span.end and source[i] in " \t\r\n":
                 i += 1
-                while i < span.end and source[i] in " \t\r\n":
-                    i += 1
-                continue
-            else:
-                i += 2
+            continue
+        if decoded == offset:
+            break
+        if escapes and source[i] == "\\" and i + 1 < span.end:
+            i += _ESCAPE_LENGTHS.get(source[i + 1], 2)
+        elif multiline and source.startswith("\r\n", i):
+            i += 2  # a multi-line string's CRLF is one newline
         else:
             i += 1
         decoded += 1
