@@ -154,6 +154,10 @@ class Key:
     help: str
     required: bool = False
 
+    def fallback(self) -> Any:
+        """The value when the key is missing or wrong: its default, read; None without one."""
+        return None if self.default is None else self.parse(self.default)
+
 
 SCHEMA: dict[str, tuple[Key, ...]] = {
     "monitor": (
@@ -314,9 +318,9 @@ class _Collector:
     def table(self, raw: Any, path: KeyPath, keys: tuple[Key, ...]) -> dict[str, Any]:
         """Parse one table against its keys; unknown keys and bad values are recorded."""
         name = f"[{path[0]}]" if len(path) == 1 else f"[[{path[0]}]] number {int(path[1]) + 1}"
-        if not isinstance(raw, dict):
+        if not isinstance(raw, dict):  # said once: its keys are not missing, it has none
             self.error(path, f"{name} must be a table")
-            raw = {}
+            return {k.name: k.fallback() for k in keys}
         known = {k.name: k for k in keys}
         for unknown in sorted(set(raw) - set(known)):
             hint = _suggest(unknown, list(known))
@@ -326,13 +330,13 @@ class _Collector:
             if key.name not in raw:
                 if key.required:
                     self.error(path, f"{name} needs {key.name!r} ({key.help})", key=True)
-                out[key.name] = None if key.default is None else key.parse(key.default)
+                out[key.name] = key.fallback()
                 continue
             try:
                 out[key.name] = key.parse(raw[key.name])
             except ValueError as exc:
                 self.error((*path, key.name), f"{key.name}: {exc}")
-                out[key.name] = None if key.default is None else key.parse(key.default)
+                out[key.name] = key.fallback()
         return out
 
 
@@ -422,18 +426,42 @@ def _load_feeds(
             feed = Feed(values["name"], values["url"], values["interval"] or default)
             _add_feed(feeds, seen, feed, ("feeds", i, "name"), c)
     if "opml" in data:
-        # imported here: most configs list their feeds, and every command reads the config
-        import xml.etree.ElementTree as ET
-
-        from monitor.opml import read_opml
-
-        try:
-            opml = base / text(data["opml"])
-            for feed in read_opml(opml, default, http_url):
-                _add_feed(feeds, seen, feed, ("opml",), c)
-        except (ValueError, OSError, ET.ParseError) as exc:
-            c.error(("opml",), f"opml: {exc}")
+        for feed in _load_opml(data["opml"], c, base, default):
+            _add_feed(feeds, seen, feed, ("opml",), c)
     return tuple(feeds)
+
+
+def _load_opml(value: Any, c: _Collector, base: Path, default: float) -> list[Feed]:
+    """The feeds of the OPML file `opml = ...` names; its problems are recorded at their place
+    in that file where it can tell, every bad outline at once."""
+    # imported here: most configs list their feeds, and every command reads the config
+    import xml.etree.ElementTree as ET
+
+    from monitor.opml import read_opml
+
+    try:
+        opml = base / text(value)
+        listed = read_opml(opml)
+    except ValueError as exc:  # not a string
+        c.error(("opml",), f"opml: {exc}")
+        return []
+    except OSError as exc:
+        c.error(("opml",), f"opml: cannot read {_display(opml)}: {exc.strerror or exc}")
+        return []
+    except ET.ParseError as exc:
+        line, column = exc.position
+        message = re.sub(r": line \d+, column \d+$", "", str(exc))
+        c.errors.append(
+            ConfigError(f"not valid OPML: {message}", Location(_display(opml), line, column + 1))
+        )
+        return []
+    feeds = []
+    for name, url in listed:
+        try:
+            feeds.append(Feed(nonempty_text(name), http_url(url), default))
+        except ValueError as exc:
+            c.errors.append(ConfigError(f"outline {name!r}: {exc}", Location(_display(opml))))
+    return feeds
 
 
 def _add_feed(

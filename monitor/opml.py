@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -11,17 +11,17 @@ from pathlib import Path
 from monitor.models import Feed
 
 
-def read_opml(path: Path, interval: float, check_url: Callable[[str], str]) -> list[Feed]:
-    """Feeds listed in an OPML file (every outline with an xmlUrl, at any depth)."""
+def read_opml(path: Path) -> list[tuple[str, str]]:
+    """(name, URL) of every outline with an xmlUrl, at any depth, as the file spells them.
+    OSError when the file cannot be read; ET.ParseError (with .position) when it is not XML."""
     tree = ET.parse(path)  # noqa: S314 - the user's own file; expat refuses entity expansion bombs
-    feeds = []
+    listed = []
     for outline in tree.iter("outline"):
-        url = outline.get("xmlUrl")
-        if not url:
-            continue
-        name = outline.get("title") or outline.get("text") or url
-        feeds.append(Feed(name.strip(), check_url(url.strip()), interval))
-    return feeds
+        url = (outline.get("xmlUrl") or "").strip()
+        if url:
+            name = outline.get("title") or outline.get("text") or url
+            listed.append((name.strip(), url))
+    return listed
 
 
 def write_opml(feeds: Sequence[Feed], title: str, now: datetime) -> str:

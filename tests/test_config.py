@@ -162,3 +162,88 @@ def test_a_file_is_lexed_for_positions_only_when_one_is_asked_for() -> None:
     assert "_found" in vars(positions)
     assert str(positions.location(("t",), key=True)) == "f.toml:2"
     assert str(positions.location_in_string(("t", "b"), 2)) == "f.toml:3:13"  # after the escape
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[fetch]\nconcurrency = 0\n",
+            "config.toml:2: concurrency: must be between 1 and 512, got 0",
+        ),
+        (
+            "[fetch]\nper_host = true\n",
+            "config.toml:2: per_host: expected an integer, got bool True",
+        ),
+        ('[fetch]\ntimeout = "0s"\n', "config.toml:2: timeout: must be longer than zero"),
+        (
+            '[fetch]\nmax_bytes = "100"\n',
+            "config.toml:2: max_bytes: '100' is too small; use at least 1KB",
+        ),
+        (
+            '[fetch]\nallow_addresses = ["10.0.0.300"]\n',
+            "config.toml:2: allow_addresses: '10.0.0.300' is not an IP address or network",
+        ),
+        (
+            '[monitor]\ntimezone = "../etc/passwd"\n',
+            "config.toml:2: timezone: unknown time zone '../etc/passwd';"
+            " use a name like 'Europe/London'",
+        ),
+        (
+            '[digest]\nat = "25:00"\n',
+            "config.toml:2: at: '25:00' is not a time of day; write it as HH:MM, e.g. '07:00'",
+        ),
+        (
+            '[email]\nfrom = "a@b.org"\nto = []\n',
+            "config.toml:3: to: needs at least one address",
+        ),
+        (
+            '[email]\nfrom = "a@b.org"\nto = ["d@b.org"]\npassword_env = "MY-PASS"\n',
+            "config.toml:4: password_env: 'MY-PASS' is not an environment variable name",
+        ),
+        ("fetch = 3\n", "config.toml:1: [fetch] must be a table"),
+        ("feed = []\n", "config.toml:1: unknown section or key 'feed'; did you mean 'feeds'?"),
+        ('feeds = "x"\n', "config.toml:1: feeds must be written as [[feeds]] tables"),
+        # a feed that is not a table is said to be so, not also to lack a name and a URL
+        ("feeds = [1]\n", "config.toml:1: [[feeds]] number 1 must be a table"),
+    ],
+)
+def test_each_bad_value_is_one_line_at_its_place(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(write(tmp_path, text))
+    assert [str(e).replace(f"{tmp_path}/", "") for e in info.value.errors] == [expected]
+
+
+def opml_problems(tmp_path: Path, opml: str) -> list[str]:
+    (tmp_path / "feeds.opml").write_text(opml, encoding="utf-8")
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(write(tmp_path, 'opml = "feeds.opml"\n[monitor]\npoll_interval = "1h"\n'))
+    return [str(e).replace(f"{tmp_path}/", "") for e in info.value.errors]
+
+
+def test_an_opml_file_that_is_not_xml_is_shown_at_its_own_line_and_column(
+    tmp_path: Path,
+) -> None:
+    text = '<?xml version="1.0"?>\n<opml version="2.0"><body>\n  <outline text="A" xmlUrl=/>\n'
+    assert opml_problems(tmp_path, text) == [
+        "feeds.opml:3:28: not valid OPML: not well-formed (invalid token)"
+    ]
+
+
+def test_every_bad_outline_of_an_opml_file_is_named(tmp_path: Path) -> None:
+    text = """<?xml version="1.0"?><opml version="2.0"><body>
+<outline text="Good" xmlUrl="https://good.example/rss"/>
+<outline text="Ftp" xmlUrl="ftp://files.example/rss"/>
+<outline title="Mail" xmlUrl="mailto:desk@example.org"/>
+</body></opml>"""
+    assert opml_problems(tmp_path, text) == [
+        "feeds.opml: outline 'Ftp': 'ftp://files.example/rss' is not an http or https URL",
+        "feeds.opml: outline 'Mail': 'mailto:desk@example.org' is not an http or https URL",
+    ]
+
+
+def test_a_missing_opml_file_is_named_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(write(tmp_path, 'opml = "nope.opml"\n'))
+    [problem] = [str(e).replace(f"{tmp_path}/", "") for e in info.value.errors]
+    assert problem == "config.toml:1: opml: cannot read nope.opml: No such file or directory"
