@@ -1,6 +1,6 @@
 """`monitor demo`: the whole pipeline, offline, against a sample news site on 127.0.0.1.
 
-The site (monitor/sitegen.py, articles in monitor/demo_site/) has three outlets' worth of Met
+The site (monitor/sitegen.py, articles in monitor/demo_site/) has four outlets' worth of Met
 Police stories and the usual traps. The demo polls it into a throwaway database with the
 configured watchlists, prints what matched and leaves a rendered digest in the digests folder.
 The user's own database, feeds and email settings are never touched.
