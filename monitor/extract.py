@@ -2,7 +2,9 @@
 
 `decode_html` turns bytes into text whatever the page claims about its charset;
 `extract_article` runs trafilatura (without comments, favouring precision) and then drops the
-asides it leaves between paragraphs ("Read more: <another headline>", newsletter plugs).
+asides it leaves between paragraphs ("Read more: <another headline>", newsletter plugs). A
+page whose HTML holds no article, or a teaser of one, while its JSON-LD states the article's
+body (monitor/jsonld.py) gives that body instead.
 trafilatura is imported inside the functions that need it: only extraction worker processes
 pay for it, never a command with nothing to extract.
 """
@@ -17,6 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ExtractError
+from monitor.jsonld import MARKER, body_paragraphs, stated_bodies
 from monitor.models import Extracted
 from monitor.stories import text_features
 
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 
 # Fewer words than the shortest news brief: what is left is a page furniture, not an article.
 MIN_WORDS = 20
+# The JSON-LD articleBody replaces the HTML's text only when it has this many times the words:
+# the page then shows a teaser or builds the article with scripts.
+STATED_SHARE = 2
 
 # --- charsets -----------------------------------------------------------------------------
 
@@ -210,16 +216,45 @@ def extract_article(html: str, url: str) -> Extracted:
     """
     tree = _parse_html(html)
     title = _page_title(tree)
+    # read before trafilatura, which drops the page's scripts from the tree
+    stated = stated_bodies(tree) if MARKER in html else []
+    try:
+        text = _article_text(tree, url, title)
+    except ExtractError:
+        if not stated:
+            raise
+        text = ""
+    text = _fuller_text(text, stated)
+    if len(text.split()) < MIN_WORDS:
+        raise ExtractError(f"no article text found at {url}")
+    return Extracted(title=title, text=text)
+
+
+def _article_text(tree: Any, url: str, title: str | None) -> str:
+    """The article's text in the page's HTML, one paragraph a line, asides dropped."""
     body = _extract_body(tree, url)
     blocks = [block for block in body if not _is_aside(block)]
     while blocks and blocks[-1].tag == "head":  # a section label left with nothing under it
         blocks.pop()
     if blocks and title and _same_text(_text_of(blocks[0]), title):
         blocks.pop(0)
-    text = _render_blocks(blocks)
-    if len(text.split()) < MIN_WORDS:
-        raise ExtractError(f"no article text found at {url}")
-    return Extracted(title=title, text=text)
+    return _render_blocks(blocks)
+
+
+def _fuller_text(text: str, stated: list[str]) -> str:
+    """The HTML's text, or the page's JSON-LD articleBody where that holds at least
+    STATED_SHARE times as many words: a page built by scripts, or a paywall's teaser."""
+    if not stated:
+        return text
+    paragraphs = max((body_paragraphs(body) for body in stated), key=_word_count)
+    words = _word_count(paragraphs)
+    if words >= MIN_WORDS and words >= STATED_SHARE * len(text.split()):
+        return "\n".join(paragraphs)
+    return text
+
+
+def _word_count(paragraphs: list[str]) -> int:
+    return sum(len(p.split()) for p in paragraphs)
 
 
 def _parse_html(html: str) -> Any:

@@ -54,6 +54,44 @@ ACCENTED = SiteArticle(
 )
 # The same text under another headline (one feed, so its own GUID and title).
 ACCENTED_COPY = replace(ACCENTED, slug="khan-cafe-copy", title="Café talks: the Met’s new promise")
+# A page built by scripts: its HTML holds no article, its JSON-LD the whole of it. Title and
+# summary say nothing a Met watchlist matches; the body does.
+SCRIPTED = SiteArticle(
+    "scripted-inquiry",
+    "Inquiry findings published",
+    (
+        "The Independent Office for Police Conduct said on Monday that two Metropolitan Police"
+        " officers would face gross misconduct hearings over messages shared in a group chat.",
+        "The watchdog's director said the messages showed attitudes that had no place in"
+        " policing, and that the force had been told to review its vetting of both officers.",
+    ),
+    NOW - timedelta(hours=1),
+    summary="Findings of an inquiry were published on Monday.",
+)
+
+
+def scripted_page(article: SiteArticle) -> str:
+    """An app shell: navigation and a script; the article only in its JSON-LD, with markup."""
+    data = {
+        "@context": "https://schema.org",
+        "@graph": [
+            {"@type": "WebSite", "name": "App News"},
+            {
+                "@type": "NewsArticle",
+                "headline": article.title,
+                "articleBody": "".join(f"<p>{p}</p>" for p in article.paragraphs),
+            },
+        ],
+    }
+    ld = json.dumps(data).replace("<", "\\u003c")
+    return (
+        f"<!DOCTYPE html><html><head><title>{article.title}</title>"
+        f'<script type="application/ld+json">{ld}</script></head><body>'
+        '<nav><a href="/">Home</a> <a href="/news">News</a></nav><div id="app"></div>'
+        '<script src="/static/app.js"></script></body></html>'
+    )
+
+
 # Pages that cannot be extracted: titles say nothing a Met watchlist matches, summaries do.
 PDF = SiteArticle(
     "annual-report",
@@ -155,9 +193,11 @@ def serve_healthy(site: LoopbackSite) -> tuple[dict[str, str], dict[str, SiteArt
     cp1252 = render_page(ACCENTED_COPY, "Charset").replace('<meta charset="utf-8">', "")
     site.add("/charset/as-latin1", utf8, "text/html; charset=iso-8859-1")
     site.add("/charset/as-utf8", cp1252.encode("cp1252"), "text/html; charset=utf-8")
+    site.add("/charset/scripted", scripted_page(SCRIPTED))
     links = [
         (ACCENTED, site.url("/charset/as-latin1")),
         (ACCENTED_COPY, site.url("/charset/as-utf8")),
+        (SCRIPTED, site.url("/charset/scripted")),
     ]
     feeds["Charset"] = add_feed(site, "/charset/rss.xml", links)
     site.add(
@@ -301,6 +341,18 @@ def test_a_wrong_charset_header_still_gives_readable_text(faulty: Faulty) -> Non
             assert paragraph in article.text
         assert "\ufffd" not in article.text and "â€" not in article.text
         assert faulty.site.url(path) in faulty.hits
+
+
+def test_a_page_built_by_scripts_is_matched_on_the_body_its_json_ld_states(
+    faulty: Faulty,
+) -> None:
+    url = faulty.site.url("/charset/scripted")
+    article = faulty.articles[url]
+    assert article.full_text is True and article.extract_error is None
+    assert article.text == "\n".join(SCRIPTED.paragraphs)  # no markup, no navigation
+    hit = faulty.hits[url]
+    assert '"Metropolitan Police"' in hit.matched
+    assert "Metropolitan Police" in hit.snippet.text
 
 
 def test_a_pdf_is_not_extracted_and_its_summary_is_matched(faulty: Faulty) -> None:
