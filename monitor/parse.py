@@ -34,6 +34,13 @@ _INVISIBLE_TAGS = frozenset({"script", "style", "template", "noscript"})
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # What matters while skipping a DOCTYPE: quotes, brackets, its end, and comments.
 _DOCTYPE_TOKENS = re.compile(rb"[\"'\[\]>]|<!--")
+# A numeric character reference that may name a surrogate (D800-DFFF, 55296-57343) or pass
+# U+10FFFF (six hex digits, seven decimal ones); runs of them, so that pairs are seen whole.
+_SUSPECT_REF = (
+    rb"#(?:[xX]0*(?:[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9a-fA-F]{6,})|0*(?:5[5-7][0-9]{3}|[0-9]{7,}));"
+)
+_SUSPECT_CHAR_REFS = re.compile(rb"(&(?:amp;)?)" + _SUSPECT_REF + rb"(?:\1" + _SUSPECT_REF + rb")*")
+_CHAR_REF_NUMBER = re.compile(rb"#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 _WIDE_ENTITY = tuple(
     "<!ENTITY".encode(c) for c in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 )
@@ -45,7 +52,7 @@ def parse_feed(
     """Read a feed body; ParseError when it is not a usable RSS or Atom feed."""
     if not content.strip():
         raise ParseError("not a feed: the body is empty")
-    result = _run_feedparser(remove_internal_subsets(content), headers, url)
+    result = _run_feedparser(usable_char_refs(remove_internal_subsets(content)), headers, url)
     items, skipped, duplicates = _collect_items(result.entries, url, now)
     warnings = _check_feed(result, content, usable=bool(items))
     if skipped:
@@ -83,6 +90,38 @@ def newest_items(items: list[Item], limit: int) -> list[Item]:
     ranked = sorted(range(len(items)), key=lambda i: items[i].published or oldest, reverse=True)
     keep = set(ranked[:limit])
     return [item for i, item in enumerate(items) if i in keep]
+
+
+def usable_char_refs(content: bytes) -> bytes:
+    """content with every numeric character reference feedparser cannot take made one it can.
+
+    feedparser turns `&#55357;` into a lone surrogate and `&#x110000;` into an exception, and
+    either fails the whole feed (kurtmckee/feedparser#591). Some publishing systems write an
+    emoji as its two UTF-16 halves, `&#55357;&#56832;`: such a pair becomes the one character
+    it spells, and any other surrogate or out-of-range reference U+FFFD, as a browser shows
+    it. References escaped once more inside an HTML summary (`&amp;#55357;`) are mended alike.
+    """
+    if b"&#" not in content and b"&amp;#" not in content:
+        return content
+    return _SUSPECT_CHAR_REFS.sub(_mend_char_refs, content)
+
+
+def _mend_char_refs(match: re.Match[bytes]) -> bytes:
+    prefix = match[1]  # b"&" or b"&amp;"
+    codes = [_char_ref_value(ref) for ref in _CHAR_REF_NUMBER.findall(match[0])]
+    out: list[int] = []
+    for code in codes:
+        if out and 0xD800 <= out[-1] < 0xDC00 and 0xDC00 <= code < 0xE000:  # a UTF-16 pair
+            out[-1] = 0x10000 + ((out[-1] - 0xD800) << 10) + (code - 0xDC00)
+        else:
+            out.append(code)
+    usable = [0xFFFD if 0xD800 <= c < 0xE000 or c > 0x10FFFF else c for c in out]
+    return b"".join(prefix + b"#x%X;" % c for c in usable)
+
+
+def _char_ref_value(ref: tuple[bytes, bytes]) -> int:
+    hex_digits, decimal = ref
+    return int(hex_digits, 16) if hex_digits else int(decimal)
 
 
 def remove_internal_subsets(content: bytes) -> bytes:

@@ -124,6 +124,59 @@ def test_anything_feedparser_raises_becomes_a_parse_error(monkeypatch: pytest.Mo
         parse_feed(rss(item()), {}, URL, NOW)
 
 
+# -- character references feedparser cannot take ---------------------------------------------------
+
+
+def test_an_emoji_written_as_its_utf16_halves_is_read_as_the_emoji() -> None:
+    summary = "<description>&lt;p&gt;Met &amp;#55357;&amp;#56430; statement&lt;/p&gt;</description>"
+    parsed = parse_feed(
+        rss(item("Met officer &#55357;&#56430; cleared", "/a", summary) + item("Other", "/b")),
+        {},
+        URL,
+        NOW,
+    )
+    assert [i.title for i in parsed.items] == ["Met officer \U0001f46e cleared", "Other"]
+    assert parsed.items[0].summary == "Met \U0001f46e statement"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["&#xD800;", "&#56320;", "&#xDE00;&#xD83D;", "&#x110000;", "&#xFFFFFFFF;", "&#99999999999;"],
+)
+def test_a_reference_to_no_character_costs_that_character_not_the_feed(ref: str) -> None:
+    summary = (
+        f"<description>&lt;p&gt;IOPC {ref.replace('&', '&amp;')} report&lt;/p&gt;</description>"
+    )
+    parsed = parse_feed(
+        rss(item(f"Met {ref} inquiry", "/a", summary) + item("Other", "/b")), {}, URL, NOW
+    )
+    first, second = parsed.items
+    assert first.title == "Met " + "\ufffd" * ref.count(";") + " inquiry"
+    assert first.summary == "IOPC " + "\ufffd" * ref.count(";") + " report"
+    assert second.title == "Other"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0xD700, 0xE100), st.integers(0x10FF00, 0x110100), st.integers(0, 2**40)
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_any_numeric_references_give_text_a_database_can_store(
+    codes: list[int], hex_: bool
+) -> None:
+    refs = "".join(f"&#x{c:X};" if hex_ else f"&#{c};" for c in codes)
+    summary = f"<description>{refs.replace('&', '&amp;')}</description>"
+    parsed = parse_feed(rss(item(f"Met {refs}", "/a", summary)), {}, URL, NOW)
+    [entry] = parsed.items
+    (entry.title + entry.summary).encode("utf-8")  # no lone surrogate
+
+
 # -- hostile XML -----------------------------------------------------------------------------------
 
 
