@@ -76,9 +76,7 @@ def snippet_parts(snippet: Snippet) -> tuple[Part, ...]:
     """
     raw: list[Part] = []
     pos = 0
-    for start, end in sorted(snippet.marks):
-        if start < pos or end <= start or end > len(snippet.text):
-            continue  # overlapping or out of range: a bug upstream must not garble the text
+    for start, end in snippet.joined_marks():
         raw += [Part(snippet.text[pos:start], False), Part(snippet.text[start:end], True)]
         pos = end
     raw.append(Part(snippet.text[pos:], False))
@@ -102,7 +100,7 @@ def snippet_parts(snippet: Snippet) -> tuple[Part, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """A piece of a snippet; marked pieces are the matched words."""
+    """A piece of a snippet; a marked piece is a run of matched words."""
 
     text: str
     marked: bool

@@ -6,6 +6,7 @@ Feed (config) -> Fetched (fetch) -> ParsedFeed/Item (parse) -> Extracted (extrac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,15 +95,33 @@ class Snippet:
     text: str
     marks: tuple[tuple[int, int], ...] = ()
 
+    def joined_marks(self) -> list[tuple[int, int]]:
+        """The marks in order, those apart by nothing but spaces or hyphens made one, so that
+        a phrase reads "[Independent Office for Police Conduct]", not a mark a word. Marks
+        that overlap an earlier one or fall outside the text are left out."""
+        out: list[tuple[int, int]] = []
+        for start, end in sorted(self.marks):
+            last = out[-1][1] if out else 0
+            if start < last or end <= start or end > len(self.text):
+                continue  # a bug upstream must not garble the text
+            if out and _JOINABLE.fullmatch(self.text, last, start):
+                out[-1] = (out[-1][0], end)
+            else:
+                out.append((start, end))
+        return out
+
     def marked(self, open_: str = "[", close: str = "]") -> str:
-        """The text with each mark wrapped in open_ ... close."""
+        """The text with each run of marked words wrapped in open_ ... close."""
         out: list[str] = []
         pos = 0
-        for start, end in self.marks:
+        for start, end in self.joined_marks():
             out += [self.text[pos:start], open_, self.text[start:end], close]
             pos = end
         out.append(self.text[pos:])
         return "".join(out)
+
+
+_JOINABLE = re.compile(r"[\s\-\u2010\u2011]*")  # between marks that read as one
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -397,14 +398,48 @@ def test_huge_title_and_snippet_are_clipped() -> None:
     assert len(rendered.text) < 5_000 and len(rendered.html) < 20_000
 
 
+def test_marked_words_apart_by_spaces_or_hyphens_are_one_highlight() -> None:
+    text = "The Independent Office for Police Conduct (IOPC) said stop-and-search by Met, officers"
+    words = ["Independent", "Office", "for", "Police", "Conduct", "IOPC", "stop", "and", "search"]
+    words += ["Met", "officers"]
+    marks = tuple((m.start(), m.end()) for m in re.finditer("|".join(words), text))
+    hit = make_hit(1, snippet=Snippet(text, marks))
+    rendered = render_digest(digest_of(WatchlistSection("Met", (StoryEntry(hit),))))
+    doc = parse_html(rendered.html)
+    assert [m.text_content() for m in doc.iter("mark")] == [
+        "Independent Office for Police Conduct",
+        "IOPC",
+        "stop-and-search",
+        "Met",  # a comma between: two highlights
+        "officers",
+    ]
+    assert "[Independent Office for Police Conduct] ([IOPC]) said [stop-and-search]" in " ".join(
+        rendered.text.split()
+    )
+
+
+def test_marks_that_overlap_or_fall_outside_the_text_are_left_out() -> None:
+    snippet = Snippet("Met police said", ((0, 3), (1, 5), (4, 10), (9, 99), (12, 12)))
+    assert snippet.joined_marks() == [(0, 10)]
+    assert snippet.marked() == "[Met police] said"
+
+
 @settings(max_examples=60, deadline=None)
 @given(text=st.text(max_size=80), cuts=st.lists(st.integers(0, 80), max_size=6))
 def test_snippet_marks_survive_cleaning(text: str, cuts: list[int]) -> None:
     points = sorted({c for c in cuts if c <= len(text)})
     marks = tuple(zip(points[::2], points[1::2], strict=False))
-    parts = snippet_parts(Snippet(text, marks))
+    snippet = Snippet(text, marks)
+    parts = snippet_parts(snippet)
     assert not set(INVISIBLE) & {c for p in parts for c in p.text}
-    expected = [clean_text(text[a:b], 10_000) for a, b in marks if b > a]
+    joined = snippet.joined_marks()
+    # every mark lies in one run, and runs are apart by more than spaces and hyphens
+    assert all(
+        any(a <= start and end <= b for a, b in joined) for start, end in marks if end > start
+    )
+    gaps = [text[end:start] for (_, end), (start, _) in pairwise(joined)]
+    assert not any(re.fullmatch(r"[\s\-\u2010\u2011]*", gap) for gap in gaps)
+    expected = [clean_text(text[a:b], 10_000) for a, b in joined]
     got = [p.text.strip() for p in parts if p.marked]
     assert [e for e in expected if e] == [g for g in got if g]
 

@@ -228,7 +228,8 @@ def test_snippet_marks_the_matched_words() -> None:
     )
     assert result.snippet is not None
     assert result.snippet.text == "Police at Scotland Yard said"
-    assert result.snippet.marked() == "Police at [Scotland] [Yard] said"
+    assert result.snippet.marks == ((10, 18), (19, 23))  # each matched word
+    assert result.snippet.marked() == "Police at [Scotland Yard] said"  # shown as one
 
 
 def test_snippet_is_about_forty_words_around_the_strongest_match() -> None:

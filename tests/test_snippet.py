@@ -63,7 +63,7 @@ def test_a_near_pair_is_shown_whole_rather_than_a_denser_passage_that_cuts_it() 
 def test_a_phrase_is_preferred_to_more_single_words() -> None:
     text = " ".join(["police police police", filler("a", 60), "at Scotland Yard today"])
     snippet = snippet_of(['"Scotland Yard"', "police"], text + " " + filler("z", 60))
-    assert "[Scotland] [Yard]" in snippet.marked(), snippet.marked()
+    assert "[Scotland Yard]" in snippet.marked(), snippet.marked()
 
 
 def test_the_text_is_preferred_to_the_title() -> None:
