@@ -224,7 +224,7 @@ def extract_article(html: str, url: str) -> Extracted:
         if not stated:
             raise
         text = ""
-    text = _fuller_text(text, stated)
+    text = _fuller_text(text, _own_body(stated, title))
     if len(text.split()) < MIN_WORDS:
         raise ExtractError(f"no article text found at {url}")
     return Extracted(title=title, text=text)
@@ -241,20 +241,31 @@ def _article_text(tree: Any, url: str, title: str | None) -> str:
     return _render_blocks(blocks)
 
 
-def _fuller_text(text: str, stated: list[str]) -> str:
+def _own_body(stated: list[tuple[str, str]], title: str | None) -> str | None:
+    """The body the page states for its own article: the only one, or else the only one
+    whose headline is the page's title; None when that cannot be told (a page stating the
+    bodies of several articles must not lend one of them to its own)."""
+    bodies = {body for _, body in stated}
+    if len(bodies) > 1:
+        own = _fold(title or "")
+        bodies = {body for headline, body in stated if _is_within(_fold(headline), own)}
+    return bodies.pop() if len(bodies) == 1 else None
+
+
+def _is_within(headline: str, title: str) -> bool:
+    return bool(headline) and headline in title  # titles often add " | Outlet"
+
+
+def _fuller_text(text: str, stated: str | None) -> str:
     """The HTML's text, or the page's JSON-LD articleBody where that holds at least
     STATED_SHARE times as many words: a page built by scripts, or a paywall's teaser."""
-    if not stated:
+    if stated is None:
         return text
-    paragraphs = max((body_paragraphs(body) for body in stated), key=_word_count)
-    words = _word_count(paragraphs)
+    paragraphs = body_paragraphs(stated)
+    words = sum(len(p.split()) for p in paragraphs)
     if words >= MIN_WORDS and words >= STATED_SHARE * len(text.split()):
         return "\n".join(paragraphs)
     return text
-
-
-def _word_count(paragraphs: list[str]) -> int:
-    return sum(len(p.split()) for p in paragraphs)
 
 
 def _parse_html(html: str) -> Any:
@@ -388,10 +399,12 @@ def _linked_chars(block: _Element) -> int:
 
 
 def _same_text(a: str, b: str) -> bool:
-    def fold(s: str) -> str:
-        return " ".join(re.sub(r"[^\w\s]", "", s).casefold().split())
+    return _fold(a) == _fold(b)
 
-    return fold(a) == fold(b)
+
+def _fold(text: str) -> str:
+    """Text as compared: punctuation dropped, case folded, spaces collapsed."""
+    return " ".join(re.sub(r"[^\w\s]", "", text).casefold().split())
 
 
 def _render_blocks(blocks: list[_Element]) -> str:

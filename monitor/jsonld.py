@@ -25,9 +25,10 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 _BLOCKS = frozenset({"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote"})
 
 
-def stated_bodies(tree: Any) -> list[str]:
-    """Every articleBody of the page's JSON-LD blocks (lxml tree), as the page wrote it."""
-    bodies: list[str] = []
+def stated_bodies(tree: Any) -> list[tuple[str, str]]:
+    """(headline, articleBody) of every article the page's JSON-LD blocks (lxml tree) state a
+    body for, as the page wrote them; the headline is "" when not given."""
+    bodies: list[tuple[str, str]] = []
     for script in tree.iter("script"):
         kind = (script.get("type") or "").split(";")[0].strip().lower()
         raw = script.text
@@ -41,7 +42,7 @@ def stated_bodies(tree: Any) -> list[str]:
     return bodies
 
 
-def _collect(node: Any, bodies: list[str], depth: int) -> None:
+def _collect(node: Any, bodies: list[tuple[str, str]], depth: int) -> None:
     if depth > _MAX_DEPTH:
         return
     for item in node if isinstance(node, list) else [node]:
@@ -49,9 +50,9 @@ def _collect(node: Any, bodies: list[str], depth: int) -> None:
             _collect(item, bodies, depth + 1)
         if not isinstance(item, dict):
             continue
-        body = item.get(MARKER)
+        body, headline = item.get(MARKER), item.get("headline")
         if isinstance(body, str) and body.strip():
-            bodies.append(body)
+            bodies.append((headline if isinstance(headline, str) else "", body))
         for key in ("@graph", "mainEntity"):
             if key in item:
                 _collect(item[key], bodies, depth + 1)

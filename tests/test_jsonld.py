@@ -33,18 +33,20 @@ def ld_script(data: Any, kind: str = "application/ld+json") -> str:
 def shell(*scripts: str) -> str:
     """A page built by scripts: navigation and an empty app container."""
     return (
-        "<!DOCTYPE html><html><head><title>Met officers to face hearings</title>"
+        "<!DOCTYPE html><html><head><title>Met officers to face hearings | App News</title>"
+        "<meta property='og:title' content='Met officers to face hearings'>"
         f"{''.join(scripts)}</head><body><nav><a href='/'>Home</a> <a href='/uk'>UK</a></nav>"
         "<div id='app'></div><script src='/app.js'></script></body></html>"
     )
 
 
 def bodies_of(page: str) -> list[str]:
-    return stated_bodies(document_fromstring(page))
+    return [body for _, body in stated_bodies(document_fromstring(page))]
 
 
-def article(body: str, kind: str = "NewsArticle") -> dict[str, Any]:
-    return {"@context": "https://schema.org", "@type": kind, "articleBody": body}
+def article(body: str, kind: str = "NewsArticle", headline: str | None = None) -> dict[str, Any]:
+    data = {"@context": "https://schema.org", "@type": kind, "articleBody": body}
+    return data if headline is None else {**data, "headline": headline}
 
 
 # -- what a page states ------------------------------------------------------------------------
@@ -153,3 +155,23 @@ def test_a_short_stated_body_is_no_article() -> None:
     brief = " ".join(["word"] * (MIN_WORDS - 1))
     with pytest.raises(ExtractError, match="no article text"):
         extract_article(shell(ld_script(article(brief))), URL)
+
+
+def test_of_several_stated_bodies_the_one_headed_by_the_page_title_is_used() -> None:
+    other = " ".join(["Another story about the Met Office forecast for the weekend."] * 10)
+    page = shell(
+        ld_script(article(other, headline="Weekend forecast")),
+        ld_script(article("\n".join(BODY), headline="Met officers to face hearings")),
+    )
+    assert stated_bodies(document_fromstring(page))[1][0] == "Met officers to face hearings"
+    assert extract_article(page, URL).text == "\n".join(BODY)
+
+
+def test_several_stated_bodies_none_headed_by_the_title_lend_none() -> None:
+    other = " ".join(["Another story about the Met Office forecast for the weekend."] * 10)
+    page = shell(
+        ld_script(article(other, headline="Weekend forecast")),
+        ld_script(article("\n".join(BODY))),  # no headline: cannot be told apart
+    )
+    with pytest.raises(ExtractError, match="no article text"):
+        extract_article(page, URL)
