@@ -7,6 +7,7 @@ local file name. Whatever it raises, and whatever is not a feed, becomes one Par
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import time
@@ -40,6 +41,7 @@ _SUSPECT_REF = (
     rb"#(?:[xX]0*(?:[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9a-fA-F]{6,})|0*(?:5[5-7][0-9]{3}|[0-9]{7,}));"
 )
 _SUSPECT_CHAR_REFS = re.compile(rb"(&(?:amp;)?)" + _SUSPECT_REF + rb"(?:\1" + _SUSPECT_REF + rb")*")
+_GEORSS_WHERE = re.compile(rb"<georss:where\b[^>]*?/>|<georss:where\b.*?</georss:where\s*>", re.S)
 _CHAR_REF_NUMBER = re.compile(rb"#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 _WIDE_ENTITY = tuple(
     "<!ENTITY".encode(c) for c in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
@@ -180,14 +182,24 @@ def _run_feedparser(content: bytes, headers: Mapping[str, str], url: str) -> Any
     # feedparser resolves relative links against Content-Location; without it they stay
     # relative, so the feed's own URL stands in.
     response_headers.setdefault("content-location", url)
-    try:
+
+    def read(body: bytes) -> Any:
         return feedparser.parse(
-            io.BytesIO(content),
+            io.BytesIO(body),
             response_headers=response_headers,
             resolve_relative_uris=True,
             sanitize_html=True,
         )
+
+    try:
+        return read(content)
     except Exception as exc:  # feedparser raises odd things on hostile input (#591, #599)
+        # GeoRSS locations feedparser cannot read (an EPSG code that is not a number, #599)
+        # are of no use here: the feed is read again without them
+        without = _GEORSS_WHERE.sub(b"", content)
+        if without != content:
+            with contextlib.suppress(Exception):
+                return read(without)
         raise ParseError(f"feed could not be read: {type(exc).__name__}: {exc}"[:200]) from exc
 
 

@@ -177,6 +177,23 @@ def test_any_numeric_references_give_text_a_database_can_store(
     (entry.title + entry.summary).encode("utf-8")  # no lone surrogate
 
 
+def test_a_georss_location_feedparser_cannot_read_costs_the_location_not_the_feed() -> None:
+    where = (
+        '<georss:where><gml:Point srsName="EPSG:not-a-number"><gml:pos>51.5 -0.1</gml:pos>'
+        "</gml:Point></georss:where>"
+    )
+    body = rss(item("Met officers dismissed", "/a", where) + item("Other", "/b", "<georss:where/>"))
+    body = body.replace(
+        b'<rss version="2.0">',
+        b'<rss version="2.0" xmlns:georss="http://www.georss.org/georss"'
+        b' xmlns:gml="http://www.opengis.net/gml">',
+    )
+    with pytest.raises(ValueError):  # what feedparser itself does with it
+        feedparser.parse(body)
+    parsed = parse_feed(body, {}, URL, NOW)
+    assert [i.title for i in parsed.items] == ["Met officers dismissed", "Other"]
+
+
 # -- hostile XML -----------------------------------------------------------------------------------
 
 
