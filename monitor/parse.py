@@ -37,8 +37,11 @@ _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _DOCTYPE_TOKENS = re.compile(rb"[\"'\[\]>]|<!--")
 # A numeric character reference that may name a surrogate (D800-DFFF, 55296-57343) or pass
 # U+10FFFF (six hex digits, seven decimal ones); runs of them, so that pairs are seen whole.
+# Leading zeros are taken possessively (0*+): given back, they would let the digits that follow
+# be tried at every split, quadratic in a hostile run of zeros.
 _SUSPECT_REF = (
-    rb"#(?:[xX]0*(?:[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9a-fA-F]{6,})|0*(?:5[5-7][0-9]{3}|[0-9]{7,}));"
+    rb"#(?:[xX]0*+(?:[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9a-fA-F]{6,})"
+    rb"|0*+(?:5[5-7][0-9]{3}|[0-9]{7,}));"
 )
 _SUSPECT_CHAR_REFS = re.compile(rb"(&(?:amp;)?)" + _SUSPECT_REF + rb"(?:\1" + _SUSPECT_REF + rb")*")
 _GEORSS_WHERE = re.compile(rb"<georss:where\b[^>]*?/>|<georss:where\b.*?</georss:where\s*>", re.S)
@@ -123,7 +126,10 @@ def _mend_char_refs(match: re.Match[bytes]) -> bytes:
 
 def _char_ref_value(ref: tuple[bytes, bytes]) -> int:
     hex_digits, decimal = ref
-    return int(hex_digits, 16) if hex_digits else int(decimal)
+    digits = (hex_digits or decimal).lstrip(b"0") or b"0"
+    if len(digits) > 8:  # past U+10FFFF either way; int() refuses thousands of digits
+        return 0x110000
+    return int(digits, 16 if hex_digits else 10)
 
 
 def remove_internal_subsets(content: bytes) -> bytes:

@@ -156,6 +156,27 @@ def test_a_reference_to_no_character_costs_that_character_not_the_feed(ref: str)
     assert second.title == "Other"
 
 
+@pytest.mark.parametrize(
+    ("refs", "expected"),
+    [
+        ("&#" + "9" * 5_000 + ";", "\ufffd"),  # int() refuses over 4,300 digits
+        ("&#x" + "0" * 5_000 + "D800;", "\ufffd"),
+        ("&#" + "0" * 5_000 + "65;", "A"),
+        # a run of zeros with no end: read once, not once for every place it could split
+        # (feedparser makes of it what it will)
+        ("&#x" + "0" * 300_000, None),
+    ],
+)
+def test_references_of_thousands_of_digits_are_read_in_one_pass(
+    refs: str, expected: str | None
+) -> None:
+    parsed = parse_feed(rss(item(f"Met {refs} inquiry", "/a")), {}, URL, NOW)
+    title = parsed.items[0].title
+    assert title.startswith("Met ") and title.endswith(" inquiry")
+    if expected is not None:
+        assert title == f"Met {expected} inquiry"
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(
