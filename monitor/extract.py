@@ -217,14 +217,14 @@ def extract_article(html: str, url: str) -> Extracted:
     tree = _parse_html(html)
     title = _page_title(tree)
     # read before trafilatura, which drops the page's scripts from the tree
-    stated = stated_bodies(tree) if MARKER in html else []
+    stated = _own_body(stated_bodies(tree), title) if MARKER in html else None
     try:
         text = _article_text(tree, url, title)
     except ExtractError:
-        if not stated:
+        if stated is None:
             raise
         text = ""
-    text = _fuller_text(text, _own_body(stated, title))
+    text = _fuller_text(text, stated)
     if len(text.split()) < MIN_WORDS:
         raise ExtractError(f"no article text found at {url}")
     return Extracted(title=title, text=text)
