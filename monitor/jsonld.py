@@ -77,7 +77,7 @@ def _markup_text(text: str) -> str:
     try:
         root = fragment_fromstring(text, create_parent="div")
     except (etree.ParserError, ValueError):  # markup lxml will not take: drop the tags alone
-        return re.sub(r"<[^>]*>", "\n", text)
+        return re.sub(r"<[^<>]*>", "\n", text)  # [^<>]: one pass, however many "<" lack a ">"
     for element in list(root.iter("script", "style")):
         element.drop_tree()
     for element in root.iter("br", *_BLOCKS):

@@ -44,7 +44,6 @@ _SUSPECT_REF = (
     rb"|0*+(?:5[5-7][0-9]{3}|[0-9]{7,}));"
 )
 _SUSPECT_CHAR_REFS = re.compile(rb"(&(?:amp;)?)" + _SUSPECT_REF + rb"(?:\1" + _SUSPECT_REF + rb")*")
-_GEORSS_WHERE = re.compile(rb"<georss:where\b[^>]*?/>|<georss:where\b.*?</georss:where\s*>", re.S)
 _CHAR_REF_NUMBER = re.compile(rb"#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 _WIDE_ENTITY = tuple(
     "<!ENTITY".encode(c) for c in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
@@ -202,11 +201,28 @@ def _run_feedparser(content: bytes, headers: Mapping[str, str], url: str) -> Any
     except Exception as exc:  # feedparser raises odd things on hostile input (#591, #599)
         # GeoRSS locations feedparser cannot read (an EPSG code that is not a number, #599)
         # are of no use here: the feed is read again without them
-        without = _GEORSS_WHERE.sub(b"", content)
+        without = _without_georss_where(content)
         if without != content:
             with contextlib.suppress(Exception):
                 return read(without)
         raise ParseError(f"feed could not be read: {type(exc).__name__}: {exc}"[:200]) from exc
+
+
+def _without_georss_where(content: bytes) -> bytes:
+    """content without its <georss:where> elements; one pass, however they are nested or cut."""
+    kept: list[bytes] = []
+    pos = 0
+    while (start := content.find(b"<georss:where", pos)) >= 0:
+        end = content.find(b">", start) + 1
+        if end and content[end - 2 : end - 1] != b"/":  # not <georss:where/>: find its end
+            close = content.find(b"</georss:where", end)
+            end = content.find(b">", close) + 1 if close >= 0 else 0
+        if not end:  # cut short: the rest is left as it is
+            break
+        kept.append(content[pos:start])
+        pos = end
+    kept.append(content[pos:])
+    return b"".join(kept)
 
 
 def _check_feed(result: Any, content: bytes, usable: bool) -> list[str]:

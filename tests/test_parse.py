@@ -215,6 +215,23 @@ def test_a_georss_location_feedparser_cannot_read_costs_the_location_not_the_fee
     assert [i.title for i in parsed.items] == ["Met officers dismissed", "Other"]
 
 
+@pytest.mark.parametrize(
+    ("body", "left"),
+    [
+        (b"a<georss:where/>b", b"ab"),
+        (b'a<georss:where x="1"><gml:Point/></georss:where >b', b"ab"),
+        (b"<georss:where>1</georss:where><georss:where/>z", b"z"),
+        (b"x<georss:where>y</georss:where", b"x<georss:where>y</georss:where"),  # cut short
+        (b"<georss:where " * 100_000, b"<georss:where " * 100_000),  # one pass, not one each
+        (b"<georss:where>" * 100_000, b"<georss:where>" * 100_000),
+    ],
+)
+def test_georss_locations_are_cut_out_whole_or_not_at_all(body: bytes, left: bytes) -> None:
+    from monitor.parse import _without_georss_where
+
+    assert _without_georss_where(body) == left
+
+
 # -- hostile XML -----------------------------------------------------------------------------------
 
 
