@@ -428,13 +428,23 @@ def _find_all(tokens: list[str], word: str) -> list[int]:
 
 def index_text(title: str, text: str) -> TextIndex:
     """Read a document's words once: the input to matching every watchlist."""
-    title = unicodedata.normalize("NFC", title)
-    text = unicodedata.normalize("NFC", text)
+    title = unicodedata.normalize("NFC", _visible(title))
+    text = unicodedata.normalize("NFC", _visible(text))
     title_words, title_kind = _split(title)
     text_words, text_kind = _split(text)
     return TextIndex(title, text, title_words, text_words, kind=max(title_kind, text_kind))
 
 
+def _visible(text: str) -> str:
+    """text without the invisible characters that can sit inside a word: the soft hyphen (a
+    hint where to break "Metro\u00adpolitan"), the word joiner and the zero width no-break
+    space. Feed titles and pasted text carry them; read as separators, they split the word."""
+    if "\xad" in text or "\u2060" in text or "\ufeff" in text:
+        return text.translate(_INVISIBLE_IN_WORDS)
+    return text
+
+
+_INVISIBLE_IN_WORDS = dict.fromkeys(map(ord, "\xad\u2060\ufeff"))
 _SLICES: dict[int, Callable[[str], str]] = {}
 
 

@@ -52,6 +52,10 @@ RULES = [
     ("Khan", "Sadiq Khan's office", "Khanna said"),
     ("Khan", "Sadiq Khan’s office", "Genghis Khanate"),
     ("IOPC", "(IOPC)", "IOPCs"),
+    # invisible characters inside a word (a soft hyphen, a word joiner) leave it one word
+    ('"Metropolitan Police"', "the Metro\u00adpolitan Po\u00adlice", "the Metro politan Police"),
+    ("IOPC", "the IO\u2060PC said", "the IO-PC said"),
+    ("IOPC", "\ufeffIOPC said", "\ufeffIOPCs said"),
     # smart case
     ("Met", "The Met said", "the minister met with"),
     ("IOPC", "the IOPC said", "the iopc said"),
@@ -249,6 +253,14 @@ def test_snippet_from_the_title_when_only_the_title_matched() -> None:
     result = explain(watchlist(["title:IOPC"]), Document("IOPC report out", "Long text " * 50))
     assert result.snippet is not None
     assert result.snippet.marked() == "[IOPC] report out"
+
+
+def test_snippet_shows_a_softly_hyphenated_title_without_its_hyphens() -> None:
+    result = explain(
+        watchlist(["title:IOPC"]), Document("Metro\u00adpolitan IO\u2060PC review", "")
+    )
+    assert result.snippet is not None
+    assert result.snippet.marked() == "Metropolitan [IOPC] review"
 
 
 def test_snippet_keeps_punctuation_and_drops_control_characters() -> None:
