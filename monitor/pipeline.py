@@ -41,6 +41,11 @@ ITEMS_PER_POLL = 200
 # most of the cost of recording one); a batch waits at most UNCHANGED_WAIT seconds
 UNCHANGED_BATCH = 50
 UNCHANGED_WAIT = 0.25
+# why a page that extracted is still not used: its text is not the article its entry announced
+NOT_ANNOUNCED = (
+    "not the article: the page holds next to none of the words of its feed entry's title and"
+    " summary (a cookie wall or a login page?)"
+)
 
 
 class Fetching(Protocol):
@@ -421,9 +426,20 @@ class Poller:
 
     def _on_extracted(self, work: _FeedWork, entry: _ItemWork, future: Future[Extracted]) -> None:
         try:
-            self._page_done(work, entry, extracted=future.result())
+            extracted = future.result()
         except ExtractError as exc:
             self._page_done(work, entry, error=f"not extracted: {exc}")
+            return
+        # imported with the first page: a poll with nothing new never pays for it
+        from monitor.stories import holds_announced, text_features
+
+        part = extracted.story or text_features(extracted.text)
+        if not holds_announced(part, entry.item.title, entry.item.summary):
+            # a cookie wall or a login page: the feed's summary stands in, as for a page
+            # that could not be fetched, rather than the wall's words
+            self._page_done(work, entry, error=NOT_ANNOUNCED)
+            return
+        self._page_done(work, entry, extracted=extracted)
 
     def _page_done(
         self,

@@ -44,6 +44,10 @@ NAME_WEIGHT = 2  # a capitalised pair ("Alice Vinten") counts as this many occur
 COPY_CONTAINMENT = 0.40  # share of the shorter text's shingles found in the other...
 COPY_MIN_SHARED = 12  # ...and at least this many, so a shared boilerplate line is not a copy
 REWRITE_COSINE = 0.28  # TF-IDF cosine of two outlets' own reports of one event
+# A page whose text holds less than this share of the content words of its feed entry's title
+# (and of its summary) is not the article: real articles hold a third at the least.
+ANNOUNCED_SHARE = 0.2
+ANNOUNCED_MIN = 3  # fewer content words than this cannot tell
 
 _WORD = re.compile(r"[^\W_]+")
 _FIRST = operator.itemgetter(0)  # a run's first character; a (key, weight) pair's key
@@ -236,6 +240,27 @@ def story_features(title: str, text: str, part: TextFeatures | None = None) -> S
         minhash, shingles = sketch_minhash(hashes), len(hashes)
     terms = tuple(sorted(keyed.items(), key=_FIRST))  # by key alone: keys are distinct
     return StoryFeatures(terms=terms, minhash=minhash, shingles=shingles)
+
+
+def holds_announced(part: TextFeatures, title: str, summary: str) -> bool:
+    """Whether a page's text (its text_features) can be the article its feed entry announced.
+
+    It cannot when it holds less than ANNOUNCED_SHARE of the content words of the entry's
+    title and less than that of its summary's: a cookie wall, a login page or an error page
+    served as 200 holds next to none, while every real article of tests/data holds a third of
+    its headline's words at the least. Both must have ANNOUNCED_MIN content words to tell: a
+    headline alone, which may be a pun, never decides against a page.
+    """
+    held = {key for key, _ in part.terms}
+    told = [_word_keys(title), _word_keys(summary)]
+    if any(len(keys) < ANNOUNCED_MIN for keys in told):
+        return True
+    return any(len(keys & held) >= ANNOUNCED_SHARE * len(keys) for keys in told)
+
+
+def _word_keys(text: str) -> set[int]:
+    """The keys of a text's content words (not its name pairs), as text_features keys them."""
+    return {stable_key(term) for term in count_terms(text[:MAX_CHARS]) if " " not in term}
 
 
 def minhash_bands(minhash: Sequence[int]) -> tuple[int, ...]:

@@ -19,7 +19,7 @@ import pytest
 from monitor.ledger import list_hits
 from monitor.loopback import LoopbackSite, Request, Response
 from monitor.models import Article, Hit
-from monitor.pipeline import CycleReport
+from monitor.pipeline import NOT_ANNOUNCED, CycleReport
 from monitor.sitegen import SiteArticle, add_outlet, render_page
 from monitor.store import FeedState
 from tests.sites import (
@@ -64,9 +64,32 @@ SCRIPTED = SiteArticle(
         " officers would face gross misconduct hearings over messages shared in a group chat.",
         "The watchdog's director said the messages showed attitudes that had no place in"
         " policing, and that the force had been told to review its vetting of both officers.",
+        "The findings of the inquiry were published after a year-long investigation.",
     ),
     NOW - timedelta(hours=1),
     summary="Findings of an inquiry were published on Monday.",
+)
+
+
+# An entry whose link answers 200 with a cookie wall: the wall is not the article, so its
+# summary (which a Met watchlist matches) stands in.
+WALLED = SiteArticle(
+    "walled-dismissal",
+    "Constable dismissed after lying to investigators",
+    ("(a cookie wall)",),
+    NOW - timedelta(hours=1),
+    summary="The IOPC said the Metropolitan Police constable lied about an arrest in Brixton.",
+)
+COOKIE_WALL_PAGE = (
+    "<!DOCTYPE html><html><head><title>Before you continue</title></head><body><main>"
+    "<h1>Before you continue</h1><p>We use cookies and data to deliver and maintain our"
+    " services, track outages and protect against spam, fraud and abuse, and measure audience"
+    " engagement and site statistics to understand how our services are used.</p><p>If you"
+    " choose to accept all, we will also use cookies and data to develop and improve new"
+    " services, deliver and measure the effectiveness of ads, and show personalised content,"
+    " depending on your settings. Select more options to see additional information, including"
+    " details about managing your privacy settings.</p><p>Accept all. Reject all.</p>"
+    "</main></body></html>"
 )
 
 
@@ -194,10 +217,12 @@ def serve_healthy(site: LoopbackSite) -> tuple[dict[str, str], dict[str, SiteArt
     site.add("/charset/as-latin1", utf8, "text/html; charset=iso-8859-1")
     site.add("/charset/as-utf8", cp1252.encode("cp1252"), "text/html; charset=utf-8")
     site.add("/charset/scripted", scripted_page(SCRIPTED))
+    site.add("/charset/walled", COOKIE_WALL_PAGE)
     links = [
         (ACCENTED, site.url("/charset/as-latin1")),
         (ACCENTED_COPY, site.url("/charset/as-utf8")),
         (SCRIPTED, site.url("/charset/scripted")),
+        (WALLED, site.url("/charset/walled")),
     ]
     feeds["Charset"] = add_feed(site, "/charset/rss.xml", links)
     site.add(
@@ -353,6 +378,18 @@ def test_a_page_built_by_scripts_is_matched_on_the_body_its_json_ld_states(
     hit = faulty.hits[url]
     assert '"Metropolitan Police"' in hit.matched
     assert "Metropolitan Police" in hit.snippet.text
+
+
+def test_a_cookie_wall_is_not_taken_for_the_article_and_its_summary_is_matched(
+    faulty: Faulty,
+) -> None:
+    url = faulty.site.url("/charset/walled")
+    article = faulty.articles[url]
+    assert article.full_text is False and article.text == ""
+    assert article.extract_error == NOT_ANNOUNCED
+    hit = faulty.hits[url]
+    assert hit.matched == ('"Metropolitan Police"', "IOPC")
+    assert "cookies" not in hit.snippet.text
 
 
 def test_a_pdf_is_not_extracted_and_its_summary_is_matched(faulty: Faulty) -> None:
