@@ -236,6 +236,11 @@ def _json_ld(article: SiteArticle, outlet: str, url: str) -> Markup:
         "mainEntityOfPage": url,
         "articleSection": article.section,
     }
+    return script_json(data)
+
+
+def script_json(data: Any) -> Markup:
+    """data as JSON fit to sit inside a <script> element."""
     text = json.dumps(data, ensure_ascii=False)
     # Inside <script> only the tokenizer's view matters: no "<", ">" or "&" may appear raw, so
     # a headline holding "</script>" cannot end the element.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from lxml.html import document_fromstring
 from monitor.errors import ExtractError
 from monitor.extract import MIN_WORDS, STATED_SHARE, extract_article
 from monitor.jsonld import body_paragraphs, stated_bodies
+from monitor.sitegen_pages import script_json
 from tests.test_extract import ARTICLE, URL, article_page
 
 BODY = [
@@ -26,8 +26,7 @@ BODY = [
 
 
 def ld_script(data: Any, kind: str = "application/ld+json") -> str:
-    text = json.dumps(data).replace("<", "\\u003c")  # no "</script>" inside the block
-    return f'<script type="{kind}">{text}</script>'
+    return f'<script type="{kind}">{script_json(data)}</script>'
 
 
 def shell(*scripts: str) -> str:

@@ -21,6 +21,7 @@ from monitor.loopback import LoopbackSite, Request, Response
 from monitor.models import Article, Hit
 from monitor.pipeline import NOT_ANNOUNCED, CycleReport
 from monitor.sitegen import SiteArticle, add_outlet, render_page
+from monitor.sitegen_pages import script_json
 from monitor.store import FeedState
 from tests.sites import (
     NOW,
@@ -106,10 +107,9 @@ def scripted_page(article: SiteArticle) -> str:
             },
         ],
     }
-    ld = json.dumps(data).replace("<", "\\u003c")
     return (
         f"<!DOCTYPE html><html><head><title>{article.title}</title>"
-        f'<script type="application/ld+json">{ld}</script></head><body>'
+        f'<script type="application/ld+json">{script_json(data)}</script></head><body>'
         '<nav><a href="/">Home</a> <a href="/news">News</a></nav><div id="app"></div>'
         '<script src="/static/app.js"></script></body></html>'
     )
