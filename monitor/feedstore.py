@@ -48,13 +48,24 @@ class NewArticle:
 
 
 @dataclass(frozen=True, slots=True)
-class CrossLink:
-    """An entry this feed carries that is already stored from another feed."""
+class Known:
+    """An entry of a feed stored before: what is left to do for it, if anything."""
+
+    article_id: int | None = None  # the article to match again for this feed; None: nothing
+    revised: bool = False  # this feed's own article, whose title or summary has changed
+
+
+@dataclass(frozen=True, slots=True)
+class KnownEntry:
+    """An entry already stored, matched again for this feed: an article stored first from
+    another feed, or (revised) this feed's own article whose title or summary has changed
+    since, matched with the new ones and its stored text; its page is not fetched again."""
 
     item: Item
     article_id: int
     matches: tuple[MatchResult, ...]
     immediate: frozenset[str] = frozenset()
+    revised: bool = False
 
 
 def content_key(item: Item) -> str:
@@ -63,34 +74,49 @@ def content_key(item: Item) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def known_items(store: Store, feed_id: int, items: Sequence[Item]) -> dict[int, int | None]:
-    """For each item index seen before: the article id stored for its URL, else None.
+def known_items(store: Store, feed_id: int, items: Sequence[Item]) -> dict[int, Known]:
+    """The entries seen before, by their index in items.
 
     An item is known by its canonical URL, by this feed's GUID for it, or by identical content
-    in this feed. Returns the article id only for items known by URL or GUID from another feed
-    that this feed has not linked yet (those are re-matched for this feed's watchlists).
+    in this feed. It is to be matched again (Known.article_id set) when it is stored from
+    another feed that this feed has not linked yet (for this feed's watchlists), or when it is
+    this feed's own article and its title or summary has changed: a headline rewritten as a
+    story develops may name what the first one did not.
     """
-    known: dict[int, int | None] = {}
+    known: dict[int, Known] = {}
     for index, item in enumerate(items):
+        key = content_key(item)
         if item.guid is not None:
             row = store.read(
-                "SELECT 1 FROM article_guids WHERE feed_id = ? AND guid = ?", (feed_id, item.guid)
+                "SELECT a.id, a.feed_id, a.content_key FROM article_guids g"
+                " JOIN articles a ON a.id = g.article_id WHERE g.feed_id = ? AND g.guid = ?",
+                (feed_id, item.guid),
             )
             if row:
-                known[index] = None
+                known[index] = _own_revision(row[0], feed_id, key)
                 continue
         if item.url:
-            row = store.read("SELECT id, feed_id FROM articles WHERE url = ?", (item.url,))
+            row = store.read(
+                "SELECT id, feed_id, content_key FROM articles WHERE url = ?", (item.url,)
+            )
             if row:
-                known[index] = row[0]["id"] if row[0]["feed_id"] != feed_id else None
+                stored = row[0]
+                other = stored["feed_id"] != feed_id
+                known[index] = Known(stored["id"]) if other else _own_revision(stored, feed_id, key)
                 continue
         row = store.read(
-            "SELECT 1 FROM articles WHERE feed_id = ? AND content_key = ?",
-            (feed_id, content_key(item)),
+            "SELECT 1 FROM articles WHERE feed_id = ? AND content_key = ?", (feed_id, key)
         )
         if row:
-            known[index] = None
+            known[index] = Known()
     return known
+
+
+def _own_revision(stored: Any, feed_id: int, key: str) -> Known:
+    """Nothing to do, unless the article is the feed's own and what its entry says changed."""
+    if stored["feed_id"] == feed_id and stored["content_key"] not in (None, key):
+        return Known(stored["id"], revised=True)
+    return Known()
 
 
 def record_failure(
@@ -139,7 +165,7 @@ def record_items(
     interval: float,
     fetched: Fetched,
     articles: Sequence[NewArticle],
-    links: Sequence[CrossLink],
+    known: Sequence[KnownEntry],
     stories: StoryAssigner | None,
     now: datetime,
     duration: float = 0.0,
@@ -166,14 +192,21 @@ def record_items(
                 story = stories.assign(article_id, new.item.title, text, published, part)
                 conn.execute("UPDATE articles SET story = ? WHERE id = ?", (story, article_id))
             hit_ids += _insert_hits(conn, article_id, new.matches, new.immediate, now, feed.id)
-        for link in links:
-            if link.item.guid is not None:
+        for entry in known:
+            if entry.revised:  # the entry's new title and summary, kept for the digest
+                item = entry.item
+                conn.execute(
+                    "UPDATE articles SET title = COALESCE(NULLIF(?, ''), title), summary = ?,"
+                    " content_key = ? WHERE id = ?",
+                    (item.title, item.summary, content_key(item), entry.article_id),
+                )
+            elif entry.item.guid is not None:
                 conn.execute(
                     "INSERT OR IGNORE INTO article_guids VALUES (?, ?, ?)",
-                    (feed.id, link.item.guid, link.article_id),
+                    (feed.id, entry.item.guid, entry.article_id),
                 )
             hit_ids += _insert_hits(
-                conn, link.article_id, link.matches, link.immediate, now, feed.id
+                conn, entry.article_id, entry.matches, entry.immediate, now, feed.id
             )
         conn.execute(
             "UPDATE feeds SET etag = ?, last_modified = ?, url = COALESCE(?, url),"

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 from monitor.errors import ExtractError, FetchError, HTTPStatusError, ParseError, StoreError
 from monitor.feedstore import (
-    CrossLink,
+    Known,
+    KnownEntry,
     NewArticle,
     StoryAssigner,
     Unchanged,
@@ -126,7 +127,7 @@ class _FeedWork:
     started: float
     fetched: Fetched | None = None
     items: list[_ItemWork] = field(default_factory=list)
-    links: list[CrossLink] = field(default_factory=list)
+    known: list[KnownEntry] = field(default_factory=list)
     pending: int = 0
     warnings: tuple[str, ...] = ()
 
@@ -369,9 +370,8 @@ class Poller:
         known = known_items(self.store, work.state.id, items)
         for index, item in enumerate(items):
             if index in known:
-                article_id = known[index]
-                if article_id is not None:
-                    work.links.append(self._cross_link(work, item, article_id))
+                if known[index].article_id is not None:
+                    work.known.append(self._match_again(work, item, known[index]))
                 continue
             if item.url in self._in_flight:
                 self._share_page(work, item, *self._in_flight[item.url])
@@ -400,10 +400,15 @@ class Poller:
             work.pending += 1
             owned.sharers.append((work, entry))
 
-    def _cross_link(self, work: _FeedWork, item: Item, article_id: int) -> CrossLink:
-        article = next(self.store.articles("a.id = ?", (article_id,)))
+    def _match_again(self, work: _FeedWork, item: Item, known: Known) -> KnownEntry:
+        """A stored article matched for this feed: as stored, or with its revised entry's
+        title and summary (and the text extracted when it was first seen)."""
+        article = next(self.store.articles("a.id = ?", (known.article_id,)))
+        if known.revised:
+            article = replace(article, title=item.title or article.title, summary=item.summary)
         matches = self.matcher.match(article.document, work.state.name)
-        return CrossLink(item, article_id, tuple(matches), self._immediate(matches))
+        immediate = self._immediate(matches)
+        return KnownEntry(item, article.id, tuple(matches), immediate, known.revised)
 
     def _page_job(self, url: str) -> Callable[[], Fetched]:
         return lambda: self.fetcher.fetch(url)
@@ -484,7 +489,7 @@ class Poller:
                     work.interval,
                     fetched,
                     articles,
-                    work.links,
+                    work.known,
                     self.stories,
                     self.clock(),
                     self._elapsed(work),

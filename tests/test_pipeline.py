@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ from monitor.sitegen import SiteArticle, add_outlet, render_page
 from monitor.sitegen_pages import _COMMENTS
 from monitor.store import Store
 from tests.sites import (
+    NOW,
     Clock,
     add_feed,
     fixture_articles,
@@ -232,6 +233,61 @@ def test_article_fetched_by_a_feed_still_busy_is_shared_with_the_next(tmp_path: 
     assert ("only-b", stored[page].id) in {(h[0], h[1]) for h in hits}
     assert sorted(g[0] for g in guids) == sorted([stored[page].id] * 2 + [stored[other].id])
     assert report.new_articles == 2
+
+
+# -- an entry revised after it was stored -----------------------------------------------------
+
+STUB = (
+    "A man has died after being stabbed in east London on Saturday evening.",
+    "Paramedics were called to a street in Stratford shortly after 9pm and found the man with"
+    " stab wounds. He died at the scene a short time later.",
+    "His family have been told. Road closures around the scene are expected to stay in place"
+    " until Sunday afternoon, and anyone with dashcam footage is asked to come forward.",
+)
+
+
+def test_a_revised_headline_or_summary_is_matched_without_fetching_the_page_again(
+    tmp_path: Path,
+) -> None:
+    """Breaking news is rewritten as it develops: the headline of a stored article, then the
+    summary of one whose page could not be fetched, come to name the IOPC. Each is a hit on
+    the next poll, the page is not fetched again, and the stored entry is the new one."""
+    stub = SiteArticle("stabbing", "Man dies after stabbing in east London", STUB, NOW)
+    crash = SiteArticle(
+        "crash",
+        "Woman hurt in Barnet crash",
+        ("Unused.",),
+        NOW,
+        summary="A woman was taken to hospital after a crash in Barnet.",
+    )
+    later = replace(stub, title="IOPC told after man dies following stabbing in east London")
+    told = " The Independent Office for Police Conduct has been told."
+    later_crash = replace(crash, summary=crash.summary + told)
+    with LoopbackSite() as site:
+        page = site.add("/news/stabbing", render_page(stub, "Agency"))
+        missing = site.url("/news/crash")  # answers 404: the summary stands in
+        versions = [[(stub, page), (crash, missing)], [(later, page), (later_crash, missing)]]
+        config = write_config(tmp_path, {"Agency": add_feed(site, "/rss.xml", versions[0])})
+        clock = Clock()
+        with open_runtime(config, clock) as rt:
+            first = rt.poll(rt.configured_states())
+            add_feed(site, "/rss.xml", versions[1])
+            clock.advance(900)
+            second = rt.poll(rt.configured_states())
+            clock.advance(900)
+            third = rt.poll(rt.configured_states())
+            stored = {a.url: a for a in rt.store.articles()}
+            hits = {h.article.url: h for h in list_hits(rt.store)}
+        assert len(site.hits("/news/stabbing")) == 1
+    assert (first.new_articles, first.new_hits) == (2, 0)
+    assert (second.new_articles, second.new_hits) == (0, 2)
+    assert (third.new_articles, third.new_hits) == (0, 0)
+    assert hits[page].matched == ("IOPC",) and hits[missing].matched == (
+        '"Independent Office for Police Conduct"',
+    )
+    assert stored[page].title == later.title and stored[page].full_text
+    assert norm(stored[page].text).startswith(STUB[0])  # the text extracted the first time
+    assert stored[missing].summary == later_crash.summary and not stored[missing].full_text
 
 
 # -- conditional requests ---------------------------------------------------------------------

@@ -14,6 +14,8 @@ import pytest
 
 from monitor.errors import AlreadyRunning, StoreError
 from monitor.feedstore import (
+    Known,
+    KnownEntry,
     NewArticle,
     Unchanged,
     known_items,
@@ -121,22 +123,75 @@ def test_items_hits_and_validators_are_stored_together(store: Store) -> None:
     state = store.feed_states(["A"])[0]
     assert state.etag == '"v1"' and state.last_success == NOW and state.failures == 0
     assert state.next_poll == NOW + timedelta(seconds=900)
-    # the same entries again are known, by GUID and by URL
-    assert set(known_items(store, a.id, [item(1), item(2), item(3)])) == {0, 1}
+    # the same entries again are known, by GUID and by URL, with nothing left to do
+    assert known_items(store, a.id, [item(1), item(2), item(3)]) == {0: Known(), 1: Known()}
+    by_url = known_items(store, a.id, [item(1, guid="new-guid"), item(2, guid="")])
+    assert by_url == {0: Known(), 1: Known()}
 
 
 def test_article_from_another_feed_is_known_and_linkable(store: Store) -> None:
     a, b = store.feed_states(["A", "B"])
     record_items(store, a, 900, fetched(), [NewArticle(item(1), None, None, ())], [], None, NOW)
     known = known_items(store, b.id, [item(1, guid="other-guid")])
-    assert known == {0: 1}  # known by URL, stored from feed A, not yet linked to B
+    assert known == {0: Known(1)}  # known by URL, stored from feed A, not yet linked to B
 
 
 def test_guid_churn_with_same_content_is_known(store: Store) -> None:
     a = store.feed_states(["A"])[0]
     record_items(store, a, 900, fetched(), [NewArticle(item(1), None, None, ())], [], None, NOW)
     churned = Item("new-guid", "http://a.example/1-v2", "x", "Title 1", "Summary 1", None)
-    assert known_items(store, a.id, [churned]) == {0: None}
+    assert known_items(store, a.id, [churned]) == {0: Known()}
+
+
+def revised(n: int, title: str, summary: str = "", **ids: str) -> Item:
+    return Item(
+        ids.get("guid", f"g{n}"), ids.get("url", f"http://a.example/{n}"), "x", title, summary, None
+    )
+
+
+def test_an_own_entry_whose_title_or_summary_changed_is_revised(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    record_items(store, a, 900, fetched(), [NewArticle(item(1), None, None, ())], [], None, NOW)
+    record_items(store, a, 900, fetched(), [NewArticle(item(2), None, None, ())], [], None, NOW)
+    entries = [
+        revised(1, "Met officer charged", "Summary 1"),  # by GUID, a new headline
+        revised(2, "Title 2", "Summary 2, updated", guid="g-new"),  # by URL, a new summary
+        revised(1, "  TITLE 1 ", "summary 1"),  # case and spaces are no revision
+    ]
+    known = known_items(store, a.id, entries)
+    assert known == {0: Known(1, revised=True), 1: Known(2, revised=True), 2: Known()}
+
+
+def test_a_changed_entry_of_an_article_another_feed_stored_is_not_a_revision(
+    store: Store,
+) -> None:
+    a, b = store.feed_states(["A", "B"])
+    record_items(store, a, 900, fetched(), [NewArticle(item(1), None, None, ())], [], None, NOW)
+    link = KnownEntry(item(1, guid="b1"), 1, ())
+    record_items(store, b, 900, fetched(), [], [link], None, NOW)
+    # B words it differently: B's GUID is known, the article is A's, and stays as A has it
+    assert known_items(store, b.id, [revised(1, "B's own headline", guid="b1")]) == {0: Known()}
+
+
+def test_a_revision_updates_the_entry_and_records_only_new_hits(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    first = NewArticle(item(1), Extracted("Page title", "body"), None, (hit("Met"),))
+    record_items(store, a, 900, fetched(), [first], [], None, NOW)
+    entry = revised(1, "Met officer charged", "New summary")
+    again = KnownEntry(entry, 1, (hit("Met"), hit("IOPC")), revised=True)
+    hit_ids = record_items(store, a, 900, fetched('"v2"'), [], [again], None, NOW)
+    assert len(hit_ids) == 1  # the Met hit was recorded before
+    row = store.read("SELECT title, summary, text, content_key FROM articles WHERE id = 1")[0]
+    assert (row["title"], row["summary"], row["text"]) == (
+        "Met officer charged",
+        "New summary",
+        "body",
+    )
+    assert known_items(store, a.id, [entry]) == {0: Known()}  # the same revision is done once
+    untitled = KnownEntry(revised(1, "", "Newer summary"), 1, (), revised=True)
+    record_items(store, a, 900, fetched('"v3"'), [], [untitled], None, NOW)
+    row = store.read("SELECT title, summary FROM articles WHERE id = 1")[0]
+    assert tuple(row) == ("Met officer charged", "Newer summary")  # no title: the last one stays
 
 
 def test_a_failed_write_stores_nothing_of_the_feed(store: Store) -> None:
