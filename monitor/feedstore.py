@@ -81,42 +81,43 @@ def known_items(store: Store, feed_id: int, items: Sequence[Item]) -> dict[int, 
     in this feed. It is to be matched again (Known.article_id set) when it is stored from
     another feed that this feed has not linked yet (for this feed's watchlists), or when it is
     this feed's own article and its title or summary has changed: a headline rewritten as a
-    story develops may name what the first one did not.
+    story develops may name what the first one did not. An article is revised once, by its
+    first entry, and not while an entry of the feed still says what was stored (two entries
+    with one GUID and different words would otherwise take turns).
     """
+    keys = [content_key(item) for item in items]
+    said = set(keys)
     known: dict[int, Known] = {}
-    for index, item in enumerate(items):
-        key = content_key(item)
+    revised: set[int] = set()
+    for index, (item, key) in enumerate(zip(items, keys, strict=True)):
+        stored = None
         if item.guid is not None:
-            row = store.read(
+            stored = store.read(
                 "SELECT a.id, a.feed_id, a.content_key FROM article_guids g"
                 " JOIN articles a ON a.id = g.article_id WHERE g.feed_id = ? AND g.guid = ?",
                 (feed_id, item.guid),
             )
-            if row:
-                known[index] = _own_revision(row[0], feed_id, key)
-                continue
-        if item.url:
-            row = store.read(
+        if not stored and item.url:
+            stored = store.read(
                 "SELECT id, feed_id, content_key FROM articles WHERE url = ?", (item.url,)
             )
-            if row:
-                stored = row[0]
-                other = stored["feed_id"] != feed_id
-                known[index] = Known(stored["id"]) if other else _own_revision(stored, feed_id, key)
+            if stored and stored[0]["feed_id"] != feed_id:
+                known[index] = Known(stored[0]["id"])
                 continue
-        row = store.read(
+        if stored:
+            row = stored[0]
+            own = row["feed_id"] == feed_id and row["id"] not in revised
+            if own and row["content_key"] is not None and row["content_key"] not in said:
+                revised.add(row["id"])
+                known[index] = Known(row["id"], revised=True)
+            else:
+                known[index] = Known()
+            continue
+        if store.read(
             "SELECT 1 FROM articles WHERE feed_id = ? AND content_key = ?", (feed_id, key)
-        )
-        if row:
+        ):
             known[index] = Known()
     return known
-
-
-def _own_revision(stored: Any, feed_id: int, key: str) -> Known:
-    """Nothing to do, unless the article is the feed's own and what its entry says changed."""
-    if stored["feed_id"] == feed_id and stored["content_key"] not in (None, key):
-        return Known(stored["id"], revised=True)
-    return Known()
 
 
 def record_failure(

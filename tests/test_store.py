@@ -156,10 +156,24 @@ def test_an_own_entry_whose_title_or_summary_changed_is_revised(store: Store) ->
     entries = [
         revised(1, "Met officer charged", "Summary 1"),  # by GUID, a new headline
         revised(2, "Title 2", "Summary 2, updated", guid="g-new"),  # by URL, a new summary
-        revised(1, "  TITLE 1 ", "summary 1"),  # case and spaces are no revision
     ]
     known = known_items(store, a.id, entries)
-    assert known == {0: Known(1, revised=True), 1: Known(2, revised=True), 2: Known()}
+    assert known == {0: Known(1, revised=True), 1: Known(2, revised=True)}
+    same = [revised(1, "  TITLE 1 ", "summary 1")]  # case and spaces are no revision
+    assert known_items(store, a.id, same) == {0: Known()}
+
+
+def test_entries_sharing_a_guid_revise_their_article_once_and_not_back_and_forth(
+    store: Store,
+) -> None:
+    a = store.feed_states(["A"])[0]
+    record_items(store, a, 900, fetched(), [NewArticle(item(1), None, None, ())], [], None, NOW)
+    # one GUID twice: the stored words are still in the feed, so nothing was revised
+    twins = [revised(1, "Title 1", "Summary 1"), revised(1, "Another headline")]
+    assert known_items(store, a.id, twins) == {0: Known(), 1: Known()}
+    # the stored words are gone: the first entry revises the article, the second is the same
+    both_new = [revised(1, "Headline one"), revised(1, "Headline two")]
+    assert known_items(store, a.id, both_new) == {0: Known(1, revised=True), 1: Known()}
 
 
 def test_a_changed_entry_of_an_article_another_feed_stored_is_not_a_revision(
