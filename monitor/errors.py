@@ -118,6 +118,17 @@ class HTTPStatusError(FetchError):
         super().__init__(f"HTTP {status} from {url}")
 
 
+def transient(error: FetchError) -> bool:
+    """Whether a request that failed this way may well succeed later: a timeout, a dropped
+    connection, 408, 425, 429 or a 5xx other than 501. Refused addresses, bad URLs and bodies
+    over the cap fail the same way every time."""
+    if isinstance(error, HTTPStatusError):
+        return error.status in (408, 425, 429) or (
+            500 <= error.status <= 599 and error.status != 501
+        )
+    return not isinstance(error, AddressRefused | BadURL | ResponseTooLarge)
+
+
 class ParseError(MonitorError):
     """A feed body could not be parsed as a feed."""
 

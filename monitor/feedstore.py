@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -21,6 +21,10 @@ from monitor.store import FeedState, Store, to_db
 # the poll log feeds the digest's "what may be missing" (failed polls since the last digest)
 POLL_KEEP = timedelta(days=30)
 POLL_KEEP_UNCHANGED = timedelta(days=2)
+# A page that failed in a way that passes (a timeout, a 503) is fetched again after each of
+# these delays in turn, from the poll of a feed that carries it; then its summary stands.
+PAGE_RETRY_DELAYS = (timedelta(minutes=30), timedelta(hours=2), timedelta(hours=8))
+PAGE_RETRIES_PER_CYCLE = 100
 
 
 class StoryAssigner(Protocol):
@@ -45,6 +49,7 @@ class NewArticle:
     error: str | None  # why the page could not be used; None when extracted
     matches: tuple[MatchResult, ...]
     immediate: frozenset[str] = frozenset()  # watchlists that alert immediately
+    retry: bool = False  # the page failed in a way that passes: fetch it again later
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +231,88 @@ def record_items(
     return hit_ids
 
 
+@dataclass(frozen=True, slots=True)
+class PageRetry:
+    """A stored article whose page failed in a way that passes, due to be fetched again."""
+
+    article_id: int
+    url: str
+    title: str
+    summary: str
+    retries: int  # made so far
+    feeds: tuple[tuple[int, str], ...]  # (id, name) of each feed carrying it, its own first
+
+
+def due_page_retries(
+    store: Store, now: datetime, feed_ids: Collection[int], limit: int = PAGE_RETRIES_PER_CYCLE
+) -> list[PageRetry]:
+    """The articles of these feeds whose page is due to be fetched again, longest due first."""
+    rows = store.read(
+        "SELECT a.id, a.url, a.title, a.summary, a.page_retries, a.feed_id, f.name"
+        " FROM articles a JOIN feeds f ON f.id = a.feed_id"
+        " WHERE a.page_retry_at IS NOT NULL AND a.page_retry_at <= ? ORDER BY a.page_retry_at",
+        (to_db(now),),
+    )
+    due = []
+    for row in rows:
+        if row["feed_id"] not in feed_ids:
+            continue
+        carriers = store.read(
+            "SELECT DISTINCT g.feed_id, f.name FROM article_guids g JOIN feeds f"
+            " ON f.id = g.feed_id WHERE g.article_id = ? AND g.feed_id != ? ORDER BY g.feed_id",
+            (row["id"], row["feed_id"]),
+        )
+        feeds = ((row["feed_id"], row["name"]), *((c[0], c[1]) for c in carriers))
+        due.append(
+            PageRetry(
+                row["id"], row["url"], row["title"], row["summary"], row["page_retries"], feeds
+            )
+        )
+        if len(due) == limit:
+            break
+    return due
+
+
+def record_page_retry(
+    store: Store,
+    retry: PageRetry,
+    extracted: Extracted | None,
+    error: str | None,
+    passes: bool,
+    matches: Sequence[tuple[int, MatchResult]],
+    immediate: frozenset[str],
+    now: datetime,
+) -> list[int]:
+    """What fetching a page again gave: its text and the hits it makes (only new ones), or
+    the next retry (none once PAGE_RETRY_DELAYS are used up or the failure does not pass).
+    Returns the ids of the hits created."""
+    made = retry.retries + 1
+    hit_ids: list[int] = []
+    with store.write() as conn:
+        if extracted is not None:
+            conn.execute(
+                "UPDATE articles SET text = ?, full_text = 1, extract_error = NULL,"
+                " page_retries = ?, page_retry_at = NULL,"
+                " title = CASE title WHEN '' THEN ? ELSE title END WHERE id = ?",
+                (extracted.text, made, extracted.title or "", retry.article_id),
+            )
+            for feed_id, match in matches:
+                hit_ids += _insert_hits(conn, retry.article_id, [match], immediate, now, feed_id)
+        else:
+            again = passes and made < len(PAGE_RETRY_DELAYS)
+            conn.execute(
+                "UPDATE articles SET extract_error = ?, page_retries = ?, page_retry_at = ?"
+                " WHERE id = ?",
+                (
+                    error,
+                    made,
+                    to_db(now + PAGE_RETRY_DELAYS[made]) if again else None,
+                    retry.article_id,
+                ),
+            )
+    return hit_ids
+
+
 def rematch_articles(
     store: Store,
     matcher: Any,
@@ -262,8 +349,8 @@ def _insert_article(
     item, extracted = new.item, new.extracted
     cur = conn.execute(
         "INSERT INTO articles (url, guid, feed_id, title, summary, text, full_text, published,"
-        " first_seen, extract_error, content_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (url) DO NOTHING",
+        " first_seen, extract_error, content_key, page_retry_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
         (
             item.url or None,
             item.guid,
@@ -276,6 +363,7 @@ def _insert_article(
             to_db(now),
             new.error,
             content_key(item),
+            to_db(now + PAGE_RETRY_DELAYS[0]) if new.retry and item.url else None,
         ),
     )
     if cur.rowcount == 0:  # another feed stored the same URL first

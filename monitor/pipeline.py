@@ -22,20 +22,35 @@ from functools import partial
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from monitor.errors import ExtractError, FetchError, HTTPStatusError, ParseError, StoreError
+from monitor.errors import (
+    ExtractError,
+    FetchError,
+    HTTPStatusError,
+    ParseError,
+    StoreError,
+    transient,
+)
 from monitor.feedstore import (
     Known,
     KnownEntry,
     NewArticle,
+    PageRetry,
     StoryAssigner,
     Unchanged,
+    due_page_retries,
     known_items,
     record_failure,
     record_items,
     record_not_modified,
+    record_page_retry,
 )
+from monitor.logs import event, get_logger
 from monitor.models import Document, Extracted, Fetched, Item, MatchResult, ParsedFeed
 from monitor.store import FeedState, Store
+
+log = get_logger("poll")
+# what a page's fetch and extraction gave: the article, or why not and whether that passes
+PageDone = Callable[[Extracted | None, str | None, bool], None]
 
 ITEMS_PER_POLL = 200
 # 304s are written together, one transaction per batch instead of one per feed (a commit is
@@ -117,6 +132,7 @@ class _ItemWork:
     error: str | None = None
     shared: bool = False  # another feed fetches the page; this entry gets its result
     done: bool = False
+    passes: bool = False  # the page failed in a way that passes: it is fetched again later
     sharers: list[tuple[_FeedWork, _ItemWork]] = field(default_factory=list)
 
 
@@ -297,6 +313,7 @@ class Poller:
                     self._dispatch.queue(state.url, self._feed_job(work), page=False),
                     partial(self._on_feed, work),
                 )
+            self._queue_retries(feeds)
             self._loop()
             self._write_unchanged()  # a 304 is a whole answer, even in a cycle told to stop
         finally:
@@ -383,11 +400,8 @@ class Poller:
                 continue
             self._in_flight[item.url] = (work, entry)
             work.pending += 1
-            job = self._page_job(item.url)
-            self._watch(
-                self._dispatch.queue(item.url, job, page=True),
-                partial(self._on_page, work, entry),
-            )
+            told = (item.title, item.summary)
+            self._read_page(item.url, told, partial(self._page_done, work, entry))
 
     def _share_page(self, work: _FeedWork, item: Item, owner: _FeedWork, owned: _ItemWork) -> None:
         """Another feed is fetching this page in this cycle: take its result rather than fetch
@@ -413,54 +427,101 @@ class Poller:
     def _page_job(self, url: str) -> Callable[[], Fetched]:
         return lambda: self.fetcher.fetch(url)
 
-    def _on_page(self, work: _FeedWork, entry: _ItemWork, future: Future[Fetched]) -> None:
+    def _read_page(self, url: str, told: tuple[str, str], done: PageDone) -> None:
+        """Fetch and extract a page whose entry told (title, summary); done gets the result."""
+        self._watch(
+            self._dispatch.queue(url, self._page_job(url), page=True),
+            partial(self._on_page, told, done),
+        )
+
+    def _on_page(self, told: tuple[str, str], done: PageDone, future: Future[Fetched]) -> None:
         try:
             page = future.result()
         except FetchError as exc:
-            self._page_done(work, entry, error=f"page not fetched: {exc}")
+            self._page_over(done, None, f"page not fetched: {exc}", transient(exc))
             return
         if not self.is_html(page):
             kind = page.content_type or "unknown type"
-            self._page_done(work, entry, error=f"not an HTML page ({kind})")
+            self._page_over(done, None, f"not an HTML page ({kind})")
             return
         if self.extractor is None:
-            self._page_done(work, entry, error="extraction is off")
+            self._page_over(done, None, "extraction is off")
             return
         extraction = self.extractor.submit(page.url, page.content, page.headers)
-        self._watch(extraction, partial(self._on_extracted, work, entry))
+        self._watch(extraction, partial(self._on_extracted, told, done))
 
-    def _on_extracted(self, work: _FeedWork, entry: _ItemWork, future: Future[Extracted]) -> None:
+    def _on_extracted(
+        self, told: tuple[str, str], done: PageDone, future: Future[Extracted]
+    ) -> None:
         try:
             extracted = future.result()
         except ExtractError as exc:
-            self._page_done(work, entry, error=f"not extracted: {exc}")
+            self._page_over(done, None, f"not extracted: {exc}")
             return
         # imported with the first page: a poll with nothing new never pays for it
         from monitor.stories import holds_announced, text_features
 
         part = extracted.story or text_features(extracted.text)
-        if not holds_announced(part, entry.item.title, entry.item.summary):
+        if not holds_announced(part, *told):
             # a cookie wall or a login page: the feed's summary stands in, as for a page
             # that could not be fetched, rather than the wall's words
-            self._page_done(work, entry, error=NOT_ANNOUNCED)
+            self._page_over(done, None, NOT_ANNOUNCED)
             return
-        self._page_done(work, entry, extracted=extracted)
+        self._page_over(done, extracted, None)
+
+    def _page_over(
+        self, done: PageDone, extracted: Extracted | None, error: str | None, passes: bool = False
+    ) -> None:
+        self._pages -= 1
+        done(extracted, error, passes)
 
     def _page_done(
         self,
         work: _FeedWork,
         entry: _ItemWork,
-        *,
-        extracted: Extracted | None = None,
-        error: str | None = None,
+        extracted: Extracted | None,
+        error: str | None,
+        passes: bool,
     ) -> None:
-        self._pages -= 1
         entry.done = True
         for feed_work, item_work in [(work, entry), *entry.sharers]:
-            item_work.extracted, item_work.error = extracted, error
+            item_work.extracted, item_work.error, item_work.passes = extracted, error, passes
             feed_work.pending -= 1
             if feed_work.pending == 0:
                 self._commit(feed_work)
+
+    # -- pages fetched again ----------------------------------------------------------------
+
+    def _queue_retries(self, feeds: Sequence[tuple[FeedState, float]]) -> None:
+        """Fetch again the due pages of these feeds' articles that failed in a way that
+        passes (a timeout, a 503): matched on their summary until then."""
+        if self.extractor is None:
+            return
+        for retry in due_page_retries(self.store, self.clock(), {s.id for s, _ in feeds}):
+            told = (retry.title, retry.summary)
+            self._read_page(retry.url, told, partial(self._page_retried, retry))
+
+    def _page_retried(
+        self, retry: PageRetry, extracted: Extracted | None, error: str | None, passes: bool
+    ) -> None:
+        found: dict[str, tuple[int, MatchResult]] = {}
+        if extracted is not None:
+            doc = Document(retry.title or extracted.title or "", extracted.text)
+            for feed_id, name in retry.feeds:  # each carrying feed's watchlists, its own first
+                for match in self.matcher.match(doc, name):
+                    found.setdefault(match.watchlist, (feed_id, match))
+        matches = list(found.values())
+        immediate = self._immediate([m for _, m in matches])
+        try:
+            hit_ids = record_page_retry(
+                self.store, retry, extracted, error, passes, matches, immediate, self.clock()
+            )
+        except StoreError as exc:  # the retry stays due: the next poll of its feed redoes it
+            event(log, 30, "page retry not stored", url=retry.url, error=str(exc))
+            return
+        outcome = "extracted" if extracted is not None else error
+        event(log, 20, "page fetched again", url=retry.url, outcome=outcome, new_hits=len(hit_ids))
+        self._hits += hit_ids
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -474,8 +535,9 @@ class Poller:
             text = extracted.text if extracted is not None else item.summary
             title = item.title or (extracted.title if extracted and extracted.title else "")
             matches = self.matcher.match(Document(title, text), work.state.name)
+            immediate = self._immediate(matches)
             articles.append(
-                NewArticle(item, extracted, entry.error, tuple(matches), self._immediate(matches))
+                NewArticle(item, extracted, entry.error, tuple(matches), immediate, entry.passes)
             )
         assert work.fetched is not None
         fetched = work.fetched

@@ -156,4 +156,11 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: the feed that brought an article to a watchlist (a watchlist restricted to feed B
     # may get its hit from B although feed A stored the article first); NULL: the article's own
     "ALTER TABLE hits ADD COLUMN feed_id INTEGER REFERENCES feeds(id)",
+    # 4: pages that failed for a reason that passes (a timeout, a 503) are fetched again
+    # later, a few times, so a story is not matched on its summary for good
+    """
+    ALTER TABLE articles ADD COLUMN page_retries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE articles ADD COLUMN page_retry_at TEXT;  -- NULL: no retry due
+    CREATE INDEX articles_page_retry ON articles(page_retry_at) WHERE page_retry_at IS NOT NULL
+    """,
 )

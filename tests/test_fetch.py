@@ -25,11 +25,13 @@ import pytest
 from monitor.config import FetchSettings
 from monitor.decode import BodyDecoder, content_coding
 from monitor.errors import (
+    AddressRefused,
     BadURL,
     DeadlineExceeded,
     FetchError,
     HTTPStatusError,
     ResponseTooLarge,
+    transient,
 )
 from monitor.fetch import RETRY_AFTER_CAP, Fetcher, is_html, parse_retry_after, redirect_target
 from monitor.loopback import LoopbackSite, Request, Response
@@ -719,3 +721,28 @@ def fetched(content_type: str | None, body: bytes) -> Fetched:
 )
 def test_is_html(content_type: str | None, body: bytes, expected: bool) -> None:
     assert is_html(fetched(content_type, body)) is expected
+
+
+@pytest.mark.parametrize(
+    ("error", "passes"),
+    [
+        (DeadlineExceeded("deadline"), True),
+        (FetchError("a.example: timed out"), True),
+        (FetchError("a.example: connection refused"), True),
+        (HTTPStatusError(503, "http://a.example/"), True),
+        (HTTPStatusError(500, "http://a.example/"), True),
+        (HTTPStatusError(429, "http://a.example/", 60.0), True),
+        (HTTPStatusError(408, "http://a.example/"), True),
+        (HTTPStatusError(501, "http://a.example/"), False),
+        (HTTPStatusError(404, "http://a.example/"), False),
+        (HTTPStatusError(410, "http://a.example/"), False),
+        (HTTPStatusError(403, "http://a.example/"), False),
+        (AddressRefused("10.0.0.1 is private"), False),
+        (BadURL("not http"), False),
+        (ResponseTooLarge("over 10 MB"), False),
+    ],
+)
+def test_a_failure_that_passes_is_told_from_one_that_does_not(
+    error: FetchError, passes: bool
+) -> None:
+    assert transient(error) is passes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from tests.sites import (
     NOW,
     Clock,
     add_feed,
+    fixture_articles,
     folder_articles,
     open_runtime,
     run_cli,
@@ -512,3 +514,54 @@ def test_monitor_poll_with_an_invalid_watchlist_exits_1_before_any_request(
     assert "broken.toml:1:" in result.stderr
     assert "Traceback" not in result.output
     assert "polled" not in result.stdout
+
+
+# -- pages fetched again ----------------------------------------------------------------------
+
+BANTER = replace(
+    fixture_articles()[0],
+    slug="banter",
+    title="Officers defended their messages as banter, watchdog finds",
+    summary="A review of thousands of messages found language officers called banter.",
+)
+
+
+def test_a_page_that_failed_in_a_way_that_passes_is_fetched_again_and_matched(
+    tmp_path: Path,
+) -> None:
+    """A page that answers 503 while its entry is new is matched on the summary, which names
+    no one; the next poll of its feed half an hour on fetches it again, and its text (the
+    Metropolitan Police, the IOPC) makes the hit. A page that keeps failing is fetched again
+    after each of PAGE_RETRY_DELAYS, then left; a 404 is never fetched again."""
+    stubborn = replace(BANTER, slug="stubborn", title="Messages under review", summary="More.")
+    lost = replace(BANTER, slug="lost", title="Messages lost", summary="Gone.")
+    with LoopbackSite() as site:
+        busy = Response(status=503, body=b"busy", headers={"Content-Type": "text/plain"})
+        for path in ("/news/banter", "/news/stubborn"):
+            site.routes[path] = busy
+        links = [(a, site.url(f"/news/{a.slug}")) for a in (BANTER, stubborn, lost)]
+        config = write_config(tmp_path, {"Agency": add_feed(site, "/rss.xml", links)})
+        clock = Clock()
+        with open_runtime(config, clock) as rt:
+            first = rt.poll(rt.configured_states())
+            site.add("/news/banter", render_page(BANTER, "Agency"))
+            polls = {}
+            for minutes in (10, 30, 120, 150, 630, 2000):  # since the first poll
+                clock.now = NOW + timedelta(minutes=minutes)
+                polls[minutes] = rt.poll(rt.configured_states())
+            stored = {a.url.rsplit("/", 1)[1]: a for a in rt.store.articles()}
+            rows = rt.store.read("SELECT url, page_retries, page_retry_at FROM articles")
+            hits = list_hits(rt.store)
+        fetched = Counter(r.path for r in site.requests if r.path.startswith("/news/"))
+    assert (first.new_articles, first.new_hits) == (3, 0)
+    assert polls[10].new_hits == 0 and polls[30].new_hits == 1
+    assert [h.article.url for h in hits] == [links[0][1]]
+    assert {"IOPC", '"Metropolitan Police"'} <= set(hits[0].matched)
+    assert stored["banter"].full_text and stored["banter"].extract_error is None
+    assert stored["banter"].text.startswith(BANTER.paragraphs[0])  # the page's text, stored
+    # the first fetch, then 30 minutes, 2 and 8 hours after the first failure; never a 404
+    assert fetched == {"/news/banter": 2, "/news/stubborn": 4, "/news/lost": 1}
+    assert "HTTP 503" in (stored["stubborn"].extract_error or "")
+    assert "HTTP 404" in (stored["lost"].extract_error or "")
+    retries = {r["url"].rsplit("/", 1)[1]: (r["page_retries"], r["page_retry_at"]) for r in rows}
+    assert retries == {"banter": (1, None), "stubborn": (3, None), "lost": (0, None)}

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,14 +15,18 @@ import pytest
 
 from monitor.errors import AlreadyRunning, StoreError
 from monitor.feedstore import (
+    PAGE_RETRY_DELAYS,
     Known,
     KnownEntry,
     NewArticle,
+    PageRetry,
     Unchanged,
+    due_page_retries,
     known_items,
     record_failure,
     record_items,
     record_not_modified,
+    record_page_retry,
 )
 from monitor.models import Extracted, Feed, Fetched, Item, MatchResult, Snippet
 from monitor.schema import MIGRATIONS
@@ -239,3 +244,78 @@ def test_gone_feed_is_kept_and_retried_daily(store: Store) -> None:
     record_failure(store, a, 900, "HTTP 410 from http://a.example/rss", NOW, gone=True)
     state = store.feed_states(["A"])[0]
     assert state.gone and state.next_poll == NOW + timedelta(days=1)
+
+
+def test_a_page_that_failed_in_a_way_that_passes_is_due_again_after_each_delay(
+    store: Store,
+) -> None:
+    a, b = store.feed_states(["A", "B"])
+    failed = NewArticle(item(1), None, "page not fetched: HTTP 503", (), retry=True)
+    final = NewArticle(item(2), None, "page not fetched: HTTP 404", ())
+    record_items(store, a, 900, fetched(), [failed, final], [], None, NOW)
+    record_items(store, b, 900, fetched(), [], [KnownEntry(item(1, guid="b1"), 1, ())], None, NOW)
+    first = NOW + PAGE_RETRY_DELAYS[0]
+    assert due_page_retries(store, first - timedelta(seconds=1), {a.id, b.id}) == []
+    due = due_page_retries(store, first, {a.id})
+    assert due == [
+        PageRetry(1, "http://a.example/1", "Title 1", "Summary 1", 0, ((a.id, "A"), (b.id, "B")))
+    ]
+    assert due_page_retries(store, first, {b.id}) == []  # from the polls of its own feed
+    at = first
+    for made in range(1, len(PAGE_RETRY_DELAYS) + 1):
+        retry = due_page_retries(store, at, {a.id})[0]
+        assert retry.retries == made - 1
+        record_page_retry(
+            store, retry, None, "page not fetched: timed out", True, [], frozenset(), at
+        )
+        row = store.read(
+            "SELECT page_retries, page_retry_at, extract_error FROM articles WHERE id = 1"
+        )[0]
+        assert row["page_retries"] == made and row["extract_error"] == "page not fetched: timed out"
+        if made < len(PAGE_RETRY_DELAYS):
+            at += PAGE_RETRY_DELAYS[made]
+            assert row["page_retry_at"] is not None
+            assert due_page_retries(store, at - timedelta(seconds=1), {a.id}) == []
+    assert row["page_retry_at"] is None  # the delays are used up: the summary stands
+    assert due_page_retries(store, at + timedelta(days=30), {a.id}) == []
+
+
+def test_a_page_fetched_again_stores_its_text_and_new_hits_or_gives_up_when_it_cannot_pass(
+    store: Store,
+) -> None:
+    a, b = store.feed_states(["A", "B"])
+    new = [
+        NewArticle(item(n), None, "page not fetched: HTTP 503", (hit(),), retry=True)
+        for n in (1, 2)
+    ]
+    record_items(store, a, 900, fetched(), new, [], None, NOW)
+    at = NOW + PAGE_RETRY_DELAYS[0]
+    one, two = due_page_retries(store, at, {a.id})
+    matches = [(a.id, hit("Met")), (b.id, hit("IOPC"))]  # the Met hit was recorded before
+    ids = record_page_retry(
+        store, one, Extracted("Page", "the text"), None, False, matches, frozenset({"IOPC"}), at
+    )
+    assert len(ids) == 1
+    row = store.read(
+        "SELECT text, full_text, extract_error, page_retry_at FROM articles WHERE id = 1"
+    )[0]
+    assert tuple(row) == ("the text", 1, None, None)
+    assert store.read("SELECT title FROM articles WHERE id = 1")[0][0] == "Title 1"  # the feed's
+    made = store.read("SELECT watchlist, feed_id, immediate FROM hits WHERE id = ?", (ids[0],))[0]
+    assert tuple(made) == ("IOPC", b.id, 1)
+    record_page_retry(
+        store, two, None, "not an HTML page (application/pdf)", False, [], frozenset(), at
+    )
+    row = store.read(
+        "SELECT page_retries, page_retry_at, extract_error FROM articles WHERE id = 2"
+    )[0]
+    assert tuple(row) == (1, None, "not an HTML page (application/pdf)")
+    untitled = replace(item(3), title="")
+    record_items(
+        store, a, 900, fetched(), [NewArticle(untitled, None, "x", (), retry=True)], [], None, NOW
+    )
+    (three,) = due_page_retries(store, at, {a.id})
+    record_page_retry(
+        store, three, Extracted("Page title", "text"), None, False, [], frozenset(), at
+    )
+    assert store.read("SELECT title FROM articles WHERE id = 3")[0][0] == "Page title"
