@@ -109,6 +109,11 @@ def _print_cycle(report: CycleReport) -> None:
     failed = plural(report.pages_failed, "page")
     not_extracted = f" ({failed} not extracted)" if report.pages_failed else ""
     click.echo(f"new articles: {report.new_articles}{not_extracted}")
+    if report.pages_retried:
+        fetched = plural(report.pages_retried, "page")
+        click.echo(
+            f"fetched again: {fetched} that had failed, {report.pages_recovered} extracted now"
+        )
     click.echo(f"new hits: {report.new_hits}")
 
 

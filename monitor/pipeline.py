@@ -108,6 +108,8 @@ class CycleReport:
     duration: float
     feeds: tuple[FeedReport, ...]
     hit_ids: tuple[int, ...]
+    pages_retried: int = 0  # pages that had failed in a way that passes, fetched again
+    pages_recovered: int = 0  # of those, the ones whose text is now stored
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.feeds if f.status == status)
@@ -301,6 +303,7 @@ class Poller:
         self._pending: dict[Future[Any], Callable[[Future[Any]], None]] = {}
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._pages = 0
+        self._retried = self._recovered = 0
         self._in_flight: dict[str, tuple[_FeedWork, _ItemWork]] = {}  # page URL -> its fetcher
         self._unchanged: list[tuple[_FeedWork, float]] = []  # 304s not written yet, timed
         self._unchanged_since = 0.0
@@ -319,7 +322,14 @@ class Poller:
         finally:
             # on stop, requests in flight finish within their deadline in the background
             pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
-        return CycleReport(started, time.monotonic() - t0, tuple(self._reports), tuple(self._hits))
+        return CycleReport(
+            started,
+            time.monotonic() - t0,
+            tuple(self._reports),
+            tuple(self._hits),
+            self._retried,
+            self._recovered,
+        )
 
     # -- the event loop -------------------------------------------------------------------
 
@@ -522,6 +532,8 @@ class Poller:
         outcome = "extracted" if extracted is not None else error
         event(log, 20, "page fetched again", url=retry.url, outcome=outcome, new_hits=len(hit_ids))
         self._hits += hit_ids
+        self._retried += 1
+        self._recovered += extracted is not None
 
     # -- writing ----------------------------------------------------------------------------
 

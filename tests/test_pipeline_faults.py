@@ -555,6 +555,8 @@ def test_a_page_that_failed_in_a_way_that_passes_is_fetched_again_and_matched(
         fetched = Counter(r.path for r in site.requests if r.path.startswith("/news/"))
     assert (first.new_articles, first.new_hits) == (3, 0)
     assert polls[10].new_hits == 0 and polls[30].new_hits == 1
+    retried = {m: (r.pages_retried, r.pages_recovered) for m, r in polls.items()}
+    assert retried == {10: (0, 0), 30: (2, 1), 120: (0, 0), 150: (1, 0), 630: (1, 0), 2000: (0, 0)}
     assert [h.article.url for h in hits] == [links[0][1]]
     assert {"IOPC", '"Metropolitan Police"'} <= set(hits[0].matched)
     assert stored["banter"].full_text and stored["banter"].extract_error is None
@@ -565,3 +567,20 @@ def test_a_page_that_failed_in_a_way_that_passes_is_fetched_again_and_matched(
     assert "HTTP 404" in (stored["lost"].extract_error or "")
     retries = {r["url"].rsplit("/", 1)[1]: (r["page_retries"], r["page_retry_at"]) for r in rows}
     assert retries == {"banter": (1, None), "stubborn": (3, None), "lost": (0, None)}
+
+
+def test_monitor_poll_says_how_many_failed_pages_it_fetched_again(tmp_path: Path) -> None:
+    with LoopbackSite() as site:
+        site.routes["/news/banter"] = Response(status=503, body=b"busy")
+        links = [(BANTER, site.url("/news/banter"))]
+        config = write_config(tmp_path, {"Agency": add_feed(site, "/rss.xml", links)})
+        first = run_cli(config, "poll")
+        site.add("/news/banter", render_page(BANTER, "Agency"))
+        with open_runtime(config, Clock()) as rt, rt.store.write() as conn:  # due now
+            conn.execute("UPDATE articles SET page_retry_at = '2000-01-01T00:00:00+00:00'")
+        again = run_cli(config, "poll")
+    assert first.exit_code == 0 and "fetched again" not in first.stdout, first.output
+    assert again.exit_code == 0, again.output
+    assert again.stdout.endswith(
+        "new articles: 0\nfetched again: 1 page that had failed, 1 extracted now\nnew hits: 1\n"
+    ), again.stdout
