@@ -97,20 +97,46 @@ def read_document(path: Path) -> Document:
     return Document(title.strip(), body)
 
 
+def is_url(argument: str) -> bool:
+    """Whether a FILE argument is a web address rather than a path."""
+    return argument[:8].lower().startswith(("http://", "https://"))
+
+
+def read_page(url: str, s: Settings) -> Document:
+    """A web page to test, fetched and extracted as the pipeline does: the address guard,
+    the byte cap and the deadline of [fetch], and an extraction worker with [extract]'s limits."""
+    from monitor.errors import ExtractError, FetchError
+    from monitor.fetch import is_html
+
+    with Runtime(s) as rt:
+        try:
+            page = rt.fetcher.fetch(url)
+        except FetchError as exc:
+            raise MonitorError(f"page not fetched: {exc}") from exc
+        if not is_html(page):
+            raise MonitorError(f"{url}: not an HTML page ({page.content_type or 'unknown type'})")
+        try:
+            extracted = rt.extractor.submit(page.url, page.content, page.headers).result()
+        except ExtractError as exc:
+            raise MonitorError(f"not extracted: {exc}") from exc
+    return Document(extracted.title or "", extracted.text)
+
+
 @cli.command("test")
 @click.argument("watchlist")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, metavar="[FILE|URL]")
 @since_option(help="preview an edited watchlist over stored articles since then (e.g. 30d)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @config_option
 @click.pass_context
 def test_command(
-    ctx: click.Context, watchlist: str, file: Path | None, since: str | None, as_json: bool
+    ctx: click.Context, watchlist: str, file: str | None, since: str | None, as_json: bool
 ) -> None:
     """Match one document against one watchlist and show why, or preview an edited watchlist.
 
     \b
     monitor test met-police article.html     why does it match (or not)?
+    monitor test met-police https://...      the same for a page on the web
     monitor test met-police --since 30d      what would the edited file change?
     """
     s = settings(ctx)
@@ -126,7 +152,13 @@ def test_command(
         return
     from monitor.match import explain
 
-    result = explain(w, read_document(file))
+    if is_url(file):
+        document = read_page(file, s)
+    elif Path(file).is_dir():
+        raise click.BadParameter(f"File {file!r} is a directory.", param_hint="'[FILE|URL]'")
+    else:
+        document = read_document(Path(file))
+    result = explain(w, document)
     if as_json:
         click.echo(json.dumps(_result_json(result), indent=2, ensure_ascii=False))
         return

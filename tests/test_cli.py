@@ -455,6 +455,56 @@ def test_html_goes_through_the_pipelines_extraction(
     assert got["snippet"] == hit["snippet"]
 
 
+def test_a_url_is_fetched_and_extracted_as_the_poll_does(
+    polled: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    """`monitor test WATCHLIST URL`: the page of a story, straight from the web, gives the
+    queries and snippet the poll stored for it; a page beside the subject is no hit."""
+    site, _ = demo_site
+    url = site.url(IOPC_PAGE)
+    got = json.loads(
+        succeeded(invoke("--config", str(polled), "test", "met-police", url, "--json")).stdout
+    )
+    stored = json.loads(succeeded(invoke("--config", str(polled), "hits", "--json")).stdout)
+    [hit] = [h for h in stored if h["url"] == url]
+    assert (got["hit"], got["matched"], got["snippet"]) == (True, hit["matched"], hit["snippet"])
+    shown = succeeded(invoke("--config", str(polled), "test", "met-police", url)).stdout
+    assert shown.startswith("Met Police: HIT\n") and "[IOPC]" in shown
+    weather = invoke("--config", str(polled), "test", "met-police", site.url(WEATHER_PAGE))
+    assert succeeded(weather).stdout.startswith("Met Police: no hit\n")
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("missing", "error: page not fetched: HTTP 404 from "),
+        ("pdf", "error: http://127.0.0.1:"),
+        ("private", "error: page not fetched: "),
+    ],
+)
+def test_a_url_that_gives_no_article_is_one_line_saying_why(
+    tmp_path: Path, answer: str, said: str
+) -> None:
+    with LoopbackSite() as site:
+        site.add("/report.pdf", b"%PDF-1.7 the IOPC report", "application/pdf")
+        urls = {"missing": site.url("/nowhere"), "pdf": site.url("/report.pdf")}
+        if answer == "private":  # a config that does not allow loopback: the guard refuses
+            config = tmp_path / "config.toml"
+            config.write_text('[monitor]\ndatabase = "monitor.db"\n')
+            (tmp_path / "watchlists").mkdir()
+            shutil.copy(MET_WATCHLIST, tmp_path / "watchlists")
+            urls["private"] = site.url("/report.pdf")
+        else:
+            config = write_config(tmp_path, [])
+        line = user_error(invoke("--config", str(config), "test", "met-police", urls[answer]), 1)
+        requests = len(site.requests)
+    assert line.startswith(said), line
+    if answer == "pdf":
+        assert line.endswith("not an HTML page (application/pdf)")
+    if answer == "private":
+        assert "127.0.0.1" in line and requests == 0  # refused before any request
+
+
 def test_html_drops_what_is_beside_the_article(
     tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
 ) -> None:
