@@ -91,12 +91,18 @@ def _feed_line(feed: FeedReport) -> str:
         return f"failed        {feed.feed}: {feed.error}"
     if feed.status == "not_modified":
         return f"not modified  {feed.feed}"
-    failed = plural(feed.pages_failed, "page")
-    extra = f", {failed} not extracted" if feed.pages_failed else ""
+    extra = (
+        f", {_not_extracted(feed.pages_failed, feed.pages_to_retry)}" if feed.pages_failed else ""
+    )
     return (
         f"ok            {feed.feed}: {plural(feed.new_articles, 'new article')}, "
         f"{plural(feed.new_hits, 'new hit')}{extra} ({feed.duration:.1f}s)"
     )
+
+
+def _not_extracted(failed: int, to_retry: int) -> str:
+    again = f", {to_retry} to fetch again" if to_retry else ""
+    return f"{plural(failed, 'page')} not extracted{again}"
 
 
 def _print_cycle(report: CycleReport) -> None:
@@ -106,8 +112,8 @@ def _print_cycle(report: CycleReport) -> None:
         f"{report.count('ok')} ok, {report.count('not_modified')} not modified, "
         f"{report.count('failed')} failed"
     )
-    failed = plural(report.pages_failed, "page")
-    not_extracted = f" ({failed} not extracted)" if report.pages_failed else ""
+    failed = _not_extracted(report.pages_failed, report.pages_to_retry)
+    not_extracted = f" ({failed})" if report.pages_failed else ""
     click.echo(f"new articles: {report.new_articles}{not_extracted}")
     if report.pages_retried:
         fetched = plural(report.pages_retried, "page")

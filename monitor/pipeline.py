@@ -98,6 +98,7 @@ class FeedReport:
     pages_failed: int = 0
     duration: float = 0.0
     warnings: tuple[str, ...] = ()  # the parser's: entries skipped, XML read leniently
+    pages_to_retry: int = 0  # of pages_failed, those that failed in a way that passes
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,10 @@ class CycleReport:
     @property
     def pages_failed(self) -> int:
         return sum(f.pages_failed for f in self.feeds)
+
+    @property
+    def pages_to_retry(self) -> int:
+        return sum(f.pages_to_retry for f in self.feeds)
 
 
 @dataclass(eq=False)
@@ -571,14 +576,14 @@ class Poller:
             )
 
         own = [entry for entry in work.items if not entry.shared]  # shared ones count once
+        failed = [entry for entry in own if entry.error and entry.item.url]
         report = FeedReport(
             work.state.name,
             "ok",
             None,
             len(own),
-            0,
-            sum(1 for entry in own if entry.error and entry.item.url),
-            0.0,
+            pages_failed=len(failed),
+            pages_to_retry=sum(1 for entry in failed if entry.passes),
         )
         if self._finish(work, write, report, hit_ids):
             self._hits += hit_ids
@@ -645,15 +650,12 @@ class Poller:
         for entry in work.items:
             if not entry.shared:
                 self._in_flight.pop(entry.item.url, None)
-        report = FeedReport(
-            report.feed,
-            report.status,
-            report.error,
-            report.new_articles if ok else 0,
-            len(hit_ids or []) if ok else 0,
-            report.pages_failed,
-            self._elapsed(work) if duration is None else duration,
-            work.warnings if ok else (),
+        report = replace(
+            report,
+            new_articles=report.new_articles if ok else 0,
+            new_hits=len(hit_ids or []) if ok else 0,
+            duration=self._elapsed(work) if duration is None else duration,
+            warnings=work.warnings if ok else (),
         )
         self._reports.append(report)
         if self.on_feed is not None:

@@ -554,6 +554,7 @@ def test_a_page_that_failed_in_a_way_that_passes_is_fetched_again_and_matched(
             hits = list_hits(rt.store)
         fetched = Counter(r.path for r in site.requests if r.path.startswith("/news/"))
     assert (first.new_articles, first.new_hits) == (3, 0)
+    assert (first.pages_failed, first.pages_to_retry) == (3, 2)  # not the 404
     assert polls[10].new_hits == 0 and polls[30].new_hits == 1
     retried = {m: (r.pages_retried, r.pages_recovered) for m, r in polls.items()}
     assert retried == {10: (0, 0), 30: (2, 1), 120: (0, 0), 150: (1, 0), 630: (1, 0), 2000: (0, 0)}
@@ -579,7 +580,9 @@ def test_monitor_poll_says_how_many_failed_pages_it_fetched_again(tmp_path: Path
         with open_runtime(config, Clock()) as rt, rt.store.write() as conn:  # due now
             conn.execute("UPDATE articles SET page_retry_at = '2000-01-01T00:00:00+00:00'")
         again = run_cli(config, "poll")
-    assert first.exit_code == 0 and "fetched again" not in first.stdout, first.output
+    assert first.exit_code == 0 and "fetched again:" not in first.stdout, first.output
+    assert "1 new article, 0 new hits, 1 page not extracted, 1 to fetch again (" in first.stdout
+    assert "new articles: 1 (1 page not extracted, 1 to fetch again)\n" in first.stdout
     assert again.exit_code == 0, again.output
     assert again.stdout.endswith(
         "new articles: 0\nfetched again: 1 page that had failed, 1 extracted now\nnew hits: 1\n"
