@@ -21,6 +21,7 @@ from monitor.feedstore import (
     NewArticle,
     PageRetry,
     Unchanged,
+    content_key,
     due_page_retries,
     known_items,
     record_failure,
@@ -30,7 +31,7 @@ from monitor.feedstore import (
 )
 from monitor.models import Extracted, Feed, Fetched, Item, MatchResult, Snippet
 from monitor.schema import MIGRATIONS
-from monitor.store import Store
+from monitor.store import Store, _statements
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -76,6 +77,34 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="newer than this monitor"):
         Store.open(path)
+
+
+def test_a_database_from_before_page_retries_keeps_its_articles_with_none_due(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for number, script in enumerate(MIGRATIONS[:3], start=1):  # as version 3 left it
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.execute(
+        "INSERT INTO feeds (name, config_url, url) VALUES ('A', 'http://a.example/rss', 'http://a.example/rss')"
+    )
+    conn.execute(
+        "INSERT INTO articles (url, guid, feed_id, title, summary, first_seen, extract_error,"
+        " content_key) VALUES ('http://a.example/1', 'g1', 1, 'Title 1', 'Summary 1',"
+        " '2026-11-01T00:00:00+00:00', 'page not fetched: HTTP 503', ?)",
+        (content_key(item(1)),),
+    )
+    conn.commit()
+    conn.close()
+    with Store.open(path) as store:
+        assert store.read("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+        row = store.read("SELECT title, page_retries, page_retry_at FROM articles")[0]
+        assert tuple(row) == ("Title 1", 0, None)  # an old failure is not fetched again
+        assert due_page_retries(store, NOW + timedelta(days=1), {1}) == []
+        assert known_items(store, 1, [item(1)]) == {0: Known()}
 
 
 def test_second_process_cannot_take_the_lock_and_learns_the_pid(store: Store) -> None:
