@@ -83,6 +83,7 @@ class DigestData:
     failed_polls: int
     not_extracted: int
     recipient: str
+    to_fetch_again: int = 0  # of not_extracted, the pages that will be fetched again
 
 
 @dataclass(frozen=True, slots=True)

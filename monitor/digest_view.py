@@ -294,6 +294,7 @@ def digest_context(data: DigestData) -> dict[str, Any]:
         "feed_health": tuple(f for f in feeds if f is not None),
         "failed_polls": data.failed_polls,
         "not_extracted": data.not_extracted,
+        "to_fetch_again": data.to_fetch_again,
         "notices": (),
     }
 

@@ -62,6 +62,12 @@ def digest_data(
             since,
         ),
         recipient=route.recipient,
+        to_fetch_again=_count(
+            store,
+            "SELECT COUNT(*) FROM articles WHERE url IS NOT NULL"
+            " AND full_text = 0 AND first_seen >= ? AND page_retry_at IS NOT NULL",
+            since,
+        ),
     )
 
 

@@ -225,6 +225,17 @@ def test_empty_digest_matches_golden() -> None:
 # -- content ----------------------------------------------------------------------------------
 
 
+def test_pages_to_be_fetched_again_are_said_in_what_may_be_missing() -> None:
+    section = WatchlistSection("Met Police", (StoryEntry(make_hit(1)),))
+    later = render_digest(digest_of(section, not_extracted=3, to_fetch_again=2))
+    never = render_digest(digest_of(section, not_extracted=3))
+    said = "2 of them will be fetched again; a hit their text makes comes in a later digest."
+    assert "Article pages that could not be read: 3." in later.text
+    assert said in " ".join(later.text.split())
+    assert said in parse_html(later.html).text_content()
+    assert "fetched again" not in never.text and "fetched again" not in never.html
+
+
 def test_subject_is_a_fixed_template_of_date_and_count() -> None:
     data = golden_data()
     rendered = render_digest(data)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from monitor.ledger import list_hits
 from monitor.loopback import LoopbackSite, Request, Response
@@ -587,3 +588,28 @@ def test_monitor_poll_says_how_many_failed_pages_it_fetched_again(tmp_path: Path
     assert again.stdout.endswith(
         "new articles: 0\nfetched again: 1 page that had failed, 1 extracted now\nnew hits: 1\n"
     ), again.stdout
+
+
+def test_the_digest_says_how_many_unread_pages_will_be_fetched_again(tmp_path: Path) -> None:
+    named = replace(BANTER, slug="named", title="IOPC finds officers shared messages", summary=".")
+
+    def missing_part(result: Result) -> str:
+        assert result.exit_code == 0, result.output
+        text = Path(result.stdout.strip()).with_suffix(".txt").read_text(encoding="utf-8")
+        return " ".join(text.split("What this digest may have missed")[1].split())
+
+    with LoopbackSite() as site:
+        site.routes["/news/banter"] = Response(status=503, body=b"busy")
+        site.add("/news/named", render_page(named, "Agency"))
+        links = [(BANTER, site.url("/news/banter")), (named, site.url("/news/named"))]
+        config = write_config(tmp_path, {"Agency": add_feed(site, "/rss.xml", links)})
+        assert run_cli(config, "poll").exit_code == 0
+        before = missing_part(run_cli(config, "digest", "--dry-run"))
+        site.add("/news/banter", render_page(BANTER, "Agency"))
+        with open_runtime(config, Clock()) as rt, rt.store.write() as conn:  # due now
+            conn.execute("UPDATE articles SET page_retry_at = '2000-01-01T00:00:00+00:00'")
+        assert run_cli(config, "poll").exit_code == 0
+        after = missing_part(run_cli(config, "digest", "--dry-run"))
+    assert "Article pages that could not be read: 1." in before
+    assert "1 of them will be fetched again; a hit their text makes comes in a later" in before
+    assert "could not be read" not in after and "fetched again" not in after
