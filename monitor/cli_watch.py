@@ -102,9 +102,10 @@ def is_url(argument: str) -> bool:
     return argument[:8].lower().startswith(("http://", "https://"))
 
 
-def read_page(url: str, s: Settings) -> Document:
+def read_page(url: str, s: Settings) -> tuple[Document, str]:
     """A web page to test, fetched and extracted as the pipeline does: the address guard,
-    the byte cap and the deadline of [fetch], and an extraction worker with [extract]'s limits."""
+    the byte cap and the deadline of [fetch], and an extraction worker with [extract]'s limits.
+    Also returns the address it was fetched from, after redirects."""
     from monitor.errors import ExtractError, FetchError
     from monitor.fetch import is_html
 
@@ -119,7 +120,36 @@ def read_page(url: str, s: Settings) -> Document:
             extracted = rt.extractor.submit(page.url, page.content, page.headers).result()
         except ExtractError as exc:
             raise MonitorError(f"not extracted: {exc}") from exc
-    return Document(extracted.title or "", extracted.text)
+    return Document(extracted.title or "", extracted.text), page.url
+
+
+def stored_as(s: Settings, watchlist: str, urls: Sequence[str]) -> dict[str, Any] | None:
+    """What the store knows of the article at any of these addresses: when and from which
+    feed it came, whether its text or only its summary was matched (and why), whether its
+    page is to be fetched again, and whether it is a hit for the watchlist. None when no
+    polled feed has carried it (or nothing was ever polled)."""
+    from monitor.urls import canonical_url
+
+    if not s.monitor.database.exists():
+        return None
+    with Runtime(s) as rt:
+        for key in dict.fromkeys(map(canonical_url, urls)):  # both were fetched: both pass
+            article = next(rt.store.articles("a.url = ?", (key,)), None)
+            if article is None:
+                continue
+            (due,) = rt.store.read("SELECT page_retry_at FROM articles WHERE id = ?", (article.id,))
+            hit = rt.store.read(
+                "SELECT 1 FROM hits WHERE article_id = ? AND watchlist = ?", (article.id, watchlist)
+            )
+            return {
+                "first_seen": local(article.first_seen, s.monitor.timezone),
+                "feed": article.feed,
+                "full_text": article.full_text,
+                "extract_error": article.extract_error,
+                "to_fetch_again": due[0] is not None,
+                "hit_stored": bool(hit),
+            }
+    return None
 
 
 @cli.command("test")
@@ -152,17 +182,38 @@ def test_command(
         return
     from monitor.match import explain
 
+    stored: dict[str, Any] | None = None
     if is_url(file):
-        document = read_page(file, s)
+        document, fetched_from = read_page(file, s)
+        stored = stored_as(s, w.name, [file, fetched_from])
     elif Path(file).is_dir():
         raise click.BadParameter(f"File {file!r} is a directory.", param_hint="'[FILE|URL]'")
     else:
         document = read_document(Path(file))
     result = explain(w, document)
     if as_json:
-        click.echo(json.dumps(_result_json(result), indent=2, ensure_ascii=False))
+        shown = _result_json(result)
+        if is_url(file):
+            shown["stored"] = stored
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
     _print_result(result)
+    if is_url(file):
+        click.echo(f"  stored:      {_stored_line(stored)}")
+
+
+def _stored_line(stored: dict[str, Any] | None) -> str:
+    """What the store knows of a tested page, in one line."""
+    if stored is None:
+        return "no; no feed that was polled has carried it"
+    if stored["full_text"]:
+        matched = "its text was matched"
+    else:
+        why = f" ({stored['extract_error']})" if stored["extract_error"] else ""
+        again = "; its page will be fetched again" if stored["to_fetch_again"] else ""
+        matched = f"only its feed summary was matched{why}{again}"
+    hit = "a hit" if stored["hit_stored"] else "no hit"
+    return f"first seen {stored['first_seen']} from {stored['feed']}; {matched}; {hit} stored"
 
 
 def _result_json(result: MatchResult) -> dict[str, Any]:

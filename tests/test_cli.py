@@ -468,10 +468,33 @@ def test_a_url_is_fetched_and_extracted_as_the_poll_does(
     stored = json.loads(succeeded(invoke("--config", str(polled), "hits", "--json")).stdout)
     [hit] = [h for h in stored if h["url"] == url]
     assert (got["hit"], got["matched"], got["snippet"]) == (True, hit["matched"], hit["snippet"])
+    stored = {k: v for k, v in got["stored"].items() if k != "first_seen"}
+    assert stored == {
+        "feed": hit["feed"],
+        "full_text": True,
+        "extract_error": None,
+        "to_fetch_again": False,
+        "hit_stored": True,
+    }
     shown = succeeded(invoke("--config", str(polled), "test", "met-police", url)).stdout
     assert shown.startswith("Met Police: HIT\n") and "[IOPC]" in shown
+    said = f"from {hit['feed']}; its text was matched; a hit stored\n"
+    assert re.search(r"\n  stored: +first seen \d{4}-\d\d-\d\d \d\d:\d\d " + re.escape(said), shown)
     weather = invoke("--config", str(polled), "test", "met-police", site.url(WEATHER_PAGE))
     assert succeeded(weather).stdout.startswith("Met Police: no hit\n")
+    assert succeeded(weather).stdout.endswith("; its text was matched; no hit stored\n")
+
+
+def test_a_url_no_polled_feed_carried_is_said_to_be_unknown(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    site, _ = demo_site
+    config = write_config(tmp_path, [])  # nothing polled yet: no database
+    args = ("--config", str(config), "test", "met-police", site.url(IOPC_PAGE))
+    shown = succeeded(invoke(*args)).stdout
+    assert shown.endswith("\n  stored:      no; no feed that was polled has carried it\n")
+    assert json.loads(succeeded(invoke(*args, "--json")).stdout)["stored"] is None
+    assert not (tmp_path / "monitor.db").exists()  # looking made no database
 
 
 @pytest.mark.parametrize(

@@ -578,12 +578,16 @@ def test_monitor_poll_says_how_many_failed_pages_it_fetched_again(tmp_path: Path
         config = write_config(tmp_path, {"Agency": add_feed(site, "/rss.xml", links)})
         first = run_cli(config, "poll")
         site.add("/news/banter", render_page(BANTER, "Agency"))
+        tested = run_cli(config, "test", "met-police", site.url("/news/banter"))
         with open_runtime(config, Clock()) as rt, rt.store.write() as conn:  # due now
             conn.execute("UPDATE articles SET page_retry_at = '2000-01-01T00:00:00+00:00'")
         again = run_cli(config, "poll")
     assert first.exit_code == 0 and "fetched again:" not in first.stdout, first.output
     assert "1 new article, 0 new hits, 1 page not extracted, 1 to fetch again (" in first.stdout
     assert "new articles: 1 (1 page not extracted, 1 to fetch again)\n" in first.stdout
+    assert tested.exit_code == 0 and tested.stdout.startswith("Met Police: HIT\n"), tested.output
+    assert "; only its feed summary was matched (page not fetched: HTTP 503 from " in tested.stdout
+    assert tested.stdout.endswith("); its page will be fetched again; no hit stored\n")
     assert again.exit_code == 0, again.output
     assert again.stdout.endswith(
         "new articles: 0\nfetched again: 1 page that had failed, 1 extracted now\nnew hits: 1\n"
