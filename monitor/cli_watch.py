@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +143,7 @@ def stored_as(s: Settings, watchlist: str, urls: Sequence[str]) -> dict[str, Any
                 "SELECT 1 FROM hits WHERE article_id = ? AND watchlist = ?", (article.id, watchlist)
             )
             return {
-                "first_seen": local(article.first_seen, s.monitor.timezone),
+                "first_seen": article.first_seen.isoformat(),
                 "feed": article.feed,
                 "full_text": article.full_text,
                 "extract_error": article.extract_error,
@@ -199,10 +200,10 @@ def test_command(
         return
     _print_result(result)
     if is_url(file):
-        click.echo(f"  stored:      {_stored_line(stored)}")
+        click.echo(f"  stored:      {_stored_line(stored, s)}")
 
 
-def _stored_line(stored: dict[str, Any] | None) -> str:
+def _stored_line(stored: dict[str, Any] | None, s: Settings) -> str:
     """What the store knows of a tested page, in one line."""
     if stored is None:
         return "no; no feed that was polled has carried it"
@@ -213,7 +214,8 @@ def _stored_line(stored: dict[str, Any] | None) -> str:
         again = "; its page will be fetched again" if stored["to_fetch_again"] else ""
         matched = f"only its feed summary was matched{why}{again}"
     hit = "a hit" if stored["hit_stored"] else "no hit"
-    return f"first seen {stored['first_seen']} from {stored['feed']}; {matched}; {hit} stored"
+    seen = local(datetime.fromisoformat(stored["first_seen"]), s.monitor.timezone)
+    return f"first seen {seen} from {stored['feed']}; {matched}; {hit} stored"
 
 
 def _result_json(result: MatchResult) -> dict[str, Any]:
