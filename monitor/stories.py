@@ -158,13 +158,29 @@ def read_words(text: str) -> list[str]:
     return _WORD.findall(text) if words is None else words
 
 
-def _count_terms(text: str, words: list[str], weight: int) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    # each distinct spelling is judged once; the words are counted in C
-    for raw, n in Counter(words).items():
+class _TermCache(dict[str, str]):
+    """Memo: a word as read -> the term it counts as, "" when it counts as none. News repeats
+    its words, so most lookups are hits, made at C speed."""
+
+    def __missing__(self, raw: str) -> str:
+        if len(self) > _TERM_CACHE_LIMIT:
+            self.clear()
         word = fold_word(raw)
-        if is_content(word):
-            counts[stem_word(word)] += n * weight
+        term = self[raw] = stem_word(word) if is_content(word) else ""
+        return term
+
+
+_TERM_CACHE_LIMIT = 200_000
+_TERMS = _TermCache()
+
+
+def _count_terms(text: str, words: list[str], weight: int) -> Counter[str]:
+    # each word becomes its term by a dict lookup and is counted, all in C iterators: a
+    # quarter of the time of judging each distinct spelling in Python
+    counts = Counter(filter(None, map(_TERMS.__getitem__, words)))
+    if weight != 1:
+        for term in counts:
+            counts[term] *= weight
     # a name is two capitalised content words with only spaces between them: "Charing Cross".
     # Such words end one run of non-spaces and begin the next; runs that begin with a capital
     # are found in C, and only those are looked at here.
