@@ -10,21 +10,24 @@ import pytest
 
 from monitor.digest import Rendered
 from monitor.errors import SMTPPermanentError
-from monitor.loopback import LoopbackSite
+from monitor.loopback import LoopbackSite, Response
 from monitor.notify import build_message, make_message_id, send_message
-from monitor.sitegen import add_outlet
+from monitor.sitegen import add_outlet, render_page
 from monitor.store import Store
+from tests.sites import add_feed
 from tests.smtpservers import LoopbackController, Recorder, settings_for
 from tests.test_outbox import (
     RELEVANT,
     Serve,
     add_watchlist,
     messages,
+    parts,
     run_cli,
     site,
     site_articles,
     write_config,
 )
+from tests.test_pipeline_faults import BANTER
 
 __all__ = ["site"]
 MET = 'IOPC OR Met OR "Metropolitan Police"'
@@ -47,6 +50,27 @@ def test_monitor_poll_alerts_immediate_watchlists_once(
     again = run_cli(config, "poll")
     assert again.exit_code == 0 and "alerts:" not in again.output
     assert len(rec.received) == 1, "an alert is sent once"
+
+
+def test_a_page_read_on_a_retry_alerts_an_immediate_watchlist(tmp_path: Path, serve: Serve) -> None:
+    """The page answers 503 when its entry is new, and the entry's title and summary name no
+    one: no alert. Fetched again, its text names the Metropolitan Police: one alert."""
+    rec = Recorder()
+    with LoopbackSite() as news:
+        news.routes["/news/banter"] = Response(status=503, body=b"busy")
+        feed = add_feed(news, "/rss.xml", [(BANTER, news.url("/news/banter"))])
+        config = write_config(tmp_path, mail=serve(rec), feeds={"Agency": feed})
+        add_watchlist(config, "Met Police", ['"Metropolitan Police"'], alert="immediate")
+        first = run_cli(config, "poll")
+        news.add("/news/banter", render_page(BANTER, "Agency"))
+        with Store.open(tmp_path / "monitor.db") as store, store.write() as conn:  # due now
+            conn.execute("UPDATE articles SET page_retry_at = '2000-01-01T00:00:00+00:00'")
+        again = run_cli(config, "poll")
+    assert first.exit_code == 0 and "alerts:" not in first.output, first.output
+    assert again.exit_code == 0 and "alerts: 1 made" in again.output, again.output
+    [(_, alert)] = messages(rec)
+    assert alert["Subject"].startswith("monitor alert: Met Police")
+    assert BANTER.title in parts(alert)[0]
 
 
 def test_archive_only_digest_says_archived_not_sent_to_nobody(
