@@ -184,7 +184,8 @@ def test_command(
     from monitor.match import explain
 
     stored: dict[str, Any] | None = None
-    if is_url(file):
+    url = is_url(file)
+    if url:
         document, fetched_from = read_page(file, s)
         stored = stored_as(s, w.name, [file, fetched_from])
     elif Path(file).is_dir():
@@ -193,13 +194,11 @@ def test_command(
         document = read_document(Path(file))
     result = explain(w, document)
     if as_json:
-        shown = _result_json(result)
-        if is_url(file):
-            shown["stored"] = stored
+        shown = _result_json(result) | ({"stored": stored} if url else {})
         click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
     _print_result(result)
-    if is_url(file):
+    if url:
         click.echo(f"  stored:      {_stored_line(stored, s)}")
 
 

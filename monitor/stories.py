@@ -30,7 +30,7 @@ from functools import lru_cache, partial
 from itertools import compress, count
 
 from monitor.models import TextFeatures
-from monitor.textindex import ascii_words
+from monitor.textindex import Memo, ascii_words
 
 MAX_CHARS = 200_000  # text beyond this is not read: a hostile page must not cost minutes
 SHINGLE_WORDS = 5  # words per shingle: long enough that a shared run means shared copy
@@ -158,20 +158,13 @@ def read_words(text: str) -> list[str]:
     return _WORD.findall(text) if words is None else words
 
 
-class _TermCache(dict[str, str]):
-    """Memo: a word as read -> the term it counts as, "" when it counts as none. News repeats
-    its words, so most lookups are hits, made at C speed."""
-
-    def __missing__(self, raw: str) -> str:
-        if len(self) > _TERM_CACHE_LIMIT:
-            self.clear()
-        word = fold_word(raw)
-        term = self[raw] = stem_word(word) if is_content(word) else ""
-        return term
+def _term_of(raw: str) -> str:
+    """A word as read -> the term it counts as, "" when it counts as none."""
+    word = fold_word(raw)
+    return stem_word(word) if is_content(word) else ""
 
 
-_TERM_CACHE_LIMIT = 200_000
-_TERMS = _TermCache()
+_TERMS = Memo(_term_of, 200_000)
 
 
 def _count_terms(text: str, words: list[str], weight: int) -> Counter[str]:

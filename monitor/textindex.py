@@ -87,17 +87,23 @@ def fold_word(word: str) -> str:
     return _MARK.sub("", unicodedata.normalize("NFKD", text))
 
 
-class _FoldCache(dict[str, str]):
-    """Memo of fold_word; its lookups run at C speed once a word has been seen."""
+class Memo(dict[str, str]):
+    """A memo of a function of words: a word seen before is a dict lookup, run at C speed
+    (news repeats its words). Past `limit` words it starts afresh, so memory stays bounded."""
+
+    def __init__(self, compute: Callable[[str], str], limit: int) -> None:
+        super().__init__()
+        self.compute = compute
+        self.limit = limit
 
     def __missing__(self, word: str) -> str:
-        if len(self) > _FOLD_CACHE_LIMIT:
+        if len(self) > self.limit:
             self.clear()
-        folded = self[word] = fold_word(word)
-        return folded
+        value = self[word] = self.compute(word)
+        return value
 
 
-_FOLDED = _FoldCache()
+_FOLDED = Memo(fold_word, _FOLD_CACHE_LIMIT)
 fold_cached: Callable[[str], str] = _FOLDED.__getitem__
 
 

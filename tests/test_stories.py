@@ -600,7 +600,7 @@ def test_heaviest_terms_are_by_weight_then_by_key(vector: dict[int, float], limi
 
 
 def test_the_term_memo_stays_bounded_and_counts_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stories, "_TERM_CACHE_LIMIT", 50)
+    monkeypatch.setattr(stories._TERMS, "limit", 50)
     text = " ".join(f"Officer{n} vetted officers{n % 7} in Ward{n}" for n in range(400))
     assert stories.count_terms(text) == _count_terms_word_by_word(text)
     assert stories.count_terms(text, 3) == _count_terms_word_by_word(text, 3)
