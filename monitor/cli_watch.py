@@ -129,12 +129,13 @@ def stored_as(s: Settings, watchlist: str, urls: Sequence[str]) -> dict[str, Any
     feed it came, whether its text or only its summary was matched (and why), whether its
     page is to be fetched again, and whether it is a hit for the watchlist. None when no
     polled feed has carried it (or nothing was ever polled)."""
-    from monitor.urls import canonical_url
+    from monitor.urls import canonical_url, fetchable
 
     if not s.monitor.database.exists():
         return None
+    keys = (fetchable(url) for url in urls)
     with Runtime(s) as rt:
-        for key in dict.fromkeys(map(canonical_url, urls)):  # both were fetched: both pass
+        for key in dict.fromkeys(map(canonical_url, filter(None, keys))):
             article = next(rt.store.articles("a.url = ?", (key,)), None)
             if article is None:
                 continue
@@ -186,8 +187,11 @@ def test_command(
     stored: dict[str, Any] | None = None
     url = is_url(file)
     if url:
-        document, fetched_from = read_page(file, s)
-        stored = stored_as(s, w.name, [file, fetched_from])
+        from monitor.urls import unwrap_redirect
+
+        page = unwrap_redirect(file)  # a link copied from a Google Alert: the article's own
+        document, fetched_from = read_page(page, s)
+        stored = stored_as(s, w.name, [page, fetched_from, file])
     elif Path(file).is_dir():
         raise click.BadParameter(f"File {file!r} is a directory.", param_hint="'[FILE|URL]'")
     else:

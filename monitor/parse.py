@@ -18,10 +18,10 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
-from monitor.errors import BadURL, ParseError
+from monitor.errors import ParseError
 from monitor.models import Item, ParsedFeed
 from monitor.units import plural
-from monitor.urls import canonical_url, check_url
+from monitor.urls import canonical_url, fetchable, unwrap_redirect
 
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; beyond a day is a lie
 _BLOCK_TAGS = frozenset(
@@ -289,11 +289,15 @@ def _collect_items(entries: list[Any], url: str, now: datetime) -> tuple[list[It
 
 def _read_entry(entry: Any, url: str, now: datetime) -> Item | None:
     guid = " ".join(str(entry.get("id") or "").split()) or None
-    link = _absolute_link(entry.get("link"), url)
+    # FeedBurner gives the publisher's own address beside its tracking redirect
+    link = _absolute_link(entry.get("feedburner_origlink"), url)
+    link = link or _absolute_link(entry.get("link"), url)
     if link is None and guid is not None:
         link = _absolute_link(guid, None)  # a GUID that is itself an http(s) URL
     if link is None and guid is None:
         return None
+    if link is not None:
+        link = unwrap_redirect(link)  # a Google Alerts or Bing News link: the article's own
     return Item(
         guid=guid,
         url=canonical_url(link) if link else "",
@@ -308,15 +312,7 @@ def _absolute_link(raw: object, base: str | None) -> str | None:
     """raw made absolute against base, when it is an http(s) URL we would fetch."""
     if not isinstance(raw, str) or not raw.strip():
         return None
-    absolute = urljoin(base, raw.strip()) if base else raw.strip()
-    try:
-        canonical = canonical_url(absolute)
-    except BadURL:
-        return None
-    try:
-        return check_url(absolute)
-    except BadURL:  # e.g. a raw space in the path: the encoded spelling is fetchable
-        return canonical
+    return fetchable(urljoin(base, raw.strip()) if base else raw.strip())
 
 
 def _summary_markup(entry: Any) -> str:

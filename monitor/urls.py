@@ -10,7 +10,15 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from urllib.parse import SplitResult, quote, unquote_plus, urljoin, urlsplit, urlunsplit
+from urllib.parse import (
+    SplitResult,
+    quote,
+    unquote,
+    unquote_plus,
+    urljoin,
+    urlsplit,
+    urlunsplit,
+)
 
 import idna
 
@@ -33,6 +41,18 @@ TRACKING_PARAMETERS = frozenset(
         "at_link_type", "at_format", "at_bbc_team", "at_ptr_name", "at_campaign_type",
     }
 )  # fmt: skip
+
+# Links that only pass their reader on to an address they carry in a query parameter: Google
+# Alerts feeds (and Google's other redirects), the old Google News feeds and Bing News feeds.
+# (host, path) -> the parameters that may carry the address, in the order they are read.
+_GOOGLE = re.compile(r"(?:www\.)?google\.(?:com|co\.[a-z]{2}|com\.[a-z]{2}|[a-z]{2})")
+_REDIRECT_PATHS: dict[str, tuple[str, ...]] = {"/url": ("url", "q")}
+_REDIRECTORS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("news.google.com", "/news/url"): ("url",),
+    ("www.bing.com", "/news/apiclick.aspx"): ("url",),
+    ("bing.com", "/news/apiclick.aspx"): ("url",),
+}
+MAX_UNWRAP = 3  # a redirect link inside a redirect link is unwrapped too, this many deep
 
 # Characters left as they are in a path or query; everything else is percent-encoded, so
 # "é" and "%C3%A9" (or a raw space and "%20") give the same canonical URL.
@@ -73,6 +93,62 @@ def canonical_url(url: str, base: str | None = None) -> str:
     path = _canonical_path(parts.path)
     query = _canonical_query(parts.query)
     return check_url(urlunsplit((scheme, netloc, path, query, "")))
+
+
+def unwrap_redirect(url: str) -> str:
+    """The address a redirect link passes its reader on to, or url itself when it is not one.
+
+    A Google Alerts feed links every article through
+    https://www.google.com/url?rct=j&sa=t&url=ARTICLE&ct=ga&usg=..., and Bing News feeds
+    through bing.com/news/apiclick.aspx?...&url=ARTICLE. Fetched, such a link goes through
+    the redirector, which may answer with a redirect notice rather than the article (scripts
+    and meta refresh are never followed); kept, it gives one article as many addresses as
+    there are alerts carrying it, and sends readers of the digest through the redirector.
+    The address carried must itself be an http(s) URL that check_url accepts (or whose
+    canonical spelling it accepts); otherwise url stands.
+    """
+    for _ in range(MAX_UNWRAP):
+        target = _redirect_target(url)
+        if target is None:
+            break
+        url = target
+    return url
+
+
+def _redirect_target(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    names = _REDIRECTORS.get((host, parts.path))
+    if names is None and _GOOGLE.fullmatch(host):
+        names = _REDIRECT_PATHS.get(parts.path)
+    if names is None:
+        return None
+    # "+" stays "+": a web address holds no spaces, and a path may hold a plus
+    given = {
+        unquote(k): unquote(v) for k, _, v in (p.partition("=") for p in parts.query.split("&"))
+    }
+    for name in names:
+        target = given.get(name, "").strip()
+        if target[:8].lower().startswith(("http://", "https://")):
+            return fetchable(target)
+    return None
+
+
+def fetchable(url: str) -> str | None:
+    """url as it can be fetched: itself when check_url accepts it, else its canonical
+    spelling (a raw space in the path is fetchable encoded); None when neither is a URL we
+    fetch."""
+    try:
+        canonical = canonical_url(url)
+    except BadURL:
+        return None
+    try:
+        return check_url(url)
+    except BadURL:
+        return canonical
 
 
 def is_tracking_parameter(name: str) -> bool:

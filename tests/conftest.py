@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.smtpservers import serve
 
-__all__ = ["certificate", "serve"]
+__all__ = ["certificate", "looked_up", "serve"]
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +30,20 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+@pytest.fixture
+def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The host names this test looks up; any but 127.0.0.1 fails as unknown, so a test of
+    links that name a real site (google.com) never reaches the web, whatever the code does."""
+    names: list[str] = []
+    real = socket.getaddrinfo
+
+    def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        names.append(host)
+        if host != "127.0.0.1":
+            raise socket.gaierror(socket.EAI_NONAME, "only 127.0.0.1 is looked up in tests")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+    return names

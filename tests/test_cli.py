@@ -488,6 +488,23 @@ def test_a_url_is_fetched_and_extracted_as_the_poll_does(
     assert succeeded(weather).stdout.endswith("; its text was matched; no hit stored\n")
 
 
+def test_a_link_copied_from_a_google_alert_is_tested_as_the_article_it_links_to(
+    polled: Path, demo_site: tuple[LoopbackSite, list[Feed]], looked_up: list[str]
+) -> None:
+    site, _ = demo_site
+    url = site.url(IOPC_PAGE)
+    alert = f"https://www.google.com/url?rct=j&sa=t&url={url}&ct=ga&cd=CAIyGTg5&usg=AOvVaw2e"
+    shown = [
+        json.loads(
+            succeeded(invoke("--config", str(polled), "test", "met-police", link, "--json")).stdout
+        )
+        for link in (url, alert)
+    ]
+    assert shown[0]["hit"] is True and shown[0]["stored"]["hit_stored"] is True
+    assert shown[1] == shown[0]
+    assert set(looked_up) == {"127.0.0.1"}
+
+
 def test_a_url_no_polled_feed_carried_is_said_to_be_unknown(
     tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
 ) -> None:

@@ -434,3 +434,54 @@ def test_newest_items_counts_undated_as_oldest() -> None:
 )
 def test_plain_text(markup: str, text: str) -> None:
     assert plain_text(markup) == text
+
+
+# -- links that pass the reader on ------------------------------------------------------------
+
+# A Google Alerts feed, as Google serves it: every link goes through google.com/url, and titles
+# and snippets are HTML with the alert's words in bold.
+GOOGLE_ALERT = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:idx="urn:atom-extension:indexing">
+<id>tag:google.com,2005:reader/user/00717897562899784977/state/com.google/alerts/113879825991</id>
+<title>Google Alert - Metropolitan Police</title>
+<link href="https://www.google.com/alerts/feeds/00717897562899784977/113879825991" rel="self"/>
+<updated>2026-11-20T11:02:20Z</updated>
+<entry>
+<id>tag:google.com,2013:googlealerts/feed:4282476652342308031</id>
+<title type="html">&lt;b&gt;Met Police&lt;/b&gt; officer sacked after vetting review</title>
+<link href="https://www.google.com/url?rct=j&amp;sa=t&amp;url=https://www.standard.co.uk/news/crime/met-officer-sacked-b1234567.html&amp;ct=ga&amp;cd=CAIyGTg5YTNj&amp;usg=AOvVaw2enY9i"/>
+<published>2026-11-20T11:02:20Z</published>
+<updated>2026-11-20T11:02:20Z</updated>
+<content type="html">A &lt;b&gt;Metropolitan Police&lt;/b&gt; officer was dismissed</content>
+<author><name/></author>
+</entry>
+</feed>
+"""
+
+
+def test_a_google_alert_entry_is_the_article_it_links_to() -> None:
+    parsed = parse_feed(GOOGLE_ALERT.encode(), {}, "https://www.google.com/alerts/feeds/1/2", NOW)
+    (entry,) = parsed.items
+    article = "https://www.standard.co.uk/news/crime/met-officer-sacked-b1234567.html"
+    assert (entry.link, entry.url) == (article, article)
+    assert entry.guid == "tag:google.com,2013:googlealerts/feed:4282476652342308031"
+    assert entry.title == "Met Police officer sacked after vetting review"
+    assert entry.summary == "A Metropolitan Police officer was dismissed"
+
+
+def test_a_feedburner_entry_is_the_publishers_own_link() -> None:
+    origin = "https://news.example/uk/met-officers-dismissed?utm_source=feedburner"
+    extra = (
+        f'<feedburner:origLink xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0">'
+        f"{origin.replace('&', '&amp;')}</feedburner:origLink>"
+    )
+    body = rss(item(link="http://feedproxy.google.com/~r/ukn/~3/Xb2c/", extra=extra))
+    (entry,) = parse_feed(body, {}, URL, NOW).items
+    assert entry.link == origin
+    assert entry.url == "https://news.example/uk/met-officers-dismissed"
+
+
+def test_a_redirect_link_carrying_no_usable_address_is_kept_as_it_is() -> None:
+    link = "https://www.google.com/url?rct=j&amp;sa=t&amp;url=javascript:alert(1)"
+    (entry,) = parse_feed(rss(item(link=link)), {}, URL, NOW).items
+    assert entry.link == link.replace("&amp;", "&")

@@ -235,6 +235,33 @@ def test_article_fetched_by_a_feed_still_busy_is_shared_with_the_next(tmp_path: 
     assert report.new_articles == 2
 
 
+def test_a_google_alert_is_the_article_it_links_to_fetched_from_its_publisher(
+    tmp_path: Path, looked_up: list[str]
+) -> None:
+    """A Google Alerts feed links its entries through google.com/url. The article is fetched
+    from its publisher, once, and is the same article as the publisher's own feed entry."""
+    story = fixture_articles()[0]
+    with LoopbackSite() as site:
+        page = site.add("/news/hotton", render_page(story, "Agency"))
+        alert = f"https://www.google.com/url?rct=j&sa=t&url={page}&ct=ga&cd=CAIyGTg5&usg=AOvVaw2e"
+        feeds = {
+            "Alert": add_feed(site, "/alerts/feed", [(story, alert)], feed_format="atom"),
+            "Agency": add_feed(site, "/agency/rss.xml", [(story, f"{page}?utm_source=rss")]),
+        }
+        config = write_config(tmp_path, feeds)
+        with open_runtime(config, Clock()) as rt:
+            report = rt.poll(rt.configured_states())
+            stored = list(rt.store.articles())
+            guids = rt.store.read("SELECT feed_id, article_id FROM article_guids")
+            hits = list_hits(rt.store)
+        assert [page_path(r) for r in site.requests].count("/news/hotton") == 1
+    assert set(looked_up) == {"127.0.0.1"}
+    assert {f.status for f in report.feeds} == {"ok"}
+    assert [(a.url, a.full_text) for a in stored] == [(page, True)]
+    assert len(guids) == 2 and {g["article_id"] for g in guids} == {stored[0].id}
+    assert [(h.watchlist, h.article.url) for h in hits] == [("Met Police", page)]
+
+
 # -- an entry revised after it was stored -----------------------------------------------------
 
 STUB = (

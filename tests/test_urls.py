@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from monitor.errors import BadURL
-from monitor.urls import MAX_URL_LENGTH, canonical_url, check_url, is_tracking_parameter
+from monitor.urls import (
+    MAX_URL_LENGTH,
+    canonical_url,
+    check_url,
+    is_tracking_parameter,
+    unwrap_redirect,
+)
 
 GUARDIAN = "https://www.theguardian.com/uk-news/2023/mar/21/met-police-casey-review"
 
@@ -186,3 +192,69 @@ def test_canonical_url_of_any_text_is_fetchable_or_bad_url(url: str, base: str |
         return
     assert check_url(out) == out
     assert canonical_url(out) == out
+
+
+# -- redirect links: Google Alerts, Google News, Bing News --------------------------------------
+
+# the link of a Google Alerts feed entry, as the feed gives it
+ALERT = (
+    "https://www.google.com/url?rct=j&sa=t&url={}&ct=ga&cd=CAIyGTg5YTNjMzkxMTU0YjUw&usg=AOvVaw2e"
+)
+STANDARD = "https://www.standard.co.uk/news/crime/met-police-officer-sacked-vetting-b1234567.html"
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        (ALERT.format(STANDARD), STANDARD),
+        (ALERT.format(quote(GUARDIAN, safe="")), GUARDIAN),
+        (
+            "https://www.google.co.uk/url?q=https%3A%2F%2Fnews.example%2Fstory%3Fid%3D5%26p%3D2&sa=D",
+            "https://news.example/story?id=5&p=2",
+        ),
+        ("https://google.de/url?sa=t&url=http://news.example/a", "http://news.example/a"),
+        ("HTTPS://WWW.GOOGLE.COM.AU/url?url=https://news.example/a", "https://news.example/a"),
+        (
+            "https://news.google.com/news/url?sa=t&fd=R&usg=AFQjCNGk&url=http://www.reuters.com/article/x",
+            "http://www.reuters.com/article/x",
+        ),
+        (
+            "https://www.bing.com/news/apiclick.aspx?ref=FexRss&aid=&tid=7&url=https%3a%2f%2fwww.bbc"
+            ".co.uk%2fnews%2fuk-england-london-1&c=5&mkt=en-gb",
+            "https://www.bbc.co.uk/news/uk-england-london-1",
+        ),
+        (ALERT.format("https://news.example/met+police"), "https://news.example/met+police"),
+        (ALERT.format("https://news.example/met police"), "https://news.example/met%20police"),
+        (ALERT.format(quote(ALERT.format(STANDARD), safe="")), STANDARD),  # one inside another
+    ],
+)
+def test_a_redirect_link_gives_the_address_it_carries(link: str, expected: str) -> None:
+    assert unwrap_redirect(link) == expected
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        STANDARD,
+        "https://www.google.com/search?q=https://news.example/a",  # a search, not a redirect
+        "https://evilgoogle.com/url?url=https://news.example/a",
+        "https://google.com.evil.example/url?url=https://news.example/a",
+        "https://news.example/url?url=https://news.example/a",
+        "https://www.bing.com/search?url=https://news.example/a",
+        "https://www.google.com/url?rct=j&sa=t&ct=ga",  # carries no address
+        ALERT.format("javascript:alert(1)"),
+        ALERT.format("file:///etc/passwd"),
+        ALERT.format("//news.example/a"),
+        ALERT.format("https://user@news.example/a"),  # check_url refuses it as a link
+        "https://www.google.com/url?url=http://[bad/",
+        "http://[bad/url?url=https://news.example/a",
+    ],
+)
+def test_other_links_are_left_alone(link: str) -> None:
+    assert unwrap_redirect(link) == link
+
+
+@given(_urls())
+def test_any_fetchable_address_comes_back_out_of_a_google_alert_link(url: str) -> None:
+    target = canonical_url(url)
+    assert unwrap_redirect(ALERT.format(quote(target, safe=""))) == target
