@@ -258,3 +258,14 @@ def test_other_links_are_left_alone(link: str) -> None:
 def test_any_fetchable_address_comes_back_out_of_a_google_alert_link(url: str) -> None:
     target = canonical_url(url)
     assert unwrap_redirect(ALERT.format(quote(target, safe=""))) == target
+
+
+@given(st.text(max_size=80), st.sampled_from(["url", "q", "u"]))
+@example("https://evil.example/", "url")
+@example("http://[::1]:0/", "q")
+def test_a_redirect_link_gives_a_fetchable_address_or_itself_whatever_it_carries(
+    carried: str, name: str
+) -> None:
+    link = f"https://www.google.com/url?sa=t&{name}={carried}&usg=x"
+    out = unwrap_redirect(link)
+    assert out == link or check_url(canonical_url(out)) == canonical_url(out)
