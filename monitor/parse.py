@@ -8,18 +8,21 @@ local file name. Whatever it raises, and whatever is not a feed, becomes one Par
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import re
 import time
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
 from monitor.errors import ParseError
 from monitor.models import Item, ParsedFeed
+from monitor.sitemap import sitemap_root
 from monitor.units import plural
 from monitor.urls import canonical_url, fetchable, unwrap_redirect
 
@@ -56,9 +59,16 @@ def parse_feed(
     """Read a feed body; ParseError when it is not a usable RSS or Atom feed."""
     if not content.strip():
         raise ParseError("not a feed: the body is empty")
-    result = _run_feedparser(usable_char_refs(remove_internal_subsets(content)), headers, url)
-    items, skipped, duplicates = _collect_items(result.entries, url, now)
-    warnings = _check_feed(result, content, usable=bool(items))
+    body = usable_char_refs(remove_internal_subsets(content))
+    if sitemap_root(body) is None:
+        result = _run_feedparser(body, headers, url)
+        entries, feed = result.entries, result.feed
+        check = partial(_check_feed, result, content)
+    else:  # a news sitemap, read as a feed without a title or summaries
+        entries, feed, problem, dropped = _sitemap_entries(body, limit)
+        check = partial(_check_sitemap, problem, dropped)
+    items, skipped, duplicates = _collect_items(entries, url, now)
+    warnings = check(usable=bool(items))
     if skipped:
         warnings.append(f"{plural(skipped, 'entry', 'entries')} skipped: no link and no GUID")
     if duplicates:
@@ -66,7 +76,6 @@ def parse_feed(
     if len(items) > limit:
         warnings.append(f"kept the {limit} newest of {len(items)} entries")
         items = newest_items(items, limit)
-    feed = result.feed
     return ParsedFeed(
         title=plain_text(feed.get("title", "")),
         link=_absolute_link(feed.get("link"), url) or "",
@@ -90,10 +99,14 @@ def plain_text(markup: str) -> str:
 
 def newest_items(items: list[Item], limit: int) -> list[Item]:
     """The `limit` newest items in their feed order; undated ones count as oldest."""
+    return [items[i] for i in _newest([item.published for item in items], limit)]
+
+
+def _newest(dates: list[datetime | None], limit: int) -> list[int]:
+    """The indices of the `limit` newest dates, in order; None counts as oldest."""
     oldest = datetime.min.replace(tzinfo=UTC)
-    ranked = sorted(range(len(items)), key=lambda i: items[i].published or oldest, reverse=True)
-    keep = set(ranked[:limit])
-    return [item for i, item in enumerate(items) if i in keep]
+    ranked = sorted(range(len(dates)), key=lambda i: dates[i] or oldest, reverse=True)
+    return sorted(ranked[:limit])
 
 
 def usable_char_refs(content: bytes) -> bytes:
@@ -206,6 +219,45 @@ def _run_feedparser(content: bytes, headers: Mapping[str, str], url: str) -> Any
             with contextlib.suppress(Exception):
                 return read(without)
         raise ParseError(f"feed could not be read: {type(exc).__name__}: {exc}"[:200]) from exc
+
+
+def _sitemap_entries(
+    content: bytes, limit: int
+) -> tuple[list[dict[str, Any]], dict[str, str], str | None, str]:
+    """The newest `limit` entries of a sitemap as feedparser would give them (link, title as
+    HTML, published time), the feed's own details (its title: the publication named), what
+    stopped the reading of a body that is not well-formed, and a warning when older entries
+    were left out ("" when none were). A site's whole sitemap may list 50,000 pages: only
+    those kept are checked and made items."""
+    from monitor.sitemap import read_sitemap, sitemap_date
+
+    sitemap = read_sitemap(content)
+    dated = [(loc, title, sitemap_date(when)) for loc, title, when in sitemap.entries]
+    dropped = ""
+    if len(dated) > limit:
+        dropped = f"kept the {limit} newest of {len(dated):,} entries"
+        dated = [dated[i] for i in _newest([when for _, _, when in dated], limit)]
+    entries = [
+        {
+            "link": loc,
+            "title": html.escape(title, quote=False),
+            "published_parsed": published.utctimetuple() if published else None,
+        }
+        for loc, title, published in dated
+    ]
+    feed = {"title": html.escape(sitemap.publication, quote=False)}
+    return entries, feed, sitemap.problem, dropped
+
+
+def _check_sitemap(problem: str | None, dropped: str, usable: bool) -> list[str]:
+    """Raise ParseError for a broken sitemap that gave nothing; warnings for one read in part
+    and for entries left out."""
+    warnings = [dropped] if dropped else []
+    if problem is None:
+        return warnings
+    if not usable:
+        raise ParseError(f"broken sitemap and no usable entries: {problem}"[:200])
+    return [f"sitemap read only in part: {problem}"[:200], *warnings]
 
 
 def _without_georss_where(content: bytes) -> bytes:

@@ -211,6 +211,23 @@ def test_add_something_else_is_a_clear_error(
     assert config.read_text() == original
 
 
+def test_add_a_news_sitemap_names_it_after_its_publication(
+    tmp_path: Path, site: LoopbackSite
+) -> None:
+    config = write_config(tmp_path, [])
+    url = site.add(
+        "/sitemaps/news.xml",
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+        ' xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"><url>'
+        "<loc>https://news.example/a</loc><news:news><news:publication><news:name>Evening"
+        " Courier</news:name></news:publication></news:news></url></urlset>",
+        "application/xml",
+    )
+    result = succeeded(invoke("--config", str(config), "feeds", "add", url))
+    assert result.stdout.startswith(f"added 'Evening Courier': {url}")
+    assert [(f.name, f.url) for f in load_settings(config).feeds] == [("Evening Courier", url)]
+
+
 def test_add_refuses_private_addresses_unless_allowed(tmp_path: Path, site: LoopbackSite) -> None:
     config = write_config(tmp_path, [])
     config.write_text(config.read_text().replace('allow_addresses = ["127.0.0.1"]', ""))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from html import escape
 from pathlib import Path
 
 import httpx
@@ -260,6 +261,58 @@ def test_a_google_alert_is_the_article_it_links_to_fetched_from_its_publisher(
     assert [(a.url, a.full_text) for a in stored] == [(page, True)]
     assert len(guids) == 2 and {g["article_id"] for g in guids} == {stored[0].id}
     assert [(h.watchlist, h.article.url) for h in hits] == [("Met Police", page)]
+
+
+def test_a_news_sitemap_is_polled_as_a_feed(tmp_path: Path) -> None:
+    """An outlet with no RSS feed but a news sitemap: its articles are fetched once, matched
+    on their text, headed by the sitemap's titles (or else their pages'), and the second poll
+    is a conditional request answered 304."""
+    named, untitled, other = (
+        fixture_articles()[0],
+        fixture_articles()[1],
+        folder_articles("distractors")[0],
+    )
+    with LoopbackSite() as site:
+        pages = {
+            a.slug: site.add(f"/news/{a.slug}", render_page(a, "Courier"))
+            for a in (named, untitled, other)
+        }
+
+        def entry(article: SiteArticle, title: bool) -> str:
+            headline = f"<news:title>{escape(article.title)}</news:title>" if title else ""
+            return (
+                f"<url><loc>{pages[article.slug]}</loc><news:news><news:publication><news:name>"
+                "Capital Courier</news:name><news:language>en</news:language></news:publication>"
+                f"<news:publication_date>{article.published.isoformat()}</news:publication_date>"
+                f"{headline}</news:news></url>"
+            )
+
+        sitemap = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+            ' xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
+            + entry(named, True)
+            + entry(untitled, False)
+            + entry(other, True)
+            + "</urlset>"
+        )
+        url = site.add("/news-sitemap.xml", sitemap, "application/xml; charset=utf-8")
+        config = write_config(tmp_path, {"Courier": url})
+        clock = Clock()
+        with open_runtime(config, clock) as rt:
+            first = rt.poll(rt.configured_states())
+            clock.advance(3600)
+            second = rt.poll(rt.configured_states())
+            stored = {a.url: a for a in rt.store.articles()}
+            hits = {h.article.url for h in list_hits(rt.store)}
+        fetched = Counter(page_path(r) for r in site.requests)
+    assert [f.status for f in first.feeds] == ["ok"] and first.new_articles == 3
+    assert [f.status for f in second.feeds] == ["not_modified"]
+    assert all(fetched[f"/news/{a.slug}"] == 1 for a in (named, untitled, other))
+    assert {a.title for a in stored.values()} == {named.title, untitled.title, other.title}
+    assert all(a.full_text and a.feed == "Courier" for a in stored.values())
+    assert stored[pages[named.slug]].published == named.published
+    assert hits == {pages[named.slug], pages[untitled.slug]}
 
 
 # -- an entry revised after it was stored -----------------------------------------------------
