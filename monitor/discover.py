@@ -22,6 +22,7 @@ FEED_TYPES = (
 )
 # where sites usually keep a feed when the page does not say
 COMMON_PATHS = ("/feed", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml", "/feeds/all")
+MAX_SITEMAPS_TRIED = 3  # of those a site's robots.txt names, when it has no feed
 
 
 class _LinkFinder(HTMLParser):
@@ -60,6 +61,29 @@ def find_feed_links(html: str, base: str) -> list[str]:
 def guess_feed_urls(page_url: str) -> list[str]:
     """Common feed locations on the page's site, to try when the page declares none."""
     return [canonical_url(path, page_url) for path in COMMON_PATHS]
+
+
+def robots_url(page_url: str) -> str:
+    """The site's robots.txt, where it names its sitemaps."""
+    return canonical_url("/robots.txt", page_url)
+
+
+def sitemaps_in_robots(text: str, base: str) -> list[str]:
+    """The sitemaps a robots.txt names ("Sitemap: URL" lines), news sitemaps first (those
+    with "news" in their address), at most MAX_SITEMAPS_TRIED of them."""
+    found: list[str] = []
+    for line in text.splitlines():
+        field, _, value = line.partition(":")
+        if field.strip().lower() != "sitemap" or not value.strip():
+            continue
+        try:
+            url = canonical_url(value.strip(), base)
+        except BadURL:
+            continue
+        if url not in found:
+            found.append(url)
+    found.sort(key=lambda url: "news" not in url.lower())  # stable: the file's order otherwise
+    return found[:MAX_SITEMAPS_TRIED]
 
 
 def toml_string(value: str) -> str:

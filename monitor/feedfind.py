@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from monitor.config import FetchSettings
-from monitor.discover import COMMON_PATHS, find_feed_links, guess_feed_urls
+from monitor.discover import (
+    COMMON_PATHS,
+    find_feed_links,
+    guess_feed_urls,
+    robots_url,
+    sitemaps_in_robots,
+)
 from monitor.errors import FetchError, MonitorError, ParseError
+
+if TYPE_CHECKING:
+    from monitor.fetch import Fetcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +29,7 @@ class FoundFeed:
 
 def discover_feed(settings: FetchSettings, url: str) -> FoundFeed:
     """The feed at url, or the first working feed the page at url declares (or, failing that,
-    one at a common location on the same site)."""
+    one at a common location on the same site, or a sitemap the site's robots.txt names)."""
     from monitor.extract import decode_html
     from monitor.fetch import Fetcher, is_html
     from monitor.parse import parse_feed
@@ -39,16 +49,42 @@ def discover_feed(settings: FetchSettings, url: str) -> FoundFeed:
         page = decode_html(first.content, first.headers)
         declared = find_feed_links(page, first.url)
         failures: list[str] = []
-        for candidate in declared or guess_feed_urls(first.url):
-            try:
-                got = fetcher.fetch(candidate)
-                parsed = parse_feed(got.content, got.headers, got.url, now, 200)
-            except (FetchError, ParseError) as exc:
-                failures.append(f"{candidate}: {exc}")
-                continue
-            return FoundFeed(got.url, parsed.title, len(parsed.items))
+        found = _first_feed(fetcher, declared or guess_feed_urls(first.url), now, failures)
+        if found is None and not declared:  # no feed at all: a sitemap robots.txt names
+            found = _first_feed(fetcher, _named_sitemaps(fetcher, first.url), now, [])
+        if found is not None:
+            return found
     if declared:
         why = f"the feeds the page links to do not work ({'; '.join(failures[:2])})"
     else:
-        why = f"the page links to none, and there is none at {', '.join(COMMON_PATHS)}"
+        why = (
+            f"the page links to none, there is none at {', '.join(COMMON_PATHS)}, and its"
+            " robots.txt names no news sitemap that works"
+        )
     raise MonitorError(f"no feed found at {url}: {why}; give the feed's own URL")
+
+
+def _first_feed(
+    fetcher: Fetcher, candidates: list[str], now: datetime, failures: list[str]
+) -> FoundFeed | None:
+    """The first of the candidates that is a working feed; why each before it was not."""
+    from monitor.parse import parse_feed
+
+    for candidate in candidates:
+        try:
+            got = fetcher.fetch(candidate)
+            parsed = parse_feed(got.content, got.headers, got.url, now, 200)
+        except (FetchError, ParseError) as exc:
+            failures.append(f"{candidate}: {exc}")
+            continue
+        return FoundFeed(got.url, parsed.title, len(parsed.items))
+    return None
+
+
+def _named_sitemaps(fetcher: Fetcher, page_url: str) -> list[str]:
+    """The sitemaps the robots.txt of the page's site names, news ones first."""
+    try:
+        robots = fetcher.fetch(robots_url(page_url))
+    except FetchError:
+        return []
+    return sitemaps_in_robots(robots.content.decode("utf-8", "replace"), robots.url)

@@ -79,16 +79,23 @@ def content_key(item: Item) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def says_enough(item: Item) -> bool:
+    """Whether an entry says enough to be known by its words alone: a title and a summary.
+    A headline alone recurs ("Man charged", "Appeal for witnesses") and a news sitemap's entry
+    may say nothing, so such an entry at a new address is a new article."""
+    return bool(item.title.strip() and item.summary.strip())
+
+
 def known_items(store: Store, feed_id: int, items: Sequence[Item]) -> dict[int, Known]:
     """The entries seen before, by their index in items.
 
     An item is known by its canonical URL, by this feed's GUID for it, or by identical content
-    in this feed. It is to be matched again (Known.article_id set) when it is stored from
-    another feed that this feed has not linked yet (for this feed's watchlists), or when it is
-    this feed's own article and its title or summary has changed: a headline rewritten as a
-    story develops may name what the first one did not. An article is revised once, by its
-    first entry, and not while an entry of the feed still says what was stored (two entries
-    with one GUID and different words would otherwise take turns).
+    in this feed (when it says_enough). It is to be matched again (Known.article_id set) when
+    it is stored from another feed that this feed has not linked yet (for this feed's
+    watchlists), or when it is this feed's own article and its title or summary has changed:
+    a headline rewritten as a story develops may name what the first one did not. An article
+    is revised once, by its first entry, and not while an entry of the feed still says what
+    was stored (two entries with one GUID and different words would otherwise take turns).
     """
     keys = [content_key(item) for item in items]
     said = set(keys)
@@ -118,7 +125,7 @@ def known_items(store: Store, feed_id: int, items: Sequence[Item]) -> dict[int, 
             else:
                 known[index] = Known()
             continue
-        if store.read(
+        if says_enough(item) and store.read(
             "SELECT 1 FROM articles WHERE feed_id = ? AND content_key = ?", (feed_id, key)
         ):
             known[index] = Known()

@@ -3,6 +3,7 @@
 feedparser is handed a file object and the response headers, never a URL or a bare string:
 given a str that looks like a URL it fetches it, and given bytes it first tries them as a
 local file name. Whatever it raises, and whatever is not a feed, becomes one ParseError.
+A news sitemap is read by monitor.sitemap instead, and its entries go through the same rules.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ _WIDE_ENTITY = tuple(
 def parse_feed(
     content: bytes, headers: Mapping[str, str], url: str, now: datetime, limit: int = 200
 ) -> ParsedFeed:
-    """Read a feed body; ParseError when it is not a usable RSS or Atom feed."""
+    """Read a feed body (RSS, Atom, or a news sitemap); ParseError when it is not a usable
+    one."""
     if not content.strip():
         raise ParseError("not a feed: the body is empty")
     body = usable_char_refs(remove_internal_subsets(content))
@@ -64,7 +66,7 @@ def parse_feed(
         result = _run_feedparser(body, headers, url)
         entries, feed = result.entries, result.feed
         check = partial(_check_feed, result, content)
-    else:  # a news sitemap, read as a feed without a title or summaries
+    else:  # a news sitemap, read as a feed without summaries
         entries, feed, problem, dropped = _sitemap_entries(body, limit)
         check = partial(_check_sitemap, problem, dropped)
     items, skipped, duplicates = _collect_items(entries, url, now)

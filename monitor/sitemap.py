@@ -39,7 +39,8 @@ MAX_ENTRY_ELEMENTS = 5_000  # an entry may list up to 1,000 images of 2 or more 
 
 
 def sitemap_root(content: bytes) -> str | None:
-    """ "urlset" or "sitemapindex" when the body is a sitemap (its root element), else None."""
+    """The name of the body's root element when it is a sitemap's (urlset, or sitemapindex
+    for a sitemap index), else None."""
     head = content[:_PROLOG_LIMIT].removeprefix(b"\xef\xbb\xbf")
     pos = 0
     while (prolog := _PROLOG.match(head, pos)) is not None and prolog.end() > pos:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_settings
+from monitor.discover import sitemaps_in_robots
 from monitor.loopback import LoopbackSite
 from monitor.models import Feed
 from monitor.sitegen import SiteArticle, add_outlet, render_rss, start_demo_site
@@ -183,8 +184,9 @@ def test_add_a_page_with_no_feed_is_a_clear_error(tmp_path: Path, site: Loopback
     assert "give the feed's own URL" in line
     assert "/rss.xml" in line  # the common places that were tried
     assert config.read_text() == original
+    assert "robots.txt names no news sitemap" in line
     tried = {r.path for r in site.requests}
-    assert {"/about/", "/feed", "/rss", "/rss.xml", "/atom.xml"} <= tried
+    assert {"/about/", "/feed", "/rss", "/rss.xml", "/atom.xml", "/robots.txt"} <= tried
 
 
 @pytest.mark.parametrize(
@@ -226,6 +228,62 @@ def test_add_a_news_sitemap_names_it_after_its_publication(
     result = succeeded(invoke("--config", str(config), "feeds", "add", url))
     assert result.stdout.startswith(f"added 'Evening Courier': {url}")
     assert [(f.name, f.url) for f in load_settings(config).feeds] == [("Evening Courier", url)]
+
+
+def test_add_a_site_with_no_feed_finds_the_news_sitemap_its_robots_txt_names(
+    tmp_path: Path, site: LoopbackSite
+) -> None:
+    """Sitemaps named in robots.txt are tried news ones first; an index is passed over."""
+    config = write_config(tmp_path, [])
+    site.add("/", "<html><head><title>The Wire</title></head><body><p>News</p></body></html>")
+    site.add(
+        "/robots.txt",
+        "User-agent: *\nDisallow: /search\n\nSitemap: /sitemap-index.xml\n"
+        "sitemap:  /sitemaps/news.xml \nSitemap: javascript:alert(1)\n",
+        "text/plain",
+    )
+    site.add(
+        "/sitemap-index.xml",
+        "<sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'><sitemap>"
+        f"<loc>{site.url('/sitemaps/news.xml')}</loc></sitemap></sitemapindex>",
+        "application/xml",
+    )
+    news = site.add(
+        "/sitemaps/news.xml",
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+        ' xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"><url>'
+        f"<loc>{site.url('/a')}</loc><news:news><news:publication><news:name>The Wire"
+        "</news:name></news:publication></news:news></url></urlset>",
+        "application/xml",
+    )
+    result = succeeded(invoke("--config", str(config), "feeds", "add", site.url("/")))
+    assert result.stdout.startswith(f"added 'The Wire': {news}")
+    assert [f.url for f in load_settings(config).feeds] == [news]
+    assert "/sitemap-index.xml" not in {r.path for r in site.requests}  # news ones first
+
+
+@pytest.mark.parametrize(
+    ("robots", "expected"),
+    [
+        (
+            "Sitemap: https://a.example/sitemap.xml\nSITEMAP: /news/sitemap.xml\n"
+            "Sitemap: https://a.example/sitemap-news-2.xml",
+            [
+                "https://a.example/news/sitemap.xml",
+                "https://a.example/sitemap-news-2.xml",
+                "https://a.example/sitemap.xml",
+            ],
+        ),
+        ("Sitemap: ftp://a.example/s.xml\nSitemap:\nAllow: /sitemap.xml", []),
+        (
+            "\n".join(f"Sitemap: /s{n}.xml" for n in range(9)),
+            [f"https://a.example/s{n}.xml" for n in range(3)],
+        ),
+        ("Sitemap: /s.xml\nSitemap: https://a.example/s.xml#top", ["https://a.example/s.xml"]),
+    ],
+)
+def test_sitemaps_in_robots(robots: str, expected: list[str]) -> None:
+    assert sitemaps_in_robots(robots, "https://a.example/robots.txt") == expected
 
 
 def test_add_refuses_private_addresses_unless_allowed(tmp_path: Path, site: LoopbackSite) -> None:

@@ -315,6 +315,34 @@ def test_a_news_sitemap_is_polled_as_a_feed(tmp_path: Path) -> None:
     assert hits == {pages[named.slug], pages[untitled.slug]}
 
 
+def test_a_sitemap_entry_that_says_nothing_is_still_a_new_article_at_a_new_address(
+    tmp_path: Path,
+) -> None:
+    """A plain sitemap gives addresses and dates only: the entry added later is an article of
+    its own, not taken for the first one because neither says anything."""
+    first, later = fixture_articles()[:2]
+    with LoopbackSite() as site:
+        pages = [site.add(f"/news/{a.slug}", render_page(a, "Courier")) for a in (first, later)]
+
+        def sitemap(urls: list[str]) -> str:
+            entries = "".join(
+                f"<url><loc>{u}</loc><lastmod>2026-11-22</lastmod></url>" for u in urls
+            )
+            return f"<urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{entries}</urlset>"
+
+        url = site.add("/sitemap.xml", sitemap(pages[:1]), "application/xml")
+        config = write_config(tmp_path, {"Courier": url})
+        clock = Clock()
+        with open_runtime(config, clock) as rt:
+            rt.poll(rt.configured_states())
+            site.add("/sitemap.xml", sitemap(pages), "application/xml")
+            clock.advance(3600)
+            second = rt.poll(rt.configured_states())
+            stored = {a.url: a.title for a in rt.store.articles()}
+    assert second.new_articles == 1
+    assert stored == {pages[0]: first.title, pages[1]: later.title}  # titles from the pages
+
+
 # -- an entry revised after it was stored -----------------------------------------------------
 
 STUB = (

@@ -177,6 +177,23 @@ def test_guid_churn_with_same_content_is_known(store: Store) -> None:
     assert known_items(store, a.id, [churned]) == {0: Known()}
 
 
+@pytest.mark.parametrize(
+    ("title", "summary"),
+    [("", ""), ("Man charged after Croydon stabbing", ""), ("", "Police appeal for witnesses")],
+    ids=["nothing", "a headline alone", "a summary alone"],
+)
+def test_entries_that_say_too_little_are_never_known_by_what_they_say(
+    store: Store, title: str, summary: str
+) -> None:
+    """A headline alone recurs ("Man charged"), and a news sitemap's entry may say nothing at
+    all: a new address in the feed is a new article, whatever the words of an older one."""
+    a = store.feed_states(["A"])[0]
+    first = Item(None, "http://a.example/1", "x", title, summary, None)
+    record_items(store, a, 900, fetched(), [NewArticle(first, None, None, ())], [], None, NOW)
+    later = Item(None, "http://a.example/2", "x", title, summary, None)
+    assert known_items(store, a.id, [later]) == {}
+
+
 def revised(n: int, title: str, summary: str = "", **ids: str) -> Item:
     return Item(
         ids.get("guid", f"g{n}"), ids.get("url", f"http://a.example/{n}"), "x", title, summary, None
