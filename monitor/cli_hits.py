@@ -25,6 +25,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "url": a.url,
         "title": a.title,
         "feed": a.feed,
+        "source": a.source,
         "published": a.published.isoformat() if a.published else None,
         "first_seen": hit.first_seen.isoformat(),
         "matched": list(hit.matched),
@@ -59,7 +60,9 @@ def _print_hits(found: list[Hit], s: Settings) -> None:
     for h in found:
         a = h.article
         summary_only = "" if a.full_text else "  (summary only)"
-        click.echo(f"{local(h.first_seen, tz)}  {h.watchlist}  [{a.feed}] {a.title}{summary_only}")
+        click.echo(
+            f"{local(h.first_seen, tz)}  {h.watchlist}  [{a.outlet}] {a.title}{summary_only}"
+        )
         click.echo(f"    {a.url}")
         click.echo(f"    matched: {'; '.join(h.matched)}")
         if h.snippet.text:

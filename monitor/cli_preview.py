@@ -58,6 +58,7 @@ def preview(s: Settings, w: Watchlist, since: datetime | None, as_json: bool) ->
                 "url": a.url,
                 "title": a.title,
                 "feed": a.feed,
+                "source": a.source,
                 "published": a.published.isoformat() if a.published else None,
             }
 
@@ -80,8 +81,8 @@ def preview(s: Settings, w: Watchlist, since: datetime | None, as_json: bool) ->
         click.echo(f"{label}: {len(articles)}")
         for a in articles:
             click.echo(
-                f"  + {local(a.published or a.first_seen, tz)}  [{a.feed}] {a.title}"
+                f"  + {local(a.published or a.first_seen, tz)}  [{a.outlet}] {a.title}"
                 if label.startswith("would newly")
-                else f"  - {local(a.published or a.first_seen, tz)}  [{a.feed}] {a.title}"
+                else f"  - {local(a.published or a.first_seen, tz)}  [{a.outlet}] {a.title}"
             )
     click.echo(f"unchanged hits: {kept}")

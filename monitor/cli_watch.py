@@ -290,6 +290,7 @@ def _print_articles(articles: list[Article], s: Settings, as_json: bool) -> None
                         "url": a.url,
                         "title": a.title,
                         "feed": a.feed,
+                        "source": a.source,
                         "published": a.published.isoformat() if a.published else None,
                         "first_seen": a.first_seen.isoformat(),
                         "story": a.story,
@@ -303,7 +304,7 @@ def _print_articles(articles: list[Article], s: Settings, as_json: bool) -> None
         )
         return
     for a in articles:
-        click.echo(f"{local(a.published or a.first_seen, tz)}  [{a.feed}] {a.title}")
+        click.echo(f"{local(a.published or a.first_seen, tz)}  [{a.outlet}] {a.title}")
         click.echo(f"    {a.url}")
     click.echo(plural(len(articles), "article"))
 

@@ -192,19 +192,19 @@ def _story_view(entry: StoryEntry, tz: ZoneInfo) -> StoryView:
     parts = snippet_parts(entry.lead.snippet)
     others = tuple(
         OtherView(
-            clean_text(o.article.feed, 100),
+            clean_text(o.article.outlet, 100),
             clean_text(o.article.title, TITLE_LIMIT),
             safe_url(o.article.url),
             format_moment(o.article.published or o.article.first_seen, tz),
         )
         for o in entry.others
     )
-    listed = {o.outlet for o in others} | {clean_text(lead.feed, 100)}
+    listed = {o.outlet for o in others} | {clean_text(lead.outlet, 100), clean_text(lead.feed, 100)}
     also = tuple(dict.fromkeys(clean_text(f, 100) for f in entry.lead.outlets))
     return StoryView(
         title=clean_text(lead.title, TITLE_LIMIT) or "(no title)",
         url=safe_url(lead.url),
-        outlet=clean_text(lead.feed, 100),
+        outlet=clean_text(lead.outlet, 100),
         when=format_moment(lead.published or lead.first_seen, tz),
         matched=tuple(clean_text(q, 200) for q in entry.lead.matched),
         snippet=parts,

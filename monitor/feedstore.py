@@ -356,8 +356,8 @@ def _insert_article(
     item, extracted = new.item, new.extracted
     cur = conn.execute(
         "INSERT INTO articles (url, guid, feed_id, title, summary, text, full_text, published,"
-        " first_seen, extract_error, content_key, page_retry_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
+        " first_seen, extract_error, content_key, page_retry_at, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
         (
             item.url or None,
             item.guid,
@@ -371,6 +371,7 @@ def _insert_article(
             new.error,
             content_key(item),
             to_db(now + PAGE_RETRY_DELAYS[0]) if new.retry and item.url else None,
+            item.source,
         ),
     )
     if cur.rowcount == 0:  # another feed stored the same URL first

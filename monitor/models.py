@@ -48,6 +48,9 @@ class Item:
     title: str
     summary: str  # plain text
     published: datetime | None  # aware, UTC; None when missing or not believable
+    # the outlet that wrote it, when the feed only passes it on (Google Alerts, Google News):
+    # the entry's <source>, or the host its redirect link leads to; "" for the feed's own
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,12 @@ class Article:
     first_seen: datetime
     story: int | None = None
     extract_error: str | None = None
+    source: str = ""  # the outlet that wrote it, when the feed only passes it on
+
+    @property
+    def outlet(self) -> str:
+        """Who published it, as a digest names them: the source, else the feed."""
+        return self.source or self.feed
 
     @property
     def document(self) -> Document:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from monitor.errors import ParseError
 from monitor.models import Item, ParsedFeed
@@ -27,6 +27,7 @@ from monitor.sitemap import sitemap_root
 from monitor.units import plural
 from monitor.urls import canonical_url, fetchable, unwrap_redirect
 
+MAX_SOURCE = 100  # characters of an entry's source (its outlet's name)
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; beyond a day is a lie
 _BLOCK_TAGS = frozenset(
     {
@@ -350,8 +351,9 @@ def _read_entry(entry: Any, url: str, now: datetime) -> Item | None:
         link = _absolute_link(guid, None)  # a GUID that is itself an http(s) URL
     if link is None and guid is None:
         return None
-    if link is not None:
-        link = unwrap_redirect(link)  # a Google Alerts or Bing News link: the article's own
+    passed_on = link is not None and (target := unwrap_redirect(link)) != link
+    if passed_on:
+        link = target  # a Google Alerts or Bing News link: the article's own address
     return Item(
         guid=guid,
         url=canonical_url(link) if link else "",
@@ -359,7 +361,22 @@ def _read_entry(entry: Any, url: str, now: datetime) -> Item | None:
         title=plain_text(entry.get("title", "")),
         summary=plain_text(_summary_markup(entry)),
         published=_entry_date(entry, now),
+        source=_source(entry, link if passed_on else None),
     )
+
+
+def _source(entry: Any, target: str | None) -> str:
+    """The outlet that wrote an entry the feed only passes on: its <source> (Google News
+    names it so), else the site its redirect link led to ("standard.co.uk"); "" when the
+    entry is the feed's own."""
+    source = entry.get("source")
+    named = " ".join(str(source.get("title") or "").split()) if isinstance(source, Mapping) else ""
+    if named:  # text as the feed gave it; the digest escapes and cleans what it shows
+        return named[:MAX_SOURCE]
+    if target is None:
+        return ""
+    host = (urlsplit(target).hostname or "").removeprefix("www.")
+    return host[:MAX_SOURCE]
 
 
 def _absolute_link(raw: object, base: str | None) -> str | None:

@@ -163,4 +163,6 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE articles ADD COLUMN page_retry_at TEXT;  -- NULL: no retry due
     CREATE INDEX articles_page_retry ON articles(page_retry_at) WHERE page_retry_at IS NOT NULL
     """,
+    # 5: the outlet that wrote an article a feed only passes on (Google Alerts, Google News)
+    "ALTER TABLE articles ADD COLUMN source TEXT NOT NULL DEFAULT ''",
 )

@@ -93,6 +93,7 @@ def row_to_article(row: sqlite3.Row) -> Article:
         first_seen=first_seen,
         story=row["story"],
         extract_error=row["extract_error"],
+        source=row["source"],
     )
 
 

@@ -94,6 +94,7 @@ def make_hit(
     snippet: Snippet | None = None,
     matched: tuple[str, ...] = ("IOPC",),
     watchlist: str = "Met Police",
+    source: str = "",
 ) -> Hit:
     article = Article(
         id=n,
@@ -107,6 +108,7 @@ def make_hit(
         published=published,
         first_seen=(published or NOW) + timedelta(minutes=5),
         story=story,
+        source=source,
     )
     snip = snippet or Snippet("The IOPC said so.", ((4, 8),))
     return Hit(n, watchlist, article, matched, snip, article.first_seen)
@@ -281,6 +283,22 @@ def test_lead_is_the_earliest_full_text_article_and_summary_only_is_flagged() ->
     text = render_digest(digest_of(WatchlistSection("Met", stories))).text
     first = text.split("* ")[1]
     assert "(summary only)" in first  # the lone story only had its feed summary
+
+
+def test_an_article_a_feed_only_passes_on_is_shown_under_its_own_outlet() -> None:
+    """A Google Alert names no outlet: the story is shown under the site it leads to, and the
+    same story from the publisher's own feed under that feed's name."""
+    alert = "Google Alert - Metropolitan Police"
+    lead = make_hit(1, feed=alert, source="standard.co.uk", story=1)
+    other = make_hit(2, feed=alert, source="The Guardian", story=1, published=NOW)
+    own = make_hit(3, feed="Evening Paper", story=1, published=NOW - timedelta(hours=1))
+    rendered = render_digest(digest_of(WatchlistSection("Met", group_stories([lead, other, own]))))
+    text = parse_html(rendered.html).text_content()
+    assert "standard.co.uk · " in text
+    also = text.split("Also: ")[1].split("\n")[0]
+    assert "The Guardian (" in also and "Evening Paper (" in also
+    assert alert not in text and alert not in rendered.text
+    assert "  standard.co.uk, " in rendered.text
 
 
 def test_publication_time_is_local_and_falls_back_to_first_seen() -> None:

@@ -39,6 +39,7 @@ HIT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "url": str,
     "title": str,
     "feed": str,
+    "source": str,
     "published": str,
     "first_seen": str,
     "matched": list,
@@ -223,6 +224,7 @@ def test_hits_json_carries_every_field_with_its_type(two_days: tuple[Path, dict[
         for field, kind in HIT_FIELDS.items():
             assert isinstance(hit[field], kind), (field, hit[field])
         assert hit["feed"] == outlets[str(hit["url"])]
+        assert hit["source"] == ""  # each outlet's own feed: no other source named
         assert hit["full_text"] is True
         matched = hit["matched"]
         assert isinstance(matched, list) and matched

@@ -467,6 +467,18 @@ def test_a_google_alert_entry_is_the_article_it_links_to() -> None:
     assert entry.guid == "tag:google.com,2013:googlealerts/feed:4282476652342308031"
     assert entry.title == "Met Police officer sacked after vetting review"
     assert entry.summary == "A Metropolitan Police officer was dismissed"
+    assert entry.source == "standard.co.uk"  # the site it leads to: the alert names no outlet
+
+
+def test_an_entry_a_feed_passes_on_names_its_source() -> None:
+    google_news = item(
+        "Met officer charged - The Guardian",
+        "https://news.google.com/rss/articles/CBMiWmh0dHBzOi8v?oc=5",
+        '<source url="https://www.theguardian.com">The &lt;Guardian&gt;</source>',
+    )
+    own = item("Met officer charged", "/uk/met-officer-charged")
+    sources = [i.source for i in parse_feed(rss(google_news + own), {}, URL, NOW).items]
+    assert sources == ["The <Guardian>", ""]
 
 
 def test_a_feedburner_entry_is_the_publishers_own_link() -> None:

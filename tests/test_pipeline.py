@@ -251,14 +251,16 @@ def test_a_google_alert_is_the_article_it_links_to_fetched_from_its_publisher(
         }
         config = write_config(tmp_path, feeds)
         with open_runtime(config, Clock()) as rt:
-            report = rt.poll(rt.configured_states())
+            alerted = rt.poll(rt.store.feed_states(["Alert"]))  # the alert brings it first
+            report = rt.poll(rt.store.feed_states(["Agency"]))
             stored = list(rt.store.articles())
             guids = rt.store.read("SELECT feed_id, article_id FROM article_guids")
             hits = list_hits(rt.store)
         assert [page_path(r) for r in site.requests].count("/news/hotton") == 1
     assert set(looked_up) == {"127.0.0.1"}
-    assert {f.status for f in report.feeds} == {"ok"}
+    assert {f.status for f in alerted.feeds + report.feeds} == {"ok"}
     assert [(a.url, a.full_text) for a in stored] == [(page, True)]
+    assert (stored[0].feed, stored[0].outlet) == ("Alert", "127.0.0.1")  # the site it leads to
     assert len(guids) == 2 and {g["article_id"] for g in guids} == {stored[0].id}
     assert [(h.watchlist, h.article.url) for h in hits] == [("Met Police", page)]
 

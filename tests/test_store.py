@@ -194,6 +194,15 @@ def test_entries_that_say_too_little_are_never_known_by_what_they_say(
     assert known_items(store, a.id, [later]) == {}
 
 
+def test_the_source_of_an_article_a_feed_passes_on_is_stored(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    passed_on = replace(item(1), source="standard.co.uk")
+    new = [NewArticle(passed_on, None, None, ()), NewArticle(item(2), None, None, ())]
+    record_items(store, a, 900, fetched(), new, [], None, NOW)
+    stored = {x.id: (x.source, x.outlet) for x in store.articles()}
+    assert stored == {1: ("standard.co.uk", "standard.co.uk"), 2: ("", "A")}
+
+
 def revised(n: int, title: str, summary: str = "", **ids: str) -> Item:
     return Item(
         ids.get("guid", f"g{n}"), ids.get("url", f"http://a.example/{n}"), "x", title, summary, None
