@@ -383,7 +383,11 @@ def _absolute_link(raw: object, base: str | None) -> str | None:
     """raw made absolute against base, when it is an http(s) URL we would fetch."""
     if not isinstance(raw, str) or not raw.strip():
         return None
-    return fetchable(urljoin(base, raw.strip()) if base else raw.strip())
+    try:
+        absolute = urljoin(base, raw.strip()) if base else raw.strip()
+    except ValueError:  # an unclosed "[" in the host: not a URL anything can fetch
+        return None
+    return fetchable(absolute)
 
 
 def _summary_markup(entry: Any) -> str:

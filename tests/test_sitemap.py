@@ -7,6 +7,8 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
@@ -164,11 +166,17 @@ def test_an_empty_sitemap_is_an_empty_feed() -> None:
 def test_entries_without_a_usable_address_are_skipped_and_relative_ones_resolved() -> None:
     body = HEAD + "".join(
         f"<url><loc>{loc}</loc></url>"
-        for loc in ("javascript:alert(1)", "", "/world/relative/", "https://user@a.example/x")
+        for loc in (
+            "javascript:alert(1)",
+            "",
+            "/world/relative/",
+            "https://user@a.example/x",
+            "http://[bad/",  # urljoin raises on it
+        )
     )
     items, warnings = parse(body + "</urlset>")
     assert [i[0] for i in items] == ["https://www.reuters.example/world/relative/"]
-    assert warnings == ("3 entries skipped: no link and no GUID",)
+    assert warnings == ("4 entries skipped: no link and no GUID",)
 
 
 def test_a_whole_sites_sitemap_gives_its_newest_entries_in_its_order() -> None:
@@ -248,3 +256,46 @@ def test_a_body_unlike_a_sitemap_stops_the_reading_in_bounded_memory(tail: str, 
     assert [i[0] for i in items] == ["https://a.example/first"]
     assert warnings == (f"sitemap read only in part: {why}",)
     assert peak < 2.5 * len(body)  # the body and its decoded chunks, not a tree of it
+
+
+_pieces = st.sampled_from(
+    [b"<url>", b"</url>", b"<loc>", b"</loc>", b"&amp;", b"&#0;", b"&#xD800;", b"&bogus;",
+     b"<![CDATA[", b"]]>", b"<!-- ", b" -->", b"<?pi x?>", b"\xff", b"\x00", b"<x:y xmlns:x='u'>",
+     b"<sitemap>", b"</sitemap>", b"</urlset>"]
+)  # fmt: skip
+_locs = st.sampled_from(
+    ["https://a.example/x", "/rel/a", "javascript:alert(1)", "", "https://a.example/a b",
+     "https://www.google.com/url?url=https://b.example/y", "http://[bad/", "x" * 300]
+)  # fmt: skip
+_dates = st.sampled_from(
+    ["2026-11-20", "2026-11-20T10:15:00Z", "2026-13-45T99:99", "2100-01-01", "", "yesterday",
+     "2026-11-20T10:15:00+14:00", "0001-01-01T00:00:00-23:59"]
+)  # fmt: skip
+_titles = st.sampled_from(["Met officer charged", "", "Tom &amp; Jerry &lt;b&gt;", "&#x1F600;"])
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> bytes:
+    loc, when, title = draw(_locs), draw(_dates), draw(_titles)
+    news = (
+        f"<news:news><news:publication_date>{when}</news:publication_date>"
+        f"<news:title>{title}</news:title></news:news>"
+    )
+    dated = news if draw(st.booleans()) else f"<lastmod>{when}</lastmod>"
+    return f"<url><loc>{loc}</loc>{dated}</url>".encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_entries(), _entries(), _pieces, st.binary(max_size=10)), max_size=12))
+def test_any_body_that_starts_as_a_sitemap_gives_items_or_a_parse_error(
+    parts: list[bytes],
+) -> None:
+    body = HEAD.encode() + b"".join(parts)
+    assert sitemap_root(body) == "urlset"
+    try:
+        parsed = parse_feed(body, {}, URL, NOW)
+    except ParseError:
+        return
+    for entry in parsed.items:
+        assert entry.url.startswith(("http://", "https://")) and entry.summary == ""
+        assert entry.published is None or entry.published <= NOW + timedelta(days=1)
