@@ -82,8 +82,14 @@ def sitemaps_in_robots(text: str, base: str) -> list[str]:
             continue
         if url not in found:
             found.append(url)
-    found.sort(key=lambda url: "news" not in url.lower())  # stable: the file's order otherwise
-    return found[:MAX_SITEMAPS_TRIED]
+    return news_first(found)
+
+
+def news_first(sitemaps: list[str]) -> list[str]:
+    """Sitemaps to try for a site's news, at most MAX_SITEMAPS_TRIED: those with "news" in
+    their address first, each group in the order given."""
+    ranked = sorted(sitemaps, key=lambda url: "news" not in url.lower())  # a stable sort
+    return ranked[:MAX_SITEMAPS_TRIED]
 
 
 def toml_string(value: str) -> str:

@@ -11,10 +11,12 @@ from monitor.discover import (
     COMMON_PATHS,
     find_feed_links,
     guess_feed_urls,
+    news_first,
     robots_url,
     sitemaps_in_robots,
 )
 from monitor.errors import FetchError, MonitorError, ParseError
+from monitor.sitemap import SitemapIndex
 
 if TYPE_CHECKING:
     from monitor.fetch import Fetcher
@@ -43,6 +45,11 @@ def discover_feed(settings: FetchSettings, url: str) -> FoundFeed:
         try:
             parsed = parse_feed(first.content, first.headers, first.url, now, 200)
             return FoundFeed(first.url, parsed.title, len(parsed.items))
+        except SitemapIndex as index:  # the news sitemap it lists, if one works
+            found = _first_feed(fetcher, news_first(index.sitemaps), now, [], nested=False)
+            if found is None:
+                raise MonitorError(f"{url}: {index}") from None
+            return found
         except ParseError:
             if not is_html(first):
                 raise MonitorError(f"{url} is neither a feed nor a web page") from None
@@ -65,15 +72,27 @@ def discover_feed(settings: FetchSettings, url: str) -> FoundFeed:
 
 
 def _first_feed(
-    fetcher: Fetcher, candidates: list[str], now: datetime, failures: list[str]
+    fetcher: Fetcher,
+    candidates: list[str],
+    now: datetime,
+    failures: list[str],
+    nested: bool = True,
 ) -> FoundFeed | None:
-    """The first of the candidates that is a working feed; why each before it was not."""
+    """The first of the candidates that is a working feed, or (when nested) a sitemap index's
+    news sitemap, one level down; why each before it was not."""
     from monitor.parse import parse_feed
 
     for candidate in candidates:
         try:
             got = fetcher.fetch(candidate)
             parsed = parse_feed(got.content, got.headers, got.url, now, 200)
+        except SitemapIndex as index:
+            listed = news_first(index.sitemaps)
+            found = _first_feed(fetcher, listed, now, failures, False) if nested else None
+            if found is not None:
+                return found
+            failures.append(f"{candidate}: {index}")
+            continue
         except (FetchError, ParseError) as exc:
             failures.append(f"{candidate}: {exc}")
             continue

@@ -63,9 +63,17 @@ class Sitemap:
     problem: str | None
 
 
+class SitemapIndex(ParseError):
+    """A sitemap index: it lists sitemaps (`sitemaps`, in its order) rather than articles."""
+
+    def __init__(self, message: str, sitemaps: list[str]) -> None:
+        super().__init__(message)
+        self.sitemaps = sitemaps
+
+
 def read_sitemap(content: bytes) -> Sitemap:
-    """Read a sitemap's entries: (loc, title, date text) of every `<url>`. Raises ParseError
-    for a sitemap index, naming the first sitemaps it lists."""
+    """Read a sitemap's entries: (loc, title, date text) of every `<url>`. Raises
+    SitemapIndex for a sitemap index, naming the first sitemaps it lists."""
     reader = _Reader()
     problem = None
     try:
@@ -78,9 +86,10 @@ def read_sitemap(content: bytes) -> Sitemap:
         shown = ", ".join(reader.listed[:_SHOWN_SITEMAPS])
         left = len(reader.listed) - _SHOWN_SITEMAPS
         more = f" and {left} more" if left > 0 else ""
-        raise ParseError(
+        raise SitemapIndex(
             f"a sitemap index, which lists sitemaps rather than articles: {shown}{more};"
-            " give the news sitemap among them as the feed"
+            " give the news sitemap among them as the feed",
+            reader.listed,
         )
     return Sitemap(reader.entries, reader.publication, problem)
 

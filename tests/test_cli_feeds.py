@@ -262,6 +262,53 @@ def test_add_a_site_with_no_feed_finds_the_news_sitemap_its_robots_txt_names(
     assert "/sitemap-index.xml" not in {r.path for r in site.requests}  # news ones first
 
 
+def serve_news_sitemap(site: LoopbackSite, path: str, publication: str) -> str:
+    return site.add(
+        path,
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+        ' xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"><url>'
+        f"<loc>{site.url('/a')}</loc><news:news><news:publication><news:name>{publication}"
+        "</news:name></news:publication></news:news></url></urlset>",
+        "application/xml",
+    )
+
+
+def serve_index(site: LoopbackSite, path: str, listed: list[str]) -> str:
+    entries = "".join(f"<sitemap><loc>{site.url(p)}</loc></sitemap>" for p in listed)
+    body = f"<sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{entries}</sitemapindex>"
+    return site.add(path, body, "application/xml")
+
+
+@pytest.mark.parametrize("by", ["its address", "robots.txt"])
+def test_add_a_sitemap_index_takes_the_news_sitemap_it_lists(
+    tmp_path: Path, site: LoopbackSite, by: str
+) -> None:
+    config = write_config(tmp_path, [])
+    site.add("/", "<html><head><title>Wire</title></head><body><p>News</p></body></html>")
+    site.add("/robots.txt", "Sitemap: /sitemap.xml\n", "text/plain")
+    index = serve_index(site, "/sitemap.xml", ["/sitemaps/pages.xml", "/sitemaps/news-1.xml"])
+    site.add(
+        "/sitemaps/pages.xml", "<urlset><url><loc>/about</loc></url></urlset>", "application/xml"
+    )
+    news = serve_news_sitemap(site, "/sitemaps/news-1.xml", "The Wire")
+    given = index if by == "its address" else site.url("/")
+    result = succeeded(invoke("--config", str(config), "feeds", "add", given))
+    assert result.stdout.startswith(f"added 'The Wire': {news}")
+    assert "/sitemaps/pages.xml" not in {r.path for r in site.requests}  # news ones first
+
+
+def test_add_a_sitemap_index_with_no_working_sitemap_says_so(
+    tmp_path: Path, site: LoopbackSite
+) -> None:
+    config = write_config(tmp_path, [])
+    index = serve_index(site, "/sitemap.xml", ["/sitemaps/missing.xml", "/sitemaps/inner.xml"])
+    serve_index(site, "/sitemaps/inner.xml", ["/sitemaps/news.xml"])  # one level down only
+    serve_news_sitemap(site, "/sitemaps/news.xml", "Too deep")
+    line = user_error(invoke("--config", str(config), "feeds", "add", index), 1)
+    assert line.startswith(f"error: {index}: a sitemap index, which lists sitemaps rather than")
+    assert "/sitemaps/news.xml" not in {r.path for r in site.requests}
+
+
 @pytest.mark.parametrize(
     ("robots", "expected"),
     [
