@@ -128,6 +128,7 @@ class StoryView:
     snippet: tuple[Part, ...]
     snippet_text: str  # the snippet with matched words in [brackets]
     summary_only: bool
+    headline_only: bool  # summary_only, and the feed gave no summary (a news sitemap)
     others: tuple[OtherView, ...]
     also: tuple[str, ...]  # other feeds that carried the lead article itself
 
@@ -210,6 +211,7 @@ def _story_view(entry: StoryEntry, tz: ZoneInfo) -> StoryView:
         snippet=parts,
         snippet_text="".join(f"[{p.text}]" if p.marked else p.text for p in parts),
         summary_only=not lead.full_text,
+        headline_only=not lead.full_text and not lead.summary.strip(),
         others=others,
         also=tuple(a for a in also if a and a not in listed),
     )

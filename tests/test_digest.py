@@ -95,6 +95,7 @@ def make_hit(
     matched: tuple[str, ...] = ("IOPC",),
     watchlist: str = "Met Police",
     source: str = "",
+    summary: str = "summary",
 ) -> Hit:
     article = Article(
         id=n,
@@ -102,7 +103,7 @@ def make_hit(
         guid=None,
         feed=feed,
         title=title,
-        summary="summary",
+        summary=summary,
         text="text",
         full_text=full_text,
         published=published,
@@ -299,6 +300,19 @@ def test_an_article_a_feed_only_passes_on_is_shown_under_its_own_outlet() -> Non
     assert "The Guardian (" in also and "Evening Paper (" in also
     assert alert not in text and alert not in rendered.text
     assert "  standard.co.uk, " in rendered.text
+
+
+def test_an_unread_page_whose_feed_gave_no_summary_is_flagged_headline_only() -> None:
+    """A news sitemap gives headlines only: when such an article's page cannot be read, the
+    digest says that only its headline was matched, not a summary there never was."""
+    unread = make_hit(1, full_text=False, summary="")
+    summarised = make_hit(2, full_text=False, published=NOW - timedelta(hours=2))
+    rendered = render_digest(
+        digest_of(WatchlistSection("Met", group_stories([unread, summarised])))
+    )
+    flags = [f.text_content() for f in parse_html(rendered.html).find_class("flag")]
+    assert sorted(flags) == ["headline only", "summary only"]
+    assert "(headline only)" in rendered.text and "(summary only)" in rendered.text
 
 
 def test_publication_time_is_local_and_falls_back_to_first_seen() -> None:
