@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from monitor.models import Article, Extracted, Fetched, Item, MatchResult, TextFeatures
 from monitor.policy import next_poll_after_failure, next_poll_after_success
-from monitor.store import FeedState, Store, to_db
+from monitor.store import FeedState, Store, from_db, to_db
 
 # the poll log feeds the digest's "what may be missing" (failed polls since the last digest)
 POLL_KEEP = timedelta(days=30)
@@ -31,6 +31,15 @@ class StoryAssigner(Protocol):
     """Gives each new article its story (monitor.storyindex.StoryIndex)."""
 
     def assign(
+        self,
+        article_id: int,
+        title: str,
+        text: str,
+        published: datetime,
+        part: TextFeatures | None = None,
+    ) -> int: ...
+
+    def reassign(
         self,
         article_id: int,
         title: str,
@@ -289,8 +298,10 @@ def record_page_retry(
     matches: Sequence[tuple[int, MatchResult]],
     immediate: frozenset[str],
     now: datetime,
+    stories: StoryAssigner | None = None,
 ) -> list[int]:
-    """What fetching a page again gave: its text and the hits it makes (only new ones), or
+    """What fetching a page again gave: its text, the story that text tells (when the
+    article is alone in the one its summary gave) and the hits it makes (only new ones), or
     the next retry (none once PAGE_RETRY_DELAYS are used up or the failure does not pass).
     Returns the ids of the hits created."""
     made = retry.retries + 1
@@ -303,6 +314,8 @@ def record_page_retry(
                 " title = CASE title WHEN '' THEN ? ELSE title END WHERE id = ?",
                 (extracted.text, made, extracted.title or "", retry.article_id),
             )
+            if stories is not None:
+                _story_again(conn, stories, retry, extracted)
             for feed_id, match in matches:
                 hit_ids += _insert_hits(conn, retry.article_id, [match], immediate, now, feed_id)
         else:
@@ -318,6 +331,19 @@ def record_page_retry(
                 ),
             )
     return hit_ids
+
+
+def _story_again(
+    conn: sqlite3.Connection, stories: StoryAssigner, retry: PageRetry, extracted: Extracted
+) -> None:
+    """Assign a retried article's story again, now on its text."""
+    row = conn.execute(
+        "SELECT title, published, first_seen FROM articles WHERE id = ?", (retry.article_id,)
+    ).fetchone()
+    published = from_db(row[1]) or from_db(row[2])
+    assert published is not None
+    story = stories.reassign(retry.article_id, row[0], extracted.text, published, extracted.story)
+    conn.execute("UPDATE articles SET story = ? WHERE id = ?", (story, retry.article_id))
 
 
 def rematch_articles(

@@ -529,7 +529,15 @@ class Poller:
         immediate = self._immediate([m for _, m in matches])
         try:
             hit_ids = record_page_retry(
-                self.store, retry, extracted, error, passes, matches, immediate, self.clock()
+                self.store,
+                retry,
+                extracted,
+                error,
+                passes,
+                matches,
+                immediate,
+                self.clock(),
+                self.stories,
             )
         except StoreError as exc:  # the retry stays due: the next poll of its feed redoes it
             event(log, 30, "page retry not stored", url=retry.url, error=str(exc))

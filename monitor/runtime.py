@@ -233,6 +233,16 @@ class _WhenNeeded:
     ) -> int:
         return self._runtime.stories.assign(article_id, title, text, published, part)
 
+    def reassign(
+        self,
+        article_id: int,
+        title: str,
+        text: str,
+        published: datetime,
+        part: TextFeatures | None = None,
+    ) -> int:
+        return self._runtime.stories.reassign(article_id, title, text, published, part)
+
 
 def _parse_feed(
     content: bytes, headers: Mapping[str, str], url: str, now: datetime, limit: int

@@ -91,6 +91,41 @@ class StoryIndex:
         except sqlite3.Error as exc:
             raise StoreError(f"story index: {exc}") from exc
 
+    def reassign(
+        self,
+        article_id: int,
+        title: str,
+        text: str,
+        published: datetime,
+        part: TextFeatures | None = None,
+    ) -> int:
+        """The story of an article whose text came after it was stored (its page read on a
+        retry, its summary matched until then): assigned again on the text when the article
+        is still alone in the story its summary gave it. A story another article has joined,
+        or that this one joined, stands. The document frequencies keep the first count."""
+        try:
+            row = self._conn.execute(
+                "SELECT story, published, minhash, terms FROM story_article WHERE article_id = ?",
+                (article_id,),
+            ).fetchone()
+            if row is not None:
+                story, when, minhash, terms = row
+                joined = self._conn.execute(
+                    "SELECT 1 FROM story_article WHERE story = ? AND article_id != ? LIMIT 1",
+                    (story, article_id),
+                ).fetchone()
+                if story != article_id or joined is not None:
+                    return int(story)
+                keys = posted_keys(unpack_terms(terms), unpack_minhash(minhash))
+                self._conn.executemany(
+                    "DELETE FROM story_posting WHERE key = ? AND published = ? AND article_id = ?",
+                    ((key, when, article_id) for key in keys),
+                )
+                self._conn.execute("DELETE FROM story_article WHERE article_id = ?", (article_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"story index: {exc}") from exc
+        return self.assign(article_id, title, text, published, part)
+
     def prune(self, before: datetime) -> int:
         """Drop the index rows of articles published before `before`; returns how many.
         Document frequencies stay: they describe everything the store has seen."""

@@ -335,6 +335,41 @@ def test_a_page_that_failed_in_a_way_that_passes_is_due_again_after_each_delay(
     assert due_page_retries(store, at + timedelta(days=30), {a.id}) == []
 
 
+class StoriesSeen:
+    """Records the story calls a write makes (a unit test of the store's side of it)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, str, str, datetime]] = []
+
+    def assign(
+        self, article_id: int, title: str, text: str, published: datetime, part: object = None
+    ) -> int:
+        self.calls.append(("assign", article_id, title, text, published))
+        return article_id
+
+    def reassign(
+        self, article_id: int, title: str, text: str, published: datetime, part: object = None
+    ) -> int:
+        self.calls.append(("reassign", article_id, title, text, published))
+        return 77
+
+
+def test_a_page_read_on_a_retry_has_its_story_assigned_again_on_its_text(store: Store) -> None:
+    a = store.feed_states(["A"])[0]
+    seen = StoriesSeen()
+    failed = NewArticle(item(1), None, "page not fetched: HTTP 503", (), retry=True)
+    record_items(store, a, 900, fetched(), [failed], [], seen, NOW)  # type: ignore[arg-type]
+    (retry,) = due_page_retries(store, NOW + PAGE_RETRY_DELAYS[0], {a.id})
+    extracted = Extracted("Page", "the article's own text")
+    record_page_retry(store, retry, extracted, None, False, [], frozenset(), NOW, seen)  # type: ignore[arg-type]
+    published = NOW - timedelta(hours=1)  # item(1)'s
+    assert seen.calls == [
+        ("assign", 1, "Title 1", "Summary 1", published),
+        ("reassign", 1, "Title 1", "the article's own text", published),
+    ]
+    assert store.read("SELECT story FROM articles WHERE id = 1")[0][0] == 77
+
+
 def test_a_page_fetched_again_stores_its_text_and_new_hits_or_gives_up_when_it_cannot_pass(
     store: Store,
 ) -> None:

@@ -120,6 +120,45 @@ def test_labelled_set_grouped_end_to_end(
     assert recall >= MIN_RECALL
 
 
+def same_event_pair(labelled: list[Labelled], assigned: dict[str, int]) -> tuple[Labelled, ...]:
+    """Two articles of one event that the index puts in one story."""
+    by_story: dict[int, list[Labelled]] = {}
+    for a in labelled:
+        by_story.setdefault(assigned[a.name], []).append(a)
+    return next(tuple(group[:2]) for group in by_story.values() if len(group) >= 2)
+
+
+TEASER = "Read the full story on our website."  # a summary that tells nothing of the event
+
+
+def test_an_article_read_on_a_retry_joins_the_story_its_text_tells(
+    labelled: list[Labelled], assigned: dict[str, int], tmp_path: Path
+) -> None:
+    first, second = same_event_pair(labelled, assigned)
+    conn, index = open_index(tmp_path / "monitor.db")
+    story = index.assign(1, first.title, first.text, first.published)
+    assert index.assign(2, "Latest", TEASER, second.published) == 2  # alone, on its summary
+    assert index.reassign(2, second.title, second.text, second.published) == story
+    rows = conn.execute("SELECT article_id, story FROM story_article ORDER BY article_id")
+    assert rows.fetchall() == [(1, story), (2, story)]
+    postings = conn.execute("SELECT COUNT(*) FROM story_posting WHERE article_id = 2")
+    assert postings.fetchone()[0] > 0  # the text's postings, found by later articles
+
+
+def test_a_story_that_another_article_joined_stands_on_a_retry(
+    labelled: list[Labelled], assigned: dict[str, int], tmp_path: Path
+) -> None:
+    first, second = same_event_pair(labelled, assigned)
+    conn, index = open_index(tmp_path / "monitor.db")
+    story = index.assign(1, first.title, first.text, first.published)
+    assert index.assign(2, second.title, second.text, second.published) == story
+    before = conn.execute("SELECT COUNT(*) FROM story_posting").fetchone()[0]
+    # the one joined, and the one that joined: neither moves, whatever text comes
+    assert index.reassign(1, "Latest", TEASER, first.published) == story
+    assert index.reassign(2, "Latest", TEASER, second.published) == story
+    assert conn.execute("SELECT COUNT(*) FROM story_posting").fetchone()[0] == before
+
+
 def test_labelled_pairs_judged_alone(labelled: list[Labelled]) -> None:
     """Every pair compared directly, document frequencies over the whole set."""
     features = {a.name: story_features(a.title, a.text) for a in labelled}
