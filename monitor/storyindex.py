@@ -102,7 +102,8 @@ class StoryIndex:
         """The story of an article whose text came after it was stored (its page read on a
         retry, its summary matched until then): assigned again on the text when the article
         is still alone in the story its summary gave it. A story another article has joined,
-        or that this one joined, stands. The document frequencies keep the first count."""
+        or that this one joined, stands. Document frequencies keep the first assignment's
+        counts and add the second's: they count this article twice."""
         try:
             row = self._conn.execute(
                 "SELECT story, published, minhash, terms FROM story_article WHERE article_id = ?",
