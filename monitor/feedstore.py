@@ -37,15 +37,8 @@ class StoryAssigner(Protocol):
         text: str,
         published: datetime,
         part: TextFeatures | None = None,
-    ) -> int: ...
-
-    def reassign(
-        self,
-        article_id: int,
-        title: str,
-        text: str,
-        published: datetime,
-        part: TextFeatures | None = None,
+        *,
+        again: bool = False,
     ) -> int: ...
 
 
@@ -342,7 +335,8 @@ def _story_again(
     ).fetchone()
     published = from_db(row[1]) or from_db(row[2])
     assert published is not None
-    story = stories.reassign(retry.article_id, row[0], extracted.text, published, extracted.story)
+    text, part = extracted.text, extracted.story
+    story = stories.assign(retry.article_id, row[0], text, published, part, again=True)
     conn.execute("UPDATE articles SET story = ? WHERE id = ?", (story, retry.article_id))
 
 

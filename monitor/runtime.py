@@ -230,18 +230,11 @@ class _WhenNeeded:
         text: str,
         published: datetime,
         part: TextFeatures | None = None,
+        *,
+        again: bool = False,
     ) -> int:
-        return self._runtime.stories.assign(article_id, title, text, published, part)
-
-    def reassign(
-        self,
-        article_id: int,
-        title: str,
-        text: str,
-        published: datetime,
-        part: TextFeatures | None = None,
-    ) -> int:
-        return self._runtime.stories.reassign(article_id, title, text, published, part)
+        stories = self._runtime.stories
+        return stories.assign(article_id, title, text, published, part, again=again)
 
 
 def _parse_feed(

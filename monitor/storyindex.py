@@ -70,15 +70,26 @@ class StoryIndex:
         text: str,
         published: datetime,
         part: TextFeatures | None = None,
+        *,
+        again: bool = False,
     ) -> int:
         """The story of a new article (recorded in the index); the same answer if asked again.
-        `part` is stories.text_features(text) when the extraction worker computed it."""
+        `part` is stories.text_features(text) when the extraction worker computed it.
+
+        `again` is for an article whose text came after it was stored (its page read on a
+        retry, its summary matched until then): its story is assigned again on the text when
+        the article is still alone in the story its summary gave it. A story another article
+        has joined, or that this one joined, stands. Document frequencies keep the first
+        assignment's counts and add the second's: they count this article twice.
+        """
         try:
             row = self._conn.execute(
                 "SELECT story FROM story_article WHERE article_id = ?", (article_id,)
             ).fetchone()
-            if row is not None:
+            if row is not None and not (again and self._alone(article_id, int(row[0]))):
                 return int(row[0])
+            if row is not None:
+                self._forget(article_id)
             features = story_features(title, text, part)
             when = epoch_seconds(published)
             mine = profile_article(features, *self._count_terms(features))
@@ -91,41 +102,26 @@ class StoryIndex:
         except sqlite3.Error as exc:
             raise StoreError(f"story index: {exc}") from exc
 
-    def reassign(
-        self,
-        article_id: int,
-        title: str,
-        text: str,
-        published: datetime,
-        part: TextFeatures | None = None,
-    ) -> int:
-        """The story of an article whose text came after it was stored (its page read on a
-        retry, its summary matched until then): assigned again on the text when the article
-        is still alone in the story its summary gave it. A story another article has joined,
-        or that this one joined, stands. Document frequencies keep the first assignment's
-        counts and add the second's: they count this article twice."""
-        try:
-            row = self._conn.execute(
-                "SELECT story, published, minhash, terms FROM story_article WHERE article_id = ?",
-                (article_id,),
-            ).fetchone()
-            if row is not None:
-                story, when, minhash, terms = row
-                joined = self._conn.execute(
-                    "SELECT 1 FROM story_article WHERE story = ? AND article_id != ? LIMIT 1",
-                    (story, article_id),
-                ).fetchone()
-                if story != article_id or joined is not None:
-                    return int(story)
-                keys = posted_keys(unpack_terms(terms), unpack_minhash(minhash))
-                self._conn.executemany(
-                    "DELETE FROM story_posting WHERE key = ? AND published = ? AND article_id = ?",
-                    ((key, when, article_id) for key in keys),
-                )
-                self._conn.execute("DELETE FROM story_article WHERE article_id = ?", (article_id,))
-        except sqlite3.Error as exc:
-            raise StoreError(f"story index: {exc}") from exc
-        return self.assign(article_id, title, text, published, part)
+    def _alone(self, article_id: int, story: int) -> bool:
+        """Whether the article started its story and no other article has joined it."""
+        joined = self._conn.execute(
+            "SELECT 1 FROM story_article WHERE story = ? AND article_id != ? LIMIT 1",
+            (story, article_id),
+        ).fetchone()
+        return story == article_id and joined is None
+
+    def _forget(self, article_id: int) -> None:
+        """Drop the article's row and postings (its document frequencies stay)."""
+        when, minhash, terms = self._conn.execute(
+            "SELECT published, minhash, terms FROM story_article WHERE article_id = ?",
+            (article_id,),
+        ).fetchone()
+        keys = posted_keys(unpack_terms(terms), unpack_minhash(minhash))
+        self._conn.executemany(
+            "DELETE FROM story_posting WHERE key = ? AND published = ? AND article_id = ?",
+            ((key, when, article_id) for key in keys),
+        )
+        self._conn.execute("DELETE FROM story_article WHERE article_id = ?", (article_id,))
 
     def prune(self, before: datetime) -> int:
         """Drop the index rows of articles published before `before`; returns how many.

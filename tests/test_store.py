@@ -342,16 +342,17 @@ class StoriesSeen:
         self.calls: list[tuple[str, int, str, str, datetime]] = []
 
     def assign(
-        self, article_id: int, title: str, text: str, published: datetime, part: object = None
+        self,
+        article_id: int,
+        title: str,
+        text: str,
+        published: datetime,
+        part: object = None,
+        *,
+        again: bool = False,
     ) -> int:
-        self.calls.append(("assign", article_id, title, text, published))
-        return article_id
-
-    def reassign(
-        self, article_id: int, title: str, text: str, published: datetime, part: object = None
-    ) -> int:
-        self.calls.append(("reassign", article_id, title, text, published))
-        return 77
+        self.calls.append(("again" if again else "assign", article_id, title, text, published))
+        return 77 if again else article_id
 
 
 def test_a_page_read_on_a_retry_has_its_story_assigned_again_on_its_text(store: Store) -> None:
@@ -365,7 +366,7 @@ def test_a_page_read_on_a_retry_has_its_story_assigned_again_on_its_text(store: 
     published = NOW - timedelta(hours=1)  # item(1)'s
     assert seen.calls == [
         ("assign", 1, "Title 1", "Summary 1", published),
-        ("reassign", 1, "Title 1", "the article's own text", published),
+        ("again", 1, "Title 1", "the article's own text", published),
     ]
     assert store.read("SELECT story FROM articles WHERE id = 1")[0][0] == 77
 

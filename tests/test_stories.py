@@ -131,14 +131,24 @@ def same_event_pair(labelled: list[Labelled], assigned: dict[str, int]) -> tuple
 TEASER = "Read the full story on our website."  # a summary that tells nothing of the event
 
 
+def first_of_a_pair(
+    labelled: list[Labelled], assigned: dict[str, int], path: Path
+) -> tuple[sqlite3.Connection, StoryIndex, Labelled, int]:
+    """A fresh index holding the first of two articles of one event (article 1), its story,
+    and the second article, not yet assigned."""
+    first, second = same_event_pair(labelled, assigned)
+    conn, index = open_index(path)
+    return conn, index, second, index.assign(1, first.title, first.text, first.published)
+
+
 def test_an_article_read_on_a_retry_joins_the_story_its_text_tells(
     labelled: list[Labelled], assigned: dict[str, int], tmp_path: Path
 ) -> None:
-    first, second = same_event_pair(labelled, assigned)
-    conn, index = open_index(tmp_path / "monitor.db")
-    story = index.assign(1, first.title, first.text, first.published)
+    conn, index, second, story = first_of_a_pair(labelled, assigned, tmp_path / "monitor.db")
     assert index.assign(2, "Latest", TEASER, second.published) == 2  # alone, on its summary
-    assert index.reassign(2, second.title, second.text, second.published) == story
+    text = (second.title, second.text, second.published)
+    assert index.assign(2, *text) == 2  # asked again without `again`: the same answer
+    assert index.assign(2, *text, again=True) == story
     rows = conn.execute("SELECT article_id, story FROM story_article ORDER BY article_id")
     assert rows.fetchall() == [(1, story), (2, story)]
     postings = conn.execute("SELECT COUNT(*) FROM story_posting WHERE article_id = 2")
@@ -148,14 +158,12 @@ def test_an_article_read_on_a_retry_joins_the_story_its_text_tells(
 def test_a_story_that_another_article_joined_stands_on_a_retry(
     labelled: list[Labelled], assigned: dict[str, int], tmp_path: Path
 ) -> None:
-    first, second = same_event_pair(labelled, assigned)
-    conn, index = open_index(tmp_path / "monitor.db")
-    story = index.assign(1, first.title, first.text, first.published)
+    conn, index, second, story = first_of_a_pair(labelled, assigned, tmp_path / "monitor.db")
     assert index.assign(2, second.title, second.text, second.published) == story
     before = conn.execute("SELECT COUNT(*) FROM story_posting").fetchone()[0]
     # the one joined, and the one that joined: neither moves, whatever text comes
-    assert index.reassign(1, "Latest", TEASER, first.published) == story
-    assert index.reassign(2, "Latest", TEASER, second.published) == story
+    assert index.assign(1, "Latest", TEASER, second.published, again=True) == story
+    assert index.assign(2, "Latest", TEASER, second.published, again=True) == story
     assert conn.execute("SELECT COUNT(*) FROM story_posting").fetchone()[0] == before
 
 
