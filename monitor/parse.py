@@ -95,7 +95,12 @@ def plain_text(markup: str) -> str:
     collector = _TextCollector()
     collector.feed(markup)
     collector.close()
-    text = "".join(collector.parts)
+    return one_line("".join(collector.parts))
+
+
+def one_line(text: str) -> str:
+    """text on one line, as a terminal or a digest may show it: control characters (a
+    terminal's escape sequences among them) and bidi overrides dropped, spaces collapsed."""
     text = "".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
     return " ".join(_BIDI_CONTROLS.sub("", text).split())
 
@@ -370,8 +375,8 @@ def _source(entry: Any, target: str | None) -> str:
     names it so), else the site its redirect link led to ("standard.co.uk"); "" when the
     entry is the feed's own."""
     source = entry.get("source")
-    named = " ".join(str(source.get("title") or "").split()) if isinstance(source, Mapping) else ""
-    if named:  # text as the feed gave it; the digest escapes and cleans what it shows
+    named = one_line(str(source.get("title") or "")) if isinstance(source, Mapping) else ""
+    if named:  # text, not markup: shown as the feed gave it, less what no line may carry
         return named[:MAX_SOURCE]
     if target is None:
         return ""

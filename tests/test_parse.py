@@ -493,6 +493,14 @@ def test_a_feedburner_entry_is_the_publishers_own_link() -> None:
     assert entry.url == "https://news.example/uk/met-officers-dismissed"
 
 
+def test_a_source_name_carries_no_terminal_escape_or_bidi_override() -> None:
+    """`monitor hits` prints the outlet's name to a terminal: a hostile feed must not be able
+    to send it escape sequences or turn its text around."""
+    named = item(extra='<source url="https://x.example/">Evil&#x1b;[31m \u202eName\n</source>')
+    (entry,) = parse_feed(rss(named), {}, URL, NOW).items
+    assert entry.source == "Evil[31m Name"
+
+
 def test_a_redirect_link_carrying_no_usable_address_is_kept_as_it_is() -> None:
     link = "https://www.google.com/url?rct=j&amp;sa=t&amp;url=javascript:alert(1)"
     (entry,) = parse_feed(rss(item(link=link)), {}, URL, NOW).items
