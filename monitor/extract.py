@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ExtractError
-from monitor.jsonld import MARKER, body_paragraphs, stated_bodies
+from monitor.jsonld import CONTROLS, MARKER, body_paragraphs, stated_bodies
 from monitor.models import Extracted
 from monitor.stories import text_features
 
@@ -272,7 +272,7 @@ def _parse_html(html: str) -> Any:
     from trafilatura.utils import load_html
 
     # lxml refuses NUL and other C0 controls in text; pages do contain them.
-    cleaned = _CONTROL_CHARS.sub("", html)
+    cleaned = CONTROLS.sub("", html)
     try:
         tree = load_html(cleaned)
     except MemoryError:
@@ -285,7 +285,6 @@ def _parse_html(html: str) -> Any:
     return tree
 
 
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # a class or id token naming reader comments: comments, c-comments, comment-list, disqus_thread
 _COMMENT_TOKEN = re.compile(r"(?:^|[-_])(?:comments?|disqus)(?:$|[-_])", re.IGNORECASE)
 _COMMENT_HEADING = re.compile(

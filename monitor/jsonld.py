@@ -20,7 +20,9 @@ from typing import Any
 MARKER = "articleBody"  # a page without this string has nothing to give
 _MAX_DEPTH = 8  # nesting followed through lists, @graph and mainEntity
 _MARKUP = re.compile(r"</?(?:p|br|div|h[1-6]|li|ul|ol|blockquote|span|em|strong|a|b|i)\b", re.I)
-_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# the C0 and C1 control characters but tab, newline and carriage return, and DEL: what no
+# article holds, and what a terminal printing a snippet would run (ESC, the 8-bit CSI U+009B)
+CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _BLOCKS = frozenset({"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote"})
 
@@ -64,7 +66,7 @@ def body_paragraphs(body: str) -> list[str]:
     text = html.unescape(body)  # some pages escape their markup ("&lt;p&gt;")
     # JSON's escapes can spell what no HTML parser lets through: control characters, and
     # lone surrogates, which no database or mail could encode
-    text = _SURROGATES.sub("\ufffd", _CONTROLS.sub("", text))
+    text = _SURROGATES.sub("\ufffd", CONTROLS.sub("", text))
     if _MARKUP.search(text):
         text = _markup_text(text)
     return [" ".join(line.split()) for line in text.splitlines() if line.strip()]

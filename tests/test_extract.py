@@ -9,6 +9,7 @@ the page's navigation, sidebars, comments and asides that must not be extracted)
 from __future__ import annotations
 
 import html
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,16 @@ def test_control_characters_in_a_page_do_not_stop_extraction() -> None:
     result = extract_article(page, URL)
     assert "Charing Cross" in result.text
     assert "\x00" not in result.text
+
+
+def test_no_control_character_reaches_the_text_that_a_terminal_would_run() -> None:
+    """`monitor hits` and `monitor test` print snippets of the text to a terminal: ESC, the
+    8-bit CSI (U+009B) and the other C0 and C1 controls, DEL among them, never reach it."""
+    hostile = "Charing\x1b[2J Cross\x9b31m police\x7f station\x85 officers"
+    page = article_page("").replace("Charing Cross", hostile)
+    text = extract_article(page, URL).text
+    assert "Charing[2J Cross31m police station officers" in text
+    assert not [c for c in text if unicodedata.category(c) == "Cc" and c not in "\n\t"]
 
 
 def test_deeply_nested_page_is_survived() -> None:

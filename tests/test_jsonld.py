@@ -108,6 +108,11 @@ def test_nesting_is_followed_only_so_deep() -> None:
         # what JSON's escapes can spell and no database could store: dropped or replaced
         ("Con\x00trol\x07 <b>and</b> lone\ud800 surrogate", ["Control and lone\ufffd surrogate"]),
         ("Plain\x1f text \udfff", ["Plain text \ufffd"]),
+        # what a terminal printing a snippet would run: ESC, the 8-bit CSI, DEL, other C1s
+        (
+            "Charing\x1b[2J Cross\u009b31m police\x7f station\x85 officers",
+            ["Charing[2J Cross31m police station officers"],
+        ),
         ("<div>" * 50_000 + "nested without end", []),
     ],
 )
