@@ -45,6 +45,12 @@ def digest_data(
                 alerted=_alerted(store, route.recipient, name, since),
             )
         )
+    # pages still unread since then, and of those, the ones that will be fetched again
+    not_extracted, to_fetch_again = store.read(
+        "SELECT COUNT(*), COUNT(page_retry_at) FROM articles WHERE url IS NOT NULL"
+        " AND full_text = 0 AND first_seen >= ?",
+        (to_db(since),),
+    )[0]
     return DigestData(
         generated_at=now,
         window_start=window_start,
@@ -55,19 +61,9 @@ def digest_data(
         failed_polls=_count(
             store, "SELECT COUNT(*) FROM polls WHERE status = 'failed' AND at >= ?", since
         ),
-        not_extracted=_count(
-            store,
-            "SELECT COUNT(*) FROM articles WHERE url IS NOT NULL"
-            " AND full_text = 0 AND first_seen >= ?",
-            since,
-        ),
+        not_extracted=int(not_extracted),
         recipient=route.recipient,
-        to_fetch_again=_count(
-            store,
-            "SELECT COUNT(*) FROM articles WHERE url IS NOT NULL"
-            " AND full_text = 0 AND first_seen >= ? AND page_retry_at IS NOT NULL",
-            since,
-        ),
+        to_fetch_again=int(to_fetch_again),
     )
 
 
