@@ -248,8 +248,13 @@ class PageRetry:
     url: str
     title: str
     summary: str
+    published: datetime  # when it was published, else first seen
     retries: int  # made so far
     feeds: tuple[tuple[int, str], ...]  # (id, name) of each feed carrying it, its own first
+
+    def headline(self, extracted: Extracted) -> str:
+        """The title it is matched and grouped under once read: the feed's, else the page's."""
+        return self.title or extracted.title or ""
 
 
 def due_page_retries(
@@ -257,7 +262,8 @@ def due_page_retries(
 ) -> list[PageRetry]:
     """The articles of these feeds whose page is due to be fetched again, longest due first."""
     rows = store.read(
-        "SELECT a.id, a.url, a.title, a.summary, a.page_retries, a.feed_id, f.name"
+        "SELECT a.id, a.url, a.title, a.summary, a.published, a.first_seen, a.page_retries,"
+        " a.feed_id, f.name"
         " FROM articles a JOIN feeds f ON f.id = a.feed_id"
         " WHERE a.page_retry_at IS NOT NULL AND a.page_retry_at <= ? ORDER BY a.page_retry_at",
         (to_db(now),),
@@ -272,9 +278,17 @@ def due_page_retries(
             (row["id"], row["feed_id"]),
         )
         feeds = ((row["feed_id"], row["name"]), *((c[0], c[1]) for c in carriers))
+        published = from_db(row["published"]) or from_db(row["first_seen"])
+        assert published is not None
         due.append(
             PageRetry(
-                row["id"], row["url"], row["title"], row["summary"], row["page_retries"], feeds
+                row["id"],
+                row["url"],
+                row["title"],
+                row["summary"],
+                published,
+                row["page_retries"],
+                feeds,
             )
         )
         if len(due) == limit:
@@ -307,8 +321,18 @@ def record_page_retry(
                 " title = CASE title WHEN '' THEN ? ELSE title END WHERE id = ?",
                 (extracted.text, made, extracted.title or "", retry.article_id),
             )
-            if stories is not None:
-                _story_again(conn, stories, retry, extracted)
+            if stories is not None:  # the story its text tells, if it is still alone
+                story = stories.assign(
+                    retry.article_id,
+                    retry.headline(extracted),
+                    extracted.text,
+                    retry.published,
+                    extracted.story,
+                    again=True,
+                )
+                conn.execute(
+                    "UPDATE articles SET story = ? WHERE id = ?", (story, retry.article_id)
+                )
             for feed_id, match in matches:
                 hit_ids += _insert_hits(conn, retry.article_id, [match], immediate, now, feed_id)
         else:
@@ -324,20 +348,6 @@ def record_page_retry(
                 ),
             )
     return hit_ids
-
-
-def _story_again(
-    conn: sqlite3.Connection, stories: StoryAssigner, retry: PageRetry, extracted: Extracted
-) -> None:
-    """Assign a retried article's story again, now on its text."""
-    row = conn.execute(
-        "SELECT title, published, first_seen FROM articles WHERE id = ?", (retry.article_id,)
-    ).fetchone()
-    published = from_db(row[1]) or from_db(row[2])
-    assert published is not None
-    text, part = extracted.text, extracted.story
-    story = stories.assign(retry.article_id, row[0], text, published, part, again=True)
-    conn.execute("UPDATE articles SET story = ? WHERE id = ?", (story, retry.article_id))
 
 
 def rematch_articles(

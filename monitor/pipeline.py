@@ -521,7 +521,7 @@ class Poller:
     ) -> None:
         found: dict[str, tuple[int, MatchResult]] = {}
         if extracted is not None:
-            doc = Document(retry.title or extracted.title or "", extracted.text)
+            doc = Document(retry.headline(extracted), extracted.text)
             for feed_id, name in retry.feeds:  # each carrying feed's watchlists, its own first
                 for match in self.matcher.match(doc, name):
                     found.setdefault(match.watchlist, (feed_id, match))

@@ -313,7 +313,15 @@ def test_a_page_that_failed_in_a_way_that_passes_is_due_again_after_each_delay(
     assert due_page_retries(store, first - timedelta(seconds=1), {a.id, b.id}) == []
     due = due_page_retries(store, first, {a.id})
     assert due == [
-        PageRetry(1, "http://a.example/1", "Title 1", "Summary 1", 0, ((a.id, "A"), (b.id, "B")))
+        PageRetry(
+            1,
+            "http://a.example/1",
+            "Title 1",
+            "Summary 1",
+            NOW - timedelta(hours=1),  # item(1)'s publication time
+            0,
+            ((a.id, "A"), (b.id, "B")),
+        )
     ]
     assert due_page_retries(store, first, {b.id}) == []  # from the polls of its own feed
     at = first
