@@ -98,11 +98,6 @@ def read_document(path: Path) -> Document:
     return Document(title.strip(), body)
 
 
-def is_url(argument: str) -> bool:
-    """Whether a FILE argument is a web address rather than a path."""
-    return argument[:8].lower().startswith(("http://", "https://"))
-
-
 def read_page(url: str, s: Settings) -> tuple[Document, str]:
     """A web page to test, fetched and extracted as the pipeline does: the address guard,
     the byte cap and the deadline of [fetch], and an extraction worker with [extract]'s limits.
@@ -183,12 +178,11 @@ def test_command(
         preview(s, w, resolve_since(since, s, utcnow()), as_json)
         return
     from monitor.match import explain
+    from monitor.urls import is_web_address, unwrap_redirect
 
     stored: dict[str, Any] | None = None
-    url = is_url(file)
+    url = is_web_address(file)  # FILE is a web address rather than a path
     if url:
-        from monitor.urls import unwrap_redirect
-
         page = unwrap_redirect(file)  # a link copied from a Google Alert: the article's own
         document, fetched_from = read_page(page, s)
         stored = stored_as(s, w.name, [page, fetched_from, file])

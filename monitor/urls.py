@@ -132,9 +132,14 @@ def _redirect_target(url: str) -> str | None:
     }
     for name in names:
         target = given.get(name, "").strip()
-        if target[:8].lower().startswith(("http://", "https://")):
+        if is_web_address(target):
             return fetchable(target)
     return None
+
+
+def is_web_address(text: str) -> bool:
+    """Whether text begins as an http(s) URL does (any case), whatever follows."""
+    return text[:8].lower().startswith(("http://", "https://"))
 
 
 def fetchable(url: str) -> str | None:
