@@ -162,11 +162,9 @@ class _Reader:
 
 
 def _entry(url: Element) -> Entry:
-    news = _child(url, "news")
-    title = _text(_child(news, "title")) if news is not None else ""
-    published = _child(news, "publication_date") if news is not None else None
-    when = _text(published) or _text(_child(url, "lastmod")) or None
-    return _text(_child(url, "loc")), title, when
+    news = _child(url, "news")  # None without the news extension: _child and _text take it
+    when = _text(_child(news, "publication_date")) or _text(_child(url, "lastmod")) or None
+    return _text(_child(url, "loc")), _text(_child(news, "title")), when
 
 
 def _child(element: Element | None, name: str) -> Element | None:
