@@ -4,6 +4,9 @@ httpx decompresses a whole network chunk in one call, so a few kilobytes of gzip
 gigabytes before any check of ours runs. Here the raw stream is inflated with zlib's
 max_length, never producing more than one byte past the cap, so a gzip bomb costs at most
 max_bytes of memory and is refused.
+
+A body that is itself a gzip file (a sitemap.xml.gz, sent as application/gzip with no content
+coding) is inflated once more, under the same cap: feeds and sitemaps are read as text.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from monitor.errors import FetchError, ResponseTooLarge
 
 CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 ACCEPT_ENCODING = "gzip, deflate"
+GZIP_FILE = b"\x1f\x8b\x08"  # a gzip member's magic number and its one method, deflate
 
 
 def content_coding(headers: Mapping[str, str]) -> str:
@@ -39,7 +43,9 @@ def check_declared_length(headers: Mapping[str, str], max_bytes: int) -> None:
 class BodyDecoder:
     """Accumulates raw body chunks, decompressing as they come, up to max_bytes of output."""
 
-    def __init__(self, coding: str, max_bytes: int) -> None:
+    def __init__(self, coding: str, max_bytes: int, what: str = "") -> None:
+        self._what = what or "body"  # named in errors; a gzip file's coding is its name
+        self._corrupt = f"corrupt {what}" if what else f"corrupt {coding} body"
         self._max = max_bytes
         self._raw = 0
         self._size = 0
@@ -60,7 +66,7 @@ class BodyDecoder:
             self._inflate(data)
         except zlib.error as exc:
             if not (self._first and self._coding == "deflate"):
-                raise FetchError(f"corrupt {self._coding} body: {exc}") from exc
+                raise FetchError(f"{self._corrupt}: {exc}") from exc
             # "deflate" is sent both with and without its zlib wrapper; httpx and browsers
             # accept both, so retry the first chunk as raw deflate.
             self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -73,14 +79,14 @@ class BodyDecoder:
             try:
                 self._append(self._inflater.flush())
             except zlib.error as exc:
-                raise FetchError(f"corrupt {self._coding} body: {exc}") from exc
+                raise FetchError(f"{self._corrupt}: {exc}") from exc
         return b"".join(self._parts)
 
     def _inflate_or_fail(self, data: bytes) -> None:
         try:
             self._inflate(data)
         except zlib.error as exc:
-            raise FetchError(f"corrupt {self._coding} body: {exc}") from exc
+            raise FetchError(f"{self._corrupt}: {exc}") from exc
 
     def _inflate(self, data: bytes) -> None:
         assert self._inflater is not None
@@ -93,6 +99,16 @@ class BodyDecoder:
         self._size += len(chunk)
         if self._size > self._max:
             after = " after decompression" if self._coding else ""
-            raise ResponseTooLarge(f"body larger than the {self._max:,} byte cap{after}")
+            raise ResponseTooLarge(f"{self._what} larger than the {self._max:,} byte cap{after}")
         if chunk:
             self._parts.append(chunk)
+
+
+def inflate_gzip_file(body: bytes, max_bytes: int) -> bytes:
+    """The contents of a body that is a gzip file, inflated once under the byte cap; any
+    other body as it is. A gzip file inside it stays packed: one layer, never a chain."""
+    if not body.startswith(GZIP_FILE):
+        return body
+    decoder = BodyDecoder("gzip", max_bytes, "gzip file")
+    decoder.feed(body)
+    return decoder.finish()

@@ -2,8 +2,9 @@
 
 A Fetcher is shared by the threads of the poll's pool. It enforces, by itself, the number of
 requests in flight overall and per host; it follows redirects by hand, checking every hop
-like the first; it reads the raw body and decompresses it under the byte cap (monitor.decode);
-every socket operation ends by the request's total deadline (monitor.guard).
+like the first; it reads the raw body and decompresses it under the byte cap (monitor.decode),
+as it does a body that is a gzip file (a sitemap.xml.gz); every socket operation ends by
+the request's total deadline (monitor.guard).
 
 A sync client on threads was chosen over httpx's AsyncClient by measurement: see
 docs/fetching.md and bench/bench_fetch_model.py.
@@ -25,7 +26,13 @@ import httpx
 
 from monitor.config import FetchSettings
 from monitor.connpool import PollPool
-from monitor.decode import ACCEPT_ENCODING, BodyDecoder, check_declared_length, content_coding
+from monitor.decode import (
+    ACCEPT_ENCODING,
+    BodyDecoder,
+    check_declared_length,
+    content_coding,
+    inflate_gzip_file,
+)
 from monitor.errors import BadURL, DeadlineExceeded, FetchError, HTTPStatusError
 from monitor.guard import AddressPolicy, GuardedBackend, Resolver, deadline_scope, resolve_host
 from monitor.models import Fetched
@@ -187,7 +194,8 @@ class Fetcher:
             decoder.feed(chunk)
             if time.monotonic() >= deadline:
                 raise DeadlineExceeded(self._late(url))
-        return _Answer(status, headers, decoder.finish())
+        # a gzip file (a sitemap.xml.gz) is read for what it holds, as a feed or a page
+        return _Answer(status, headers, inflate_gzip_file(decoder.finish(), max_bytes))
 
     def _late(self, url: str) -> str:
         return f"{url}: no complete answer within {self.settings.timeout:g}s"

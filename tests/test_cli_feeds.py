@@ -3,6 +3,7 @@ export` to OPML and back, against sample news sites on 127.0.0.1 and a real SQLi
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -260,6 +261,24 @@ def test_add_a_site_with_no_feed_finds_the_news_sitemap_its_robots_txt_names(
     assert result.stdout.startswith(f"added 'The Wire': {news}")
     assert [f.url for f in load_settings(config).feeds] == [news]
     assert "/sitemap-index.xml" not in {r.path for r in site.requests}  # news ones first
+
+
+def test_add_a_site_whose_robots_txt_names_a_gzip_news_sitemap(
+    tmp_path: Path, site: LoopbackSite
+) -> None:
+    config = write_config(tmp_path, [])
+    site.add("/", "<html><head><title>The Wire</title></head><body><p>News</p></body></html>")
+    site.add("/robots.txt", "User-agent: *\nSitemap: /news-sitemap.xml.gz\n", "text/plain")
+    sitemap = (
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+        ' xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"><url>'
+        f"<loc>{site.url('/a')}</loc><news:news><news:publication><news:name>The Wire"
+        "</news:name></news:publication></news:news></url></urlset>"
+    )
+    news = site.add("/news-sitemap.xml.gz", gzip.compress(sitemap.encode()), "application/x-gzip")
+    result = succeeded(invoke("--config", str(config), "feeds", "add", site.url("/")))
+    assert result.stdout.startswith(f"added 'The Wire': {news}")
+    assert [f.url for f in load_settings(config).feeds] == [news]
 
 
 def serve_news_sitemap(site: LoopbackSite, path: str, publication: str) -> str:

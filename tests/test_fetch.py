@@ -626,6 +626,63 @@ def test_raw_deflate_is_decoded_too() -> None:
     assert decoder.finish() == PAGE.encode()
 
 
+SITEMAP = (
+    b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+    b"<url><loc>https://news.example/a</loc></url></urlset>"
+)
+
+
+@pytest.mark.parametrize("coding", [None, "gzip"])
+def test_a_gzip_file_is_read_for_what_it_holds(
+    site: LoopbackSite, fetcher: Fetcher, coding: str | None
+) -> None:
+    """A sitemap.xml.gz is a gzip file, sent with no content coding (or inside one)."""
+    packed = gzip.compress(SITEMAP)
+    body = gzip.compress(packed) if coding else packed
+    headers = {"Content-Encoding": coding} if coding else {}
+    site.add("/sitemap.xml.gz", body, content_type="application/x-gzip", headers=headers)
+    assert fetcher.fetch(site.url("/sitemap.xml.gz")).content == SITEMAP
+
+
+def test_a_gzip_file_is_inflated_once_only(site: LoopbackSite, fetcher: Fetcher) -> None:
+    inner = gzip.compress(SITEMAP)
+    site.add("/twice.xml.gz", gzip.compress(inner), content_type="application/gzip")
+    assert fetcher.fetch(site.url("/twice.xml.gz")).content == inner
+
+
+def test_a_gzip_file_bomb_is_refused_with_bounded_memory(site: LoopbackSite) -> None:
+    inflated = 64 * 1024 * 1024
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    bomb = b"".join(packer.compress(zeros) for _ in range(inflated // len(zeros)))
+    bomb += packer.flush()
+    site.add("/bomb.xml.gz", bomb, content_type="application/x-gzip")
+    with Fetcher(settings(max_bytes=1_000_000)) as fetcher:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ResponseTooLarge, match=r"gzip file larger .* after decompression"):
+                fetcher.fetch(site.url("/bomb.xml.gz"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert len(bomb) < 1_000_000 < inflated
+    assert peak < 8_000_000, peak
+
+
+def test_a_corrupt_gzip_file_is_a_fetch_error(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.add("/broken.xml.gz", b"\x1f\x8b\x08" + bytes(range(256)), content_type="application/gzip")
+    with pytest.raises(FetchError, match=r"^corrupt gzip file: "):
+        fetcher.fetch(site.url("/broken.xml.gz"))
+
+
+def test_a_body_that_only_begins_like_gzip_is_left_alone(
+    site: LoopbackSite, fetcher: Fetcher
+) -> None:
+    body = b"\x1f\x8b\x00 not a gzip member"  # the magic number, but no deflate method
+    site.add("/odd", body, content_type="application/octet-stream")
+    assert fetcher.fetch(site.url("/odd")).content == body
+
+
 @pytest.mark.parametrize(
     ("header", "message"),
     [("gzip, gzip", "more than one"), ("deflate, gzip", "more than one"), ("br", "unknown")],

@@ -6,6 +6,7 @@ conditional requests on the second poll.
 
 from __future__ import annotations
 
+import gzip
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -265,10 +266,11 @@ def test_a_google_alert_is_the_article_it_links_to_fetched_from_its_publisher(
     assert [(h.watchlist, h.article.url) for h in hits] == [("Met Police", page)]
 
 
-def test_a_news_sitemap_is_polled_as_a_feed(tmp_path: Path) -> None:
-    """An outlet with no RSS feed but a news sitemap: its articles are fetched once, matched
-    on their text, headed by the sitemap's titles (or else their pages'), and the second poll
-    is a conditional request answered 304."""
+@pytest.mark.parametrize("packed", [False, True], ids=["xml", "xml.gz"])
+def test_a_news_sitemap_is_polled_as_a_feed(tmp_path: Path, packed: bool) -> None:
+    """An outlet with no RSS feed but a news sitemap (or a gzip file of one): its articles
+    are fetched once, matched on their text, headed by the sitemap's titles (or else their
+    pages'), and the second poll is a conditional request answered 304."""
     named, untitled, other = (
         fixture_articles()[0],
         fixture_articles()[1],
@@ -298,7 +300,12 @@ def test_a_news_sitemap_is_polled_as_a_feed(tmp_path: Path) -> None:
             + entry(other, True)
             + "</urlset>"
         )
-        url = site.add("/news-sitemap.xml", sitemap, "application/xml; charset=utf-8")
+        if packed:
+            url = site.add(
+                "/news-sitemap.xml.gz", gzip.compress(sitemap.encode()), "application/gzip"
+            )
+        else:
+            url = site.add("/news-sitemap.xml", sitemap, "application/xml; charset=utf-8")
         config = write_config(tmp_path, {"Courier": url})
         clock = Clock()
         with open_runtime(config, clock) as rt:
