@@ -23,7 +23,7 @@ import certifi
 import pytest
 
 from monitor.config import FetchSettings
-from monitor.decode import BodyDecoder, content_coding
+from monitor.decode import BodyDecoder, content_coding, inflate_gzip_file
 from monitor.errors import (
     AddressRefused,
     BadURL,
@@ -687,6 +687,21 @@ def test_refused_content_codings(
     site.add("/z", gzip.compress(b"<rss/>"), headers={"Content-Encoding": header})
     with pytest.raises(FetchError, match=message):
         fetcher.fetch(site.url("/z"))
+
+
+def test_a_gzip_file_cut_short_keeps_what_it_holds_up_to_the_cut() -> None:
+    """A sitemap.xml.gz truncated on the server: what was inflated is kept, and the sitemap
+    reader then keeps its complete entries."""
+    body = SITEMAP * 200
+    packed = gzip.compress(body)
+    inflated = inflate_gzip_file(packed[: len(packed) // 2], 1_000_000)
+    assert 0 < len(inflated) < len(body) and body.startswith(inflated)
+
+
+def test_a_body_that_is_not_deflate_either_way_is_a_fetch_error() -> None:
+    decoder = BodyDecoder("deflate", 10_000)
+    with pytest.raises(FetchError, match=r"^corrupt deflate body: "):
+        decoder.feed(b"\xff" * 64)
 
 
 def test_content_coding_reads_identity_as_none() -> None:
