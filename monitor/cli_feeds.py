@@ -73,7 +73,7 @@ def _poll_with_progress(rt: Runtime, states: list[FeedState]) -> CycleReport:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a feed's name, as it is written
     )
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("", total=len(states))
@@ -81,7 +81,7 @@ def _poll_with_progress(rt: Runtime, states: list[FeedState]) -> CycleReport:
         def advance(feed: FeedReport) -> None:
             progress.update(task, advance=1, description=feed.feed)
             if feed.status == "failed":
-                progress.console.print(_feed_line(feed), markup=False, highlight=False)
+                progress.console.print(_feed_line(feed), markup=False, emoji=False, highlight=False)
 
         return rt.poll(states, on_feed=advance)
 
@@ -170,6 +170,7 @@ def _status(st: FeedState) -> str:
 def _print_feeds(states: list[FeedState], tz: Any, now: Any) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False)
     for column in ("feed", "status", "last success", "failures", "next poll", "last error"):
@@ -178,13 +179,15 @@ def _print_feeds(states: list[FeedState], tz: Any, now: Any) -> None:
         status = _status(st)
         style = {"failing": "yellow", "gone": "red"}.get(status, "")
         error = f"{st.last_error} ({ago(st.last_error_at, now)})" if st.last_error else ""
+        # every cell as Text: a name or an error such as "(see [fetch] allow_addresses)" is
+        # shown as written, never read as rich markup ("[fetch]") or an emoji code (":x:")
         table.add_row(
-            st.name,
-            f"[{style}]{status}[/]" if style else status,
-            local(st.last_success, tz) or "never",
-            str(st.failures),
-            ago(st.next_poll, now),
-            error,
+            Text(st.name),
+            Text(status, style=style),
+            Text(local(st.last_success, tz) or "never"),
+            Text(str(st.failures)),
+            Text(ago(st.next_poll, now)),
+            Text(error),
         )
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 

@@ -114,6 +114,19 @@ def test_feeds_shows_each_feeds_health(
     assert " ok " in row and " in 14m " in row
 
 
+def test_feeds_shows_names_and_errors_as_written_not_as_markup(tmp_path: Path) -> None:
+    """The table is drawn by rich: a name with brackets or an emoji code, and an error that
+    names "[fetch] allow_addresses", come out exactly as they are."""
+    name = "Wire [bold]Desk[/bold] :thumbs_up:"
+    config = write_config(tmp_path, [(name, "http://127.0.0.2:9/rss.xml")])
+    succeeded(invoke("--config", str(config), "poll"))
+    [state] = json.loads(succeeded(invoke("--config", str(config), "feeds", "--json")).stdout)
+    assert "(see [fetch] allow_addresses)" in state["last_error"]
+    table = succeeded(invoke("--config", str(config), "feeds")).stdout
+    assert name in table
+    assert "(see [fetch] allow_addresses)" in table
+
+
 # -- feeds add -----------------------------------------------------------------------------------
 
 
