@@ -54,19 +54,24 @@ def run_checks(
     config: Path, now: datetime | None = None
 ) -> tuple[list[ConfigError], list[ConfigError], str]:
     """(errors, warnings, one-line summary) for a config file and what it points to."""
-    from monitor.watchlist import check_feed_names, load_watchlists
+    from monitor.watchlist import load_watchlists
 
     now = now or datetime.now(UTC)
+    if not config.is_file():  # for check, a problem with the config like any other
+        message = "no config file; pass --config PATH or set MONITOR_CONFIG"
+        return [ConfigError(message, Location(shown(config)))], [], ""
     try:
         s = load_settings(config)
     except ConfigErrors as exc:
-        return exc.errors, [], ""  # already in file order
-    loaded = load_watchlists(s.monitor.watchlists)
+        # the watchlists are checked too, so that every problem is told in one run
+        found = _watchlists_of_broken_config(config)
+        if found is None:
+            return exc.errors, [], ""
+        broken = load_watchlists(*found)
+        return in_file_order([*exc.errors, *broken.errors]), in_file_order(broken.warnings), ""
+    loaded = load_watchlists(s.monitor.watchlists, {f.name for f in s.feeds})
     errors: list[ConfigError] = list(loaded.errors)
     warnings: list[ConfigError] = list(loaded.warnings)  # lint_watchlist's, among others
-    feed_names = {f.name for f in s.feeds}
-    for w in loaded.watchlists:
-        errors += check_feed_names(w, feed_names)
     errors += _check_templates(s)
     warnings += _check_setup(s)
     bad_database = database_problem(s)
@@ -80,6 +85,26 @@ def run_checks(
         f"{plural(len(loaded.watchlists), 'watchlist')} ({plural(queries, 'query', 'queries')})"
     )
     return in_file_order(errors), in_file_order(warnings), summary
+
+
+def _watchlists_of_broken_config(config: Path) -> tuple[Path, frozenset[str] | None] | None:
+    """(watchlists folder, feed names) as far as a config with errors still tells them; the
+    names are None when some come from an OPML file. None when the file is not TOML or its
+    `watchlists` key is itself wrong."""
+    config = config.resolve()
+    try:
+        data, _ = load_toml(config, shown(config))
+    except ConfigError:
+        return None
+    section = data.get("monitor", {})
+    folder = section.get("watchlists", "watchlists") if isinstance(section, dict) else None
+    if not isinstance(folder, str) or not folder.strip():
+        return None
+    tables = data.get("feeds", [])
+    names = None
+    if "opml" not in data and isinstance(tables, list):
+        names = frozenset(t["name"] for t in tables if isinstance(t, dict) and "name" in t)
+    return config.parent / folder, names
 
 
 def _config_location(s: Settings, path: KeyPath) -> Location:

@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from monitor.cli import cli, config_option, settings
+from monitor.cli import UsageProblem, cli, config_option, settings
 from monitor.config import Settings, load_settings
-from monitor.errors import ConfigError, Location, MonitorError
+from monitor.errors import MonitorError
 from monitor.pipeline import CycleReport, FeedReport, utcnow
 from monitor.runtime import Runtime
 from monitor.store import FeedState
@@ -59,8 +59,8 @@ def _check_feed_names(s: Settings, names: tuple[str, ...]) -> None:
 
             close = get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"feeds: {', '.join(known)}"
-            where = Location(shown(s.path))
-            raise ConfigError(f"--feed: no feed named {name!r} in the config; {hint}", where)
+            # the config is fine: the command was given a wrong value (exit status 2)
+            raise UsageProblem(f"--feed: no feed named {name!r} in {shown(s.path)}; {hint}")
 
 
 def _poll_with_progress(rt: Runtime, states: list[FeedState]) -> CycleReport:

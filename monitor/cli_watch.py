@@ -15,7 +15,7 @@ from monitor.cli import (
     UsageProblem,
     cli,
     config_option,
-    existing_config,
+    config_path,
     resolve_since,
     settings,
     since_option,
@@ -43,7 +43,7 @@ def check(ctx: click.Context) -> None:
     """
     from monitor.checks import run_checks
 
-    errors, warnings, summary = run_checks(existing_config(ctx))
+    errors, warnings, summary = run_checks(config_path(ctx))
     for warning in warnings:
         click.echo(f"{_where(warning)}warning: {warning.message}", err=True)
     for error in errors:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,8 +163,9 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def load_watchlist(path: Path) -> Watchlist:
-    """Read and check one watchlist file; raises ConfigErrors listing every problem."""
+def load_watchlist(path: Path, feed_names: Collection[str] | None = None) -> Watchlist:
+    """Read and check one watchlist file; raises ConfigErrors listing every problem. With
+    the config's feed names, a `feeds` entry that names none of them is one of the problems."""
     file = _display(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -178,10 +179,12 @@ def load_watchlist(path: Path) -> Watchlist:
         raise ConfigErrors([exc]) from exc
     if not data:
         return Watchlist(path.stem, path, positions=positions)
-    return _read_watchlist(path, data, positions)
+    return _read_watchlist(path, data, positions, feed_names)
 
 
-def _read_watchlist(path: Path, data: dict[str, Any], positions: Positions) -> Watchlist:
+def _read_watchlist(
+    path: Path, data: dict[str, Any], positions: Positions, feed_names: Collection[str] | None
+) -> Watchlist:
     reader = _Reader(data, positions)
     reader.check_keys()
     total = sum(len(v) for k in ROLES if isinstance(v := data.get(k), list))
@@ -208,13 +211,16 @@ def _read_watchlist(path: Path, data: dict[str, Any], positions: Positions) -> W
         recipients=reader.strings("recipients", email_address, "'desk@example.org'"),
         positions=positions,
     )
+    if feed_names is not None:
+        reader.errors += check_feed_names(watchlist, feed_names)
     if reader.errors:
         raise ConfigErrors(reader.errors)
     return watchlist
 
 
-def load_watchlists(folder: Path) -> WatchlistSet:
-    """Every *.toml in a folder; one broken file never hides the others."""
+def load_watchlists(folder: Path, feed_names: Collection[str] | None = None) -> WatchlistSet:
+    """Every *.toml in a folder; one broken file never hides the others. With the config's
+    feed names, each `feeds` entry must name one of them (see load_watchlist)."""
     if not folder.is_dir():
         error = ConfigError("watchlists folder not found", Location(_display(folder)))
         return WatchlistSet((), [error], [])
@@ -225,7 +231,7 @@ def load_watchlists(folder: Path) -> WatchlistSet:
     # dot-files are editor lock and swap files, not watchlists
     for path in sorted(p for p in folder.glob("*.toml") if not p.name.startswith(".")):
         try:
-            watchlist = load_watchlist(path)
+            watchlist = load_watchlist(path, feed_names)
         except ConfigErrors as exc:
             errors.extend(exc.errors)
             continue
@@ -246,7 +252,7 @@ def load_watchlists(folder: Path) -> WatchlistSet:
     return WatchlistSet(tuple(loaded), errors, warnings)
 
 
-def check_feed_names(w: Watchlist, feed_names: set[str]) -> list[ConfigError]:
+def check_feed_names(w: Watchlist, feed_names: Collection[str]) -> list[ConfigError]:
     """Errors for each `feeds` entry that names no configured feed."""
     out = []
     for i, name in enumerate(w.feeds):

@@ -92,8 +92,11 @@ def test_watchlist_errors_name_file_line_and_column(tmp_path: Path) -> None:
     errors = [line for line in result.stderr.splitlines() if ": warning: " not in line]
     assert errors == [
         "watchlists/desk.toml:4:26: match: NOT inside NEAR: write (A NEAR B) AND NOT C instead",
+        # told with the file's other errors, not only once they are mended
+        "watchlists/desk.toml:6: feeds: no feed named 'BBC Londn' in the config; "
+        "did you mean 'BBC London'?",
         "watchlists/typo.toml:2: unknown key 'alret'; did you mean 'alert'?",
-        "2 errors",
+        "3 errors",
     ]
 
 
@@ -108,6 +111,35 @@ def test_feed_names_in_a_watchlist_must_exist(tmp_path: Path) -> None:
         "watchlists/desk.toml:5: feeds: no feed named 'BBC Londn' in the config; "
         "did you mean 'BBC London'?"
     ) in result.stderr.splitlines()
+
+
+def test_a_config_with_errors_does_not_hide_the_watchlists_errors(tmp_path: Path) -> None:
+    """Every problem in one run: the config's errors, then each watchlist's, the feed names
+    checked against the [[feeds]] tables the config has."""
+    config = write_config(tmp_path, [("BBC London", "http://127.0.0.1:9/rss")])
+    config.write_text(config.read_text().replace("[fetch]", "[fetch]\nconcurency = 8", 1))
+    (tmp_path / "watchlists" / "desk.toml").write_text(
+        "name = 'Desk'\nmatch = ['IOPC AND (']\nfeeds = ['BBC Londn']\n"
+    )
+    result = check(config)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("config.toml:") and "concurency" in line for line in lines)
+    assert any(line.startswith("watchlists/desk.toml:2:") for line in lines)
+    assert "watchlists/desk.toml:3: feeds: no feed named 'BBC Londn' in the config; " in (
+        "\n".join(lines)
+    )
+    assert lines[-1] == "3 errors"
+
+
+def test_a_config_that_is_not_toml_is_told_alone(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    config.write_text("[monitor\n")
+    (tmp_path / "watchlists" / "desk.toml").write_text("match = ['IOPC AND (']\n")
+    result = check(config)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "1 error"
+    assert "desk.toml" not in result.stderr
 
 
 def test_a_database_that_is_not_sqlite_is_an_error(tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def test_config_after_demo_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     [
         (["--config", "nowhere.toml", "hits"], {}),
         (["hits", "--config", "nowhere.toml"], {}),
-        (["check", "--config", "nowhere.toml"], {}),
+        (["feeds", "--config", "nowhere.toml"], {}),
         (["hits"], {"MONITOR_CONFIG": "nowhere.toml"}),
         (["poll"], {}),
     ],
@@ -220,6 +220,21 @@ def test_a_missing_config_is_one_line(
     assert f"no config file at {expected}" in line
     assert "--config" in line and "MONITOR_CONFIG" in line  # what to do about it
     assert not (tmp_path / "monitor.db").exists()
+
+
+@pytest.mark.parametrize("env", [{}, {"MONITOR_CONFIG": "nowhere.toml"}])
+def test_check_counts_a_missing_config_as_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    """check's exit status is 1 on any error with the config, a missing file included."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke("check", env=env)
+    assert result.exit_code == 1
+    expected = env.get("MONITOR_CONFIG", "config.toml")
+    assert result.stderr.splitlines() == [
+        f"{expected}: no config file; pass --config PATH or set MONITOR_CONFIG",
+        "1 error",
+    ]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--config", "nowhere.toml", "poll"]])
@@ -301,7 +316,7 @@ USER_ERRORS = {
     "bad config value": (_broken_config, 1, ["config.toml:11:", "at:", "HH:MM"]),
     "unknown config key": (_unknown_key, 1, ["config.toml:11:", "send_empyt", "send_empty"]),
     "broken watchlist": (_broken_watchlist, 1, ["watchlists/bad.toml:3:26:", "NOT inside NEAR"]),
-    "unknown --feed": (_unknown_feed, 1, ["config.toml", "'BBC Londn'", "'BBC London'"]),
+    "unknown --feed": (_unknown_feed, 2, ["--feed", "config.toml", "'BBC Londn'", "'BBC London'"]),
     "bad --since": (_bad_since, 2, ["--since", "'3x'", "2d", "2026-11-01"]),
     "unreal --since date": (_unreal_date, 2, ["--since", "'2026-02-30'", "not a real date"]),
     "unknown watchlist": (_unknown_watchlist, 1, ["'met-polic'", "met-police"]),
