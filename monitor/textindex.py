@@ -79,12 +79,33 @@ def has_capital(word: str) -> bool:
 
 
 def fold_word(word: str) -> str:
-    """The case- and accent-free form of a word: "Café" -> "cafe", "Straße" -> "strasse"."""
+    """The case- and accent-free form of a word: "Café" -> "cafe", "Straße" -> "strasse",
+    "Łódź" -> "lodz"."""
     if word.isascii():
         return word.lower()
     text = unicodedata.normalize("NFKD", word).casefold()
     # casefold can add marks again ("İ" -> "i̇"), so decompose once more before dropping them
-    return _MARK.sub("", unicodedata.normalize("NFKD", text))
+    return _MARK.sub("", unicodedata.normalize("NFKD", text)).translate(_UNDECOMPOSED)
+
+
+# lowercase letters with a stroke, and ligatures, that Unicode does not decompose into a letter
+# and a mark: folded as their own languages spell them in ASCII ("Łódź" is Lodz, "Søren" is
+# Soren, "Encyclopædia" is Encyclopaedia)
+_UNDECOMPOSED = str.maketrans(
+    {
+        "ł": "l",
+        "ø": "o",
+        "đ": "d",
+        "ħ": "h",
+        "ı": "i",
+        "ŧ": "t",
+        "ƀ": "b",
+        "ð": "d",
+        "þ": "th",
+        "æ": "ae",
+        "œ": "oe",
+    }
+)
 
 
 class Memo(dict[str, str]):

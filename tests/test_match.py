@@ -64,6 +64,14 @@ RULES = [
     ("cafe", "a Café in Soho", "a cafeteria"),
     ("café", "CAFE SOCIETY", "cafes"),
     ("strasse", "Große Straße", "Hauptstraße"),
+    # letters with a stroke or a ligature fold by hand, as Unicode gives them no accent
+    ("lodz", "a court in Łódź", "a court in Lodzia"),
+    ("soren", "SØREN Kierkegaard", "Sorensen"),
+    ("łódź", "LODZ", "Lodzer"),
+    ("encyclopaedia", "the Encyclopædia Britannica", "the encyclopedia"),
+    ("coeur", "Sacré-Cœur", "coeurs"),
+    ("dakovo", "Đakovo", "Dakovica"),
+    ("istanbul", "ıstanbul", "istanbuli"),
     # phrases
     ('"Metropolitan Police"', "the Metropolitan Police said", "the Metropolitan and Police"),
     ('"Metropolitan Police"', "Metropolitan-Police officers", "Police Metropolitan"),
