@@ -321,6 +321,8 @@ def _query_warnings(query: Query) -> Iterator[tuple[int, str]]:
                     "write Met for the Metropolitan Police"
                 ),
             )
+        elif isinstance(term, Word | Phrase) and "*" in written:
+            yield term.start + written.index("*"), _star_in_quotes(term, written)
         elif isinstance(term, Phrase) and _case_trap(term):
             yield (
                 term.start,
@@ -330,6 +332,20 @@ def _query_warnings(query: Query) -> Iterator[tuple[int, str]]:
                     "write it all in lowercase to match any capitalisation"
                 ),
             )
+
+
+def _star_in_quotes(term: Word | Phrase, written: str) -> str:
+    """Why a '*' between quotes does nothing, and the query that does what it meant."""
+    words = term.words if isinstance(term, Phrase) else (term.text,)
+    starred = set(_STARRED.findall(written))
+    meant = " NEAR/1 ".join(f"{w}*" if w in starred else w for w in words)
+    return (
+        f"'*' inside quotes is not a prefix: {written} matches only the whole words; "
+        f"for any ending write {meant}"
+    )
+
+
+_STARRED = re.compile(r"([^\W_]+)\*")  # a word written with a '*' after it
 
 
 def _has_met(term: Word | Prefix | Phrase) -> bool:

@@ -200,6 +200,18 @@ def test_capitalised_phrase_with_lowercase_word_is_flagged(tmp_path: Path) -> No
     assert lint(tmp_path, "match = ['\"Independent Office for Police Conduct\"']") == []
 
 
+def test_a_star_inside_quotes_is_flagged_with_the_query_meant(tmp_path: Path) -> None:
+    """The parser reads '"Met officer*"' as the phrase "Met officer": the '*' does nothing."""
+    warnings = lint(tmp_path, "match = ['\"Met officer*\"', 'IOPC OR \"vetting*\"']")
+    assert warnings == [
+        "w.toml:1:23: match: '*' inside quotes is not a prefix: \"Met officer*\" matches only "
+        "the whole words; for any ending write Met NEAR/1 officer*",
+        "w.toml:1:45: match: '*' inside quotes is not a prefix: \"vetting*\" matches only "
+        "the whole words; for any ending write vetting*",
+    ]
+    assert lint(tmp_path, "match = ['\"Met Police\" OR Met NEAR/1 officer*']") == []
+
+
 def test_short_prefix_repeats_and_contradictions_are_flagged(tmp_path: Path) -> None:
     warnings = lint(tmp_path, "match = ['ve*', 'IOPC', 'IOPC', 'Casey']\nexclude = ['Casey']")
     assert warnings == [
