@@ -44,15 +44,31 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 @config_option
 @click.pass_context
 def hits(ctx: click.Context, watchlist: str | None, since: str | None, as_json: bool) -> None:
-    """List stored hits, newest first."""
+    """List stored hits, newest first.
+
+    --watchlist takes a watchlist's name, its file name (met-police) or the name of one whose
+    file is gone but whose hits are stored.
+    """
     s = settings(ctx)
     after = resolve_since(since, s, utcnow())
     with Runtime(s) as rt:
-        found = list_hits(rt.store, watchlist=watchlist, since=after)
+        name = None if watchlist is None else _watchlist_name(watchlist, s, rt)
+        found = list_hits(rt.store, watchlist=name, since=after)
     if as_json:
         click.echo(json.dumps([hit_json(h) for h in found], indent=2, ensure_ascii=False))
         return
     _print_hits(found, s)
+
+
+def _watchlist_name(spec: str, s: Settings, rt: Runtime) -> str:
+    """The name the hits of the watchlist `spec` names are stored under; an error, with the
+    names it could be, when it is no watchlist's (a mistyped name used to list no hits)."""
+    from monitor.cli_watch import find_watchlist
+
+    stored = {name for (name,) in rt.store.read("SELECT DISTINCT watchlist FROM hits")}
+    if spec in stored:
+        return spec
+    return find_watchlist(spec, s, also=stored).name
 
 
 def _print_hits(found: list[Hit], s: Settings) -> None:

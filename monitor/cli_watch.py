@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +58,9 @@ def _where(problem: ConfigError) -> str:
     return f"{problem.location}: " if problem.location else ""
 
 
-def find_watchlist(spec: str, s: Settings) -> Watchlist:
-    """A watchlist named by file path, by file name in watchlists/, or by its `name`."""
+def find_watchlist(spec: str, s: Settings, also: Collection[str] = ()) -> Watchlist:
+    """A watchlist named by file path, by file name in watchlists/, or by its `name`; the
+    error for none suggests the closest of those names and of `also`."""
     from monitor.watchlist import load_watchlist, load_watchlists
 
     folder = s.monitor.watchlists
@@ -74,7 +75,9 @@ def find_watchlist(spec: str, s: Settings) -> Watchlist:
 
     from monitor.checks import shown
 
-    known = sorted({p.stem for p in folder.glob("*.toml")} | {w.name for w in loaded.watchlists})
+    known = sorted(
+        {p.stem for p in folder.glob("*.toml")} | {w.name for w in loaded.watchlists} | {*also}
+    )
     close = get_close_matches(spec, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"watchlists: {', '.join(known) or 'none'}"
     message = f"no watchlist {spec!r} (a file, a file name or a watchlist name); {hint}"

@@ -7,6 +7,7 @@ Then `monitor hits --json` and `monitor rematch` over what the poll stored.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -254,6 +255,24 @@ def test_hits_json_filters_by_watchlist_and_since(two_days: tuple[Path, dict[str
     assert recent and {h["feed"] for h in recent} == {"New outlet"}
     assert len(recent) == sum(1 for h in everything if h["feed"] == "New outlet")
     assert hits_json(config, "--since", "4d") == everything
+
+
+def test_hits_watchlist_takes_a_file_name_and_refuses_an_unknown_one(
+    two_days: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    config = two_days[0]
+    met = hits_json(config, "--watchlist", "Met Police")
+    assert met and hits_json(config, "--watchlist", "met-police") == met  # the file's name
+    mistyped = run_cli(config, "hits", "--watchlist", "IOPC onyl")
+    assert mistyped.exit_code == 1 and mistyped.stdout == ""
+    assert "no watchlist 'IOPC onyl'" in mistyped.stderr
+    assert "did you mean 'IOPC only'?" in mistyped.stderr
+    # a watchlist whose file is gone still lists the hits stored under its name
+    copy = tmp_path / "copy"
+    shutil.copytree(config.parent, copy)
+    (copy / "watchlists" / "iopc.toml").unlink()
+    kept = hits_json(copy / config.name, "--watchlist", "IOPC only")
+    assert kept == hits_json(config, "--watchlist", "IOPC only") and kept
 
 
 def test_hits_json_names_the_digest_that_carried_each_hit(
