@@ -293,6 +293,8 @@ class _Parser:
         """The inside of ( ... ), after the opening parenthesis."""
         if self.peek.kind == ")":
             raise QuerySyntaxError("empty parentheses", opening.start)
+        if self.peek.kind == "end":  # 'Met AND (': not an empty query, an open group
+            raise QuerySyntaxError("unclosed '(': add a term and a ')' to close it", opening.start)
         saved = self.enter(opening)
         node = self.parse_or()
         self.depth = saved

@@ -175,6 +175,8 @@ def test_exclude_may_be_pure_not_when_not_positive() -> None:
         ('Met "Scotland Yard', 4, "unclosed quote"),
         ("(Met OR police", 0, "unclosed '('"),
         ("Met OR (police", 7, "unclosed '('"),
+        ("Met AND (", 8, "unclosed '(': add a term and a ')'"),
+        ("(", 0, "unclosed '(': add a term and a ')'"),
         ("Met police)", 10, "unmatched ')'"),
         (")", 0, "unmatched ')'"),
         ("Met AND", 4, "AND needs a term after it"),
