@@ -27,14 +27,19 @@ def due_digest_day(
     """The local day whose daily digest should be made now, or None.
 
     That is the latest day whose digest time has passed, if no daily digest exists for it and
-    the database already existed at that time (a fresh install does not owe yesterday's).
-    A daemon asleep across the digest hour sends that day's digest when it wakes, once.
+    the database already existed at that time (a fresh install does not owe yesterday's), or
+    it is today and the database was made today: a daemon started after the digest hour
+    sends today's digest at start, on its first day as on any other. A daemon asleep across
+    the digest hour sends that day's digest when it wakes, once.
     """
     local_now = now.astimezone(tz)
     day = local_now.date()
     if digest_time(day, at, tz) > now:
         day -= timedelta(days=1)
-    if day in sent_days or digest_time(day, at, tz) < created:
+    if day in sent_days:
+        return None
+    made_today = created.astimezone(tz).date() == day == local_now.date()
+    if digest_time(day, at, tz) < created and not made_today:
         return None
     return day
 

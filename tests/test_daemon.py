@@ -132,16 +132,29 @@ def test_one_daily_digest_per_local_day_at_the_hour_across_clock_changes(
         assert [title in t for t in texts] == [i == n + 1 for i in range(4)], title
 
 
+@pytest.mark.parametrize(
+    ("made_days_ago", "made_at", "found_at"),
+    [
+        (1, (8, 0), (3, 0)),  # made after yesterday's digest hour, hits found in the night
+        (0, (9, 0), (9, 5)),  # a fresh install: `monitor poll` after today's hour, then run
+    ],
+    ids=["made yesterday", "made today after the hour"],
+)
 def test_a_daemon_started_after_the_hour_sends_todays_digest_at_start_once(
-    tmp_path: Path, serve: Serve, daemons: Callable[..., Daemon]
+    tmp_path: Path,
+    serve: Serve,
+    daemons: Callable[..., Daemon],
+    made_days_ago: int,
+    made_at: tuple[int, int],
+    found_at: tuple[int, int],
 ) -> None:
     rec = Recorder()
     config = write_config(tmp_path, mail=serve(rec))
     add_watchlist(config, "Met Police")
     settings = load_settings(config)
     today = NOW.astimezone(LONDON).date()
-    backdate(settings, london(today - timedelta(days=1), 8))  # after yesterday's digest hour
-    store_hits(settings, london(today, 3), ["Met officer jailed", "IOPC inquiry widens"])
+    backdate(settings, london(today - timedelta(days=made_days_ago), *made_at))
+    store_hits(settings, london(today, *found_at), ["Met officer jailed", "IOPC inquiry widens"])
     clock = Clock(london(today, 9, 30))  # two and a half hours late
 
     daemons(settings, clock).digest_job()

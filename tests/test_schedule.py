@@ -71,6 +71,22 @@ def test_started_before_the_hour_owes_yesterday_only_if_it_existed_then() -> Non
     assert due_digest_day(now, AT, LONDON, fresh, set()) is None
 
 
+def test_a_database_made_today_after_the_hour_is_owed_todays_digest_at_start() -> None:
+    """`monitor poll` at 12:53, then the daemon at 12:54: started after the digest hour, it
+    sends today's digest at start, as it would on any other day."""
+    made = datetime(2026, 11, 22, 12, 53, tzinfo=UTC)
+    now = made + timedelta(minutes=1)
+    assert due_digest_day(now, AT, LONDON, made, set()) == date(2026, 11, 22)
+    assert due_digest_day(now, AT, LONDON, made, {date(2026, 11, 22)}) is None
+    # the next morning, before the hour, nothing is owed for the day it was made: it had one
+    assert (
+        due_digest_day(made + timedelta(hours=17), AT, LONDON, made, {date(2026, 11, 22)}) is None
+    )
+    # a clock stepped back before the day it was made owes nothing either
+    back = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    assert due_digest_day(back, AT, LONDON, made, set()) is None
+
+
 def test_clock_stepped_back_a_day_sends_nothing_twice() -> None:
     sent = {date(2026, 11, 21), date(2026, 11, 22)}
     back = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
