@@ -35,16 +35,47 @@ _config = click.option(
 )
 
 
-def config_option(fn: F) -> F:
-    """Let --config be given after the command name as well as before it."""
+_LOG_FORMAT_HELP = "log lines as text, or as one JSON object each (every feed poll included)"
+_VERBOSE_HELP = "log every feed poll, not only problems"
 
-    def wrapper(ctx: click.Context, /, config_path: Path | None, **kwargs: Any) -> Any:
+
+def config_option(fn: F) -> F:
+    """Let the global options (--config, --log-format, -v) be given after the command name
+    as well as before it."""
+
+    def wrapper(
+        ctx: click.Context,
+        /,
+        config_path: Path | None,
+        log_format: str | None,
+        verbose: bool,
+        **kwargs: Any,
+    ) -> Any:
+        root = ctx.find_root()
         if config_path is not None:
-            ctx.find_root().obj["config_path"] = config_path
+            root.obj["config_path"] = config_path
+        if log_format is not None or verbose:
+            root.obj["log_format"] = log_format or root.obj["log_format"]
+            root.obj["verbose"] = verbose or root.obj["verbose"]
+            _setup_logging(root.obj, ctx.info_name)
         return ctx.invoke(fn, **kwargs)
 
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    return _config(click.pass_context(wrapper))  # type: ignore[return-value]
+    options = (
+        _config,
+        click.option("--log-format", type=click.Choice(["text", "json"]), help=_LOG_FORMAT_HELP),
+        click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP),
+    )
+    command: Any = click.pass_context(wrapper)
+    for option in reversed(options):
+        command = option(command)
+    return command  # type: ignore[no-any-return]
+
+
+def _setup_logging(obj: dict[str, Any], command: str | None) -> None:
+    # the daemon, and JSON (read by a machine), log every feed poll; a person asks with -v
+    every = obj["verbose"] or obj["log_format"] == "json" or command == "run"
+    setup_logging(obj["log_format"], logging.INFO if every else logging.WARNING)
 
 
 def config_path(ctx: click.Context) -> Path:
@@ -138,22 +169,16 @@ def _usage_line(exc: click.UsageError) -> str:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @_config
 @click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    help="log lines as text, or as one JSON object each (every feed poll included)",
+    "--log-format", type=click.Choice(["text", "json"]), default="text", help=_LOG_FORMAT_HELP
 )
-@click.option("-v", "--verbose", is_flag=True, help="log every feed poll, not only problems")
+@click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP)
 @click.version_option(package_name="monitor")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, log_format: str, verbose: bool) -> None:
     """Watch news feeds for a subject and email a daily digest of what matched."""
     ctx.ensure_object(dict)
-    ctx.obj["config_path"] = config_path
-    ctx.obj["log_format"] = log_format
-    # the daemon, and JSON (read by a machine), log every feed poll; a person asks with -v
-    every = verbose or log_format == "json" or ctx.invoked_subcommand == "run"
-    setup_logging(log_format, logging.INFO if every else logging.WARNING)
+    ctx.obj.update(config_path=config_path, log_format=log_format, verbose=verbose)
+    _setup_logging(ctx.obj, ctx.invoked_subcommand)
 
 
 def main() -> None:

@@ -86,8 +86,19 @@ def test_json_logs_one_object_per_line_one_event_per_feed(config: Path) -> None:
     assert "new hits: " in result.stdout and "{" not in result.stdout
 
 
-def test_json_with_verbose_is_the_same_events(config: Path) -> None:
-    result = succeeded(invoke("--log-format", "json", "-v", "--config", str(config), "poll"))
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (["--log-format", "json", "-v"], []),
+        ([], ["--log-format", "json", "-v"]),  # global options after the command, as --config
+        (["--log-format", "json"], ["-v"]),
+    ],
+    ids=["before the command", "after it", "one on each side"],
+)
+def test_json_with_verbose_is_the_same_events(
+    config: Path, before: list[str], after: list[str]
+) -> None:
+    result = succeeded(invoke(*before, "--config", str(config), "poll", *after))
     polls = [json.loads(line) for line in result.stderr.splitlines()]
     assert len([r for r in polls if r["message"] == "feed polled"]) == len(per_outlet()) + 1
 
