@@ -21,7 +21,7 @@ from monitor.cli import (
     since_option,
 )
 from monitor.config import Settings
-from monitor.errors import ConfigError, Location, MonitorError
+from monitor.errors import ConfigError, MonitorError
 from monitor.models import Article, Document, MatchResult
 from monitor.pipeline import utcnow
 from monitor.runtime import Runtime
@@ -80,8 +80,11 @@ def find_watchlist(spec: str, s: Settings, also: Collection[str] = ()) -> Watchl
     )
     close = get_close_matches(spec, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"watchlists: {', '.join(known) or 'none'}"
-    message = f"no watchlist {spec!r} (a file, a file name or a watchlist name); {hint}"
-    raise ConfigError(message, Location(shown(folder)))
+    where = f"{shown(folder)}/"
+    # the name given on the command line is wrong, not a file: a command used wrongly
+    raise UsageProblem(
+        f"no watchlist {spec!r} in {where} (a file, a file name or a watchlist name); {hint}"
+    )
 
 
 def read_document(path: Path) -> Document:

@@ -319,7 +319,7 @@ USER_ERRORS = {
     "unknown --feed": (_unknown_feed, 2, ["--feed", "config.toml", "'BBC Londn'", "'BBC London'"]),
     "bad --since": (_bad_since, 2, ["--since", "'3x'", "2d", "2026-11-01"]),
     "unreal --since date": (_unreal_date, 2, ["--since", "'2026-02-30'", "not a real date"]),
-    "unknown watchlist": (_unknown_watchlist, 1, ["'met-polic'", "met-police"]),
+    "unknown watchlist": (_unknown_watchlist, 2, ["'met-polic'", "watchlists/", "met-police"]),
     "missing FILE": (_missing_file, 1, ["nowhere.html", "No such file"]),
     "FILE is a folder": (_folder_as_file, 2, ["FILE", "is a directory"]),
     "not a database": (_not_a_database, 1, ["monitor.db", "not a SQLite database", "database"]),

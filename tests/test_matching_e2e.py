@@ -264,7 +264,7 @@ def test_hits_watchlist_takes_a_file_name_and_refuses_an_unknown_one(
     met = hits_json(config, "--watchlist", "Met Police")
     assert met and hits_json(config, "--watchlist", "met-police") == met  # the file's name
     mistyped = run_cli(config, "hits", "--watchlist", "IOPC onyl")
-    assert mistyped.exit_code == 1 and mistyped.stdout == ""
+    assert mistyped.exit_code == 2 and mistyped.stdout == ""  # a command used wrongly
     assert "no watchlist 'IOPC onyl'" in mistyped.stderr
     assert "did you mean 'IOPC only'?" in mistyped.stderr
     # a watchlist whose file is gone still lists the hits stored under its name
