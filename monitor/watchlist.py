@@ -237,7 +237,10 @@ def load_watchlists(folder: Path, feed_names: Collection[str] | None = None) -> 
             continue
         first = by_name.get(watchlist.name)
         if first is not None:
-            message = f"watchlist name {watchlist.name!r} is already used by {_display(first.path)}"
+            message = (
+                f"watchlist name {watchlist.name!r} is already used by {_display(first.path)};"
+                ' give this one a name of its own (name = "...")'
+            )
             errors.append(ConfigError(message, watchlist.location(("name",))))
             continue
         by_name[watchlist.name] = watchlist

@@ -276,7 +276,8 @@ def test_duplicate_names_are_an_error(tmp_path: Path) -> None:
     loaded = load_watchlists(folder)
     assert [w.path.name for w in loaded.watchlists] == ["a.toml"]
     assert [str(e) for e in loaded.errors] == [
-        "watchlists/b.toml:2: watchlist name 'Met' is already used by watchlists/a.toml"
+        "watchlists/b.toml:2: watchlist name 'Met' is already used by watchlists/a.toml;"
+        ' give this one a name of its own (name = "...")'
     ]
 
 
