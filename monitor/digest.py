@@ -84,6 +84,7 @@ class DigestData:
     not_extracted: int
     recipient: str
     to_fetch_again: int = 0  # of not_extracted, the pages that will be fetched again
+    polls: int | None = None  # feed polls recorded in the window (None: not counted)
 
 
 @dataclass(frozen=True, slots=True)

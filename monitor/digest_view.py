@@ -295,6 +295,7 @@ def digest_context(data: DigestData) -> dict[str, Any]:
         "alerted": sum(s.alerted for s in sections),
         "feed_health": tuple(f for f in feeds if f is not None),
         "failed_polls": data.failed_polls,
+        "polls": data.polls,
         "not_extracted": data.not_extracted,
         "to_fetch_again": data.to_fetch_again,
         "notices": (),

@@ -61,6 +61,7 @@ def digest_data(
         failed_polls=_count(
             store, "SELECT COUNT(*) FROM polls WHERE status = 'failed' AND at >= ?", since
         ),
+        polls=_count(store, "SELECT COUNT(*) FROM polls WHERE at >= ?", since),
         not_extracted=int(not_extracted),
         recipient=route.recipient,
         to_fetch_again=int(to_fetch_again),

@@ -274,6 +274,15 @@ def test_html_shows_every_part_of_a_story() -> None:
     assert "Failed polls: 4." in text and "Article pages that could not be read: 1." in text
 
 
+@pytest.mark.parametrize(("polls", "said"), [(0, "No feed was polled"), (12, "Nothing we know of")])
+def test_a_window_without_polls_is_not_said_to_have_missed_nothing(polls: int, said: str) -> None:
+    rendered = render_digest(digest_of(polls=polls))
+    for text in (rendered.text, lxml.html.fromstring(rendered.html).text_content()):
+        part = text.split("What this digest may have missed")[1]
+        assert said in part
+        assert ("every poll succeeded" in part) == (polls > 0)
+
+
 def test_lead_is_the_earliest_full_text_article_and_summary_only_is_flagged() -> None:
     early_summary = make_hit(1, published=NOW - timedelta(hours=9), full_text=False, story=3)
     late_full = make_hit(2, published=NOW - timedelta(hours=5), story=3, feed="Paper")

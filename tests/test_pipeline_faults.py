@@ -594,13 +594,30 @@ def test_monitor_poll_says_how_many_failed_pages_it_fetched_again(tmp_path: Path
     ), again.stdout
 
 
+def missing_part(result: Result) -> str:
+    """The "may have missed" part of the digest a `digest` command printed the path of."""
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip().splitlines()[-1].split(": ")[-1]).with_suffix(".txt")
+    text = path.read_text(encoding="utf-8")
+    return " ".join(text.split("What this digest may have missed")[1].split())
+
+
+def test_a_digest_says_when_no_feed_was_polled_in_its_window(tmp_path: Path) -> None:
+    """ "Every poll succeeded" is not said of a window in which no poll ran at all."""
+    with LoopbackSite() as site:
+        page = site.add("/news/named", render_page(BANTER, "Agency"))
+        config = write_config(tmp_path, {"Agency": add_feed(site, "/rss.xml", [(BANTER, page)])})
+        assert run_cli(config, "poll").exit_code == 0
+        polled = missing_part(run_cli(config, "digest", "--dry-run"))
+        assert run_cli(config, "digest").exit_code == 0  # archived: the window starts again
+        idle = missing_part(run_cli(config, "digest", "--dry-run"))
+    assert "Nothing we know of: every poll succeeded" in polled
+    assert "No feed was polled in this window (was the daemon running?)" in idle
+    assert "every poll succeeded" not in idle
+
+
 def test_the_digest_says_how_many_unread_pages_will_be_fetched_again(tmp_path: Path) -> None:
     named = replace(BANTER, slug="named", title="IOPC finds officers shared messages", summary=".")
-
-    def missing_part(result: Result) -> str:
-        assert result.exit_code == 0, result.output
-        text = Path(result.stdout.strip()).with_suffix(".txt").read_text(encoding="utf-8")
-        return " ".join(text.split("What this digest may have missed")[1].split())
 
     with LoopbackSite() as site:
         site.routes["/news/banter"] = Response(status=503, body=b"busy")
