@@ -58,6 +58,7 @@ _HTML_START = re.compile(
 )
 _SECONDS = re.compile(r"^[0-9]{1,12}$")
 _DROPPED_HEADERS = ("content-encoding", "content-length")  # they describe the raw body
+_VALIDATORS = (b"etag", b"last-modified")
 
 
 class Fetcher:
@@ -83,10 +84,11 @@ class Fetcher:
         self._transport = _GuardedTransport(
             backend, settings.concurrency, trust or TrustStore(ca_file)
         )
+        # as bytes, the form a validator is sent back in (see validator_bytes)
         self._headers = {
-            "Accept": "*/*",
-            "Accept-Encoding": ACCEPT_ENCODING,
-            "User-Agent": settings.user_agent,
+            b"Accept": b"*/*",
+            b"Accept-Encoding": ACCEPT_ENCODING.encode(),
+            b"User-Agent": settings.user_agent.encode(),
         }
         self._timeout = httpx.Timeout(settings.timeout).as_dict()
 
@@ -95,11 +97,11 @@ class Fetcher:
     ) -> Fetched:
         """GET url; Fetched for 2xx and 304, HTTPStatusError for other statuses."""
         check_url(url)
-        headers: dict[str, str] = {}
+        headers: dict[bytes, bytes] = {}
         if etag:
-            headers["If-None-Match"] = etag
+            headers[b"If-None-Match"] = validator_bytes(etag)
         if last_modified:
-            headers["If-Modified-Since"] = last_modified
+            headers[b"If-Modified-Since"] = validator_bytes(last_modified)
         started = time.monotonic()
         deadline: float | None = None
         current, permanent = url, True
@@ -142,7 +144,9 @@ class Fetcher:
     ) -> None:
         self.close()
 
-    def _request(self, url: str, host: str, headers: dict[str, str], deadline: float) -> _Answer:
+    def _request(
+        self, url: str, host: str, headers: dict[bytes, bytes], deadline: float
+    ) -> _Answer:
         try:
             request = httpx.Request(
                 "GET",
@@ -170,6 +174,11 @@ class Fetcher:
     def _answer(self, url: str, response: httpx.Response, deadline: float) -> _Answer:
         status = response.status_code
         headers = {k: v for k, v in response.headers.items() if k not in _DROPPED_HEADERS}
+        # validators are kept as the bytes they came as (Latin-1 maps each byte to one
+        # character), whatever encoding httpx guessed for the headers as a whole
+        for name, value in response.headers.raw:
+            if name.lower() in _VALIDATORS:
+                headers[name.decode("ascii").lower()] = value.decode("latin-1")
         if status == 304:
             # A 304 has no body: reading to its end keeps the connection for the host's next
             # feed. One that declares a body anyway may have sent it; its connection is closed,
@@ -208,6 +217,17 @@ class _Answer:
     status: int
     headers: dict[str, str]
     content: bytes
+
+
+def validator_bytes(value: str) -> bytes:
+    """A stored ETag or Last-Modified as the bytes to send back: the bytes it came as, since it
+    is kept decoded as Latin-1 (one character a byte). A value stored before that, decoded
+    otherwise, is sent as UTF-8. Never an error: a server's odd validator (a UTF-8 "café")
+    must not stop the poll that sends it back."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 def redirect_target(current: str, location: str) -> str:

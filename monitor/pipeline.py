@@ -387,6 +387,9 @@ class Poller:
         except (FetchError, ParseError) as exc:
             self._fail(work, exc)
             return
+        except Exception as exc:  # a bug one feed's answer runs into: that feed's failure
+            self._fail(work, FetchError(_unexpected(f"feed {work.state.name}", exc)))
+            return
         work.fetched = fetched
         if parsed is None:
             if not self._unchanged:
@@ -455,6 +458,9 @@ class Poller:
         except FetchError as exc:
             self._page_over(done, None, f"page not fetched: {exc}", transient(exc))
             return
+        except Exception as exc:  # a bug one page runs into: that page's failure
+            self._page_over(done, None, _unexpected("page not fetched", exc))
+            return
         if not self.is_html(page):
             kind = page.content_type or "unknown type"
             self._page_over(done, None, f"not an HTML page ({kind})")
@@ -472,6 +478,9 @@ class Poller:
             extracted = future.result()
         except ExtractError as exc:
             self._page_over(done, None, f"not extracted: {exc}")
+            return
+        except Exception as exc:  # a bug one page runs into: that page's failure
+            self._page_over(done, None, _unexpected("not extracted", exc))
             return
         # imported with the first page: a poll with nothing new never pays for it
         from monitor.stories import holds_announced, text_features
@@ -672,3 +681,10 @@ class Poller:
     @staticmethod
     def _elapsed(work: _FeedWork) -> float:
         return time.monotonic() - work.started
+
+
+def _unexpected(what: str, exc: Exception) -> str:
+    """Log a bug met while polling, with its traceback, and say it in one line for the
+    feed's or page's recorded error: the cycle and every other feed go on."""
+    log.error("unexpected error: %s", what, exc_info=exc)
+    return f"unexpected error: {type(exc).__name__}: {exc}"[:300]

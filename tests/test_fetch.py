@@ -33,7 +33,14 @@ from monitor.errors import (
     ResponseTooLarge,
     transient,
 )
-from monitor.fetch import RETRY_AFTER_CAP, Fetcher, is_html, parse_retry_after, redirect_target
+from monitor.fetch import (
+    RETRY_AFTER_CAP,
+    Fetcher,
+    is_html,
+    parse_retry_after,
+    redirect_target,
+    validator_bytes,
+)
 from monitor.loopback import LoopbackSite, Request, Response
 from monitor.models import Fetched
 from monitor.trust import TrustStore
@@ -101,6 +108,36 @@ def test_validators_are_sent_back_exactly(site: LoopbackSite, fetcher: Fetcher) 
     sent = site.hits("/feed")[0].headers
     assert sent["if-none-match"] == etag
     assert sent["if-modified-since"] == modified
+
+
+@pytest.mark.parametrize(
+    ("etag", "modified"),
+    [
+        ('"caf\u00c3\u00a9"', "Mon, 01 Jan 2024 00:00:00 GMT"),  # UTF-8 bytes of "café"
+        ('"plain"', "Mon, 01 Jan 2024 \u00e9"),  # one byte past ASCII
+        ('"caf\u00c3\u00a9"', "Mon, 01 Jan 2024 \u00e9"),  # both: httpx reads all as Latin-1
+    ],
+    ids=["utf-8 etag", "latin-1 date", "both"],
+)
+def test_validators_past_ascii_are_sent_back_as_the_bytes_they_came_as(
+    site: LoopbackSite, fetcher: Fetcher, etag: str, modified: str
+) -> None:
+    """The server writes these headers as Latin-1, one byte a character: the ETag's bytes are
+    UTF-8 "café". Sending them back raised UnicodeEncodeError, which stopped the whole poll."""
+    site.add(
+        "/feed", b"<rss/>", "application/rss+xml", headers={"ETag": etag, "Last-Modified": modified}
+    )
+    first = fetcher.fetch(site.url("/feed"))
+    assert (first.headers["etag"], first.headers["last-modified"]) == (etag, modified)
+    again = fetcher.fetch(site.url("/feed"), etag=first.headers["etag"], last_modified=modified)
+    assert again.status == 304
+    sent = site.hits("/feed")[-1].headers
+    assert (sent["if-none-match"], sent["if-modified-since"]) == (etag, modified)
+
+
+def test_a_validator_stored_as_other_text_is_sent_as_utf8() -> None:
+    assert validator_bytes('"caf\u00e9"') == b'"caf\xe9"'  # Latin-1: the bytes as received
+    assert validator_bytes('"\u20ac5"') == '"\u20ac5"'.encode()  # beyond Latin-1: never an error
 
 
 def test_a_304_keeps_its_connection_for_the_next_request(

@@ -634,3 +634,102 @@ def test_the_digest_says_how_many_unread_pages_will_be_fetched_again(tmp_path: P
     assert "Article pages that could not be read: 1." in before
     assert "1 of them will be fetched again; a hit their text makes comes in a later" in before
     assert "could not be read" not in after and "fetched again" not in after
+
+
+# -- a feed's answer that meets a bug ----------------------------------------------------------
+
+
+def test_validators_past_ascii_do_not_stop_later_polls(tmp_path: Path) -> None:
+    """A feed answering with a UTF-8 ETag and a Latin-1 date: the next poll sends them back
+    (it raised UnicodeEncodeError, and the poll of every feed died with it) and gets a 304."""
+    first, second = fixture_articles()[:2]
+    with LoopbackSite() as site:
+        odd = {"ETag": '"caf\u00c3\u00a9"', "Last-Modified": "Mon, 01 Jan 2024 \u00e9"}
+        links = [(first, site.add(f"/news/{first.slug}", render_page(first, "Odd")))]
+        feeds = {"Odd": add_feed(site, "/odd.xml", links, headers=odd)}
+        links = [(second, site.add(f"/news/{second.slug}", render_page(second, "Plain")))]
+        feeds["Plain"] = add_feed(site, "/plain.xml", links)
+        config = write_config(tmp_path, feeds)
+        clock = Clock()
+        with open_runtime(config, clock) as rt:
+            polls = [rt.poll(rt.configured_states())]
+            clock.advance(INTERVAL)
+            polls.append(rt.poll(rt.configured_states()))
+            stored = len(list(rt.store.articles()))
+    statuses = [{f.feed: f.status for f in p.feeds} for p in polls]
+    assert statuses == [
+        {"Odd": "ok", "Plain": "ok"},
+        {"Odd": "not_modified", "Plain": "not_modified"},
+    ]
+    assert stored == 2
+
+
+def test_an_unexpected_error_in_one_feeds_answer_is_that_feeds_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug met by one feed's answer (here a parser that raises what it never should) fails
+    that feed, logged with its traceback; every other feed of the cycle is stored."""
+    import monitor.runtime
+
+    first, second = fixture_articles()[:2]
+    with LoopbackSite() as site:
+        feeds = {
+            "Broken": add_feed(site, "/broken.xml", [(first, site.url("/news/a"))]),
+            "Fine": add_feed(
+                site, "/fine.xml", [(second, site.add("/news/b", render_page(second, "Fine")))]
+            ),
+        }
+        real = monitor.runtime._parse_feed
+
+        def parse(content: bytes, headers: object, url: str, *args: object) -> object:
+            if url.endswith("/broken.xml"):
+                raise RuntimeError("a bug")
+            return real(content, headers, url, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(monitor.runtime, "_parse_feed", parse)
+        config = write_config(tmp_path, feeds)
+        with open_runtime(config, Clock()) as rt:
+            report = rt.poll(rt.configured_states())
+            states = {s.name: s for s in rt.configured_states()}
+            stored = [a.url for a in rt.store.articles()]
+    by_feed = {f.feed: f for f in report.feeds}
+    assert by_feed["Broken"].status == "failed" and by_feed["Fine"].status == "ok"
+    assert by_feed["Broken"].error == "unexpected error: RuntimeError: a bug"
+    assert states["Broken"].last_error == "unexpected error: RuntimeError: a bug"
+    assert states["Broken"].failures == 1
+    assert stored == [site.url("/news/b")]
+    [logged] = [r for r in caplog.records if r.getMessage() == "unexpected error: feed Broken"]
+    assert logged.exc_info is not None
+
+
+def test_an_unexpected_error_with_one_page_is_that_pages_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug met by one page's extraction: that article stands on its summary, its feed and
+    the cycle go on."""
+    from concurrent.futures import Future
+
+    import monitor.runtime
+
+    first, second = fixture_articles()[:2]
+    real = monitor.runtime._WhenNeeded.submit
+
+    def submit(self: object, url: str, *args: object) -> object:
+        if url.endswith("/news/a"):
+            failed: Future[object] = Future()
+            failed.set_exception(RuntimeError("a bug"))
+            return failed
+        return real(self, url, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(monitor.runtime._WhenNeeded, "submit", submit)
+    with LoopbackSite() as site:
+        links = [
+            (first, site.add("/news/a", render_page(first, "Wire"))),
+            (second, site.add("/news/b", render_page(second, "Wire"))),
+        ]
+        config = write_config(tmp_path, {"Wire": add_feed(site, "/rss.xml", links)})
+        with open_runtime(config, Clock()) as rt:
+            report = rt.poll(rt.configured_states())
+            stored = {a.url: a.full_text for a in rt.store.articles()}
+    assert [(f.feed, f.status, f.new_articles) for f in report.feeds] == [("Wire", "ok", 2)]
+    assert stored == {site.url("/news/a"): False, site.url("/news/b"): True}
