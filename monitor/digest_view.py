@@ -12,12 +12,13 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from monitor.models import Snippet
+from monitor.models import Article, Snippet
+from monitor.timeutil import in_zone
 from monitor.units import plural
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 TITLE_LIMIT, SNIPPET_LIMIT, TEXT_LIMIT = 300, 600, 300
 CHART_HEIGHT = 6  # rows of table cells in the HTML chart
+OLD_NEWS = timedelta(days=300)  # published this long before it was first seen: shown with its year
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = (
     *("January", "February", "March", "April", "May", "June", "July"),
@@ -170,9 +172,8 @@ class FeedView:
 
 
 def local_time(moment: datetime, tz: ZoneInfo) -> datetime:
-    """moment in tz; a naive moment is taken as UTC."""
-    # naive datetimes only come from bugs upstream; the store keeps UTC
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz)
+    """moment in tz; a naive moment is taken as UTC (see timeutil.in_zone)."""
+    return in_zone(moment, tz)
 
 
 def format_day(moment: datetime, tz: ZoneInfo) -> str:
@@ -188,6 +189,14 @@ def format_moment(moment: datetime, tz: ZoneInfo, year: bool = False) -> str:
     return f"{_DAYS[t.weekday()][:3]} {t.day} {_MONTHS[t.month - 1][:3]}{y} {t:%H:%M}"
 
 
+def article_moment(article: Article, tz: ZoneInfo) -> str:
+    """When an article was published (else first seen), with the year when it was published
+    long before a feed brought it: an old article must not read as today's news."""
+    published = article.published
+    old = published is not None and article.first_seen - published > OLD_NEWS
+    return format_moment(published or article.first_seen, tz, year=old)
+
+
 def _story_view(entry: StoryEntry, tz: ZoneInfo) -> StoryView:
     lead = entry.lead.article
     parts = snippet_parts(entry.lead.snippet)
@@ -196,7 +205,7 @@ def _story_view(entry: StoryEntry, tz: ZoneInfo) -> StoryView:
             clean_text(o.article.outlet, 100),
             clean_text(o.article.title, TITLE_LIMIT),
             safe_url(o.article.url),
-            format_moment(o.article.published or o.article.first_seen, tz),
+            article_moment(o.article, tz),
         )
         for o in entry.others
     )
@@ -206,7 +215,7 @@ def _story_view(entry: StoryEntry, tz: ZoneInfo) -> StoryView:
         title=clean_text(lead.title, TITLE_LIMIT) or "(no title)",
         url=safe_url(lead.url),
         outlet=clean_text(lead.outlet, 100),
-        when=format_moment(lead.published or lead.first_seen, tz),
+        when=article_moment(lead, tz),
         matched=tuple(clean_text(q, 200) for q in entry.lead.matched),
         snippet=parts,
         snippet_text="".join(f"[{p.text}]" if p.marked else p.text for p in parts),

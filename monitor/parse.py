@@ -29,6 +29,9 @@ from monitor.urls import canonical_url, fetchable, unwrap_redirect
 
 MAX_SOURCE = 100  # characters of an entry's source (its outlet's name)
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; beyond a day is a lie
+# no news feed dates from before the 1990s: an earlier date is a default value (year 1, the
+# epoch) or a mistake, and near year 1 it cannot even be shown in a time zone
+EARLIEST_BELIEVED = datetime(1990, 1, 1, tzinfo=UTC)
 _BLOCK_TAGS = frozenset(
     {
         "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
@@ -406,7 +409,8 @@ def _summary_markup(entry: Any) -> str:
 
 
 def _entry_date(entry: Any, now: datetime) -> datetime | None:
-    """Published (or else updated) time, aware UTC; None if missing, invalid or future."""
+    """Published (or else updated) time, aware UTC; None if missing, invalid, in the future
+    or before EARLIEST_BELIEVED."""
     # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed
     # with a DeprecationWarning.
     parsed: time.struct_time | None = dict.get(entry, "published_parsed") or dict.get(
@@ -419,7 +423,9 @@ def _entry_date(entry: Any, now: datetime) -> datetime | None:
     except (TypeError, ValueError, OverflowError):
         return None
     reference = now if now.tzinfo else now.replace(tzinfo=UTC)
-    return None if when > reference + FUTURE_SLACK else when
+    if when > reference + FUTURE_SLACK or when < EARLIEST_BELIEVED:
+        return None
+    return when
 
 
 class _TextCollector(HTMLParser):

@@ -190,6 +190,6 @@ def sitemap_date(text: str | None) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a zone east of UTC
         return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from monitor.units import is_date, parse_duration
@@ -25,7 +25,18 @@ def parse_since(text: str, now: datetime, tz: ZoneInfo) -> datetime:
 
 def local(when: datetime | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A time as the user's local wall clock ('' for None)."""
-    return "" if when is None else when.astimezone(tz).strftime(fmt)
+    return "" if when is None else in_zone(when, tz).strftime(fmt)
+
+
+def in_zone(moment: datetime, tz: ZoneInfo) -> datetime:
+    """moment in tz (a naive moment is taken as UTC). A moment so near the ends of time that
+    tz cannot hold it (year 1, stored by an older version from a feed's default date) stays
+    in UTC rather than stop a listing or a digest."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(tz)
+    except OverflowError:
+        return aware
 
 
 def ago(when: datetime | None, now: datetime) -> str:

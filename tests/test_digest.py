@@ -43,6 +43,7 @@ from monitor.digest_view import (
     alert_context,
     clean_text,
     digest_context,
+    format_moment,
     safe_url,
     snippet_parts,
 )
@@ -281,6 +282,32 @@ def test_a_window_without_polls_is_not_said_to_have_missed_nothing(polls: int, s
         part = text.split("What this digest may have missed")[1]
         assert said in part
         assert ("every poll succeeded" in part) == (polls > 0)
+
+
+def published_at(hit: Hit, published: datetime, first_seen: datetime = NOW) -> Hit:
+    article = replace(hit.article, published=published, first_seen=first_seen)
+    return replace(hit, article=article, first_seen=first_seen)
+
+
+def test_a_stored_date_in_year_1_does_not_stop_the_digest() -> None:
+    """Stored by a version that believed it: the reader's zone cannot hold it (it overflowed
+    and no digest could be made), so it is shown in UTC, with its year."""
+    hit = published_at(make_hit(1), datetime(1, 1, 1, tzinfo=UTC))
+    rendered = render_digest(digest_of(WatchlistSection("Met Police", (StoryEntry(hit),))))
+    assert "Wire, Mon 1 Jan 1 00:00" in rendered.text
+    assert "Wire · Mon 1 Jan 1 00:00" in lxml.html.fromstring(rendered.html).text_content()
+
+
+def test_an_article_published_long_before_it_came_shows_its_year() -> None:
+    old = published_at(make_hit(1, title="Old"), NOW - timedelta(days=400))
+    new = published_at(make_hit(2, title="New"), NOW - timedelta(days=3))
+    text = render_digest(
+        digest_of(WatchlistSection("Met Police", (StoryEntry(old), StoryEntry(new))))
+    ).text
+    old_line, new_line = (text.split(f"* {t}\n")[1].splitlines()[1] for t in ("Old", "New"))
+    assert old_line == f"  Wire, {format_moment(NOW - timedelta(days=400), LONDON, year=True)}"
+    assert f" {(NOW - timedelta(days=400)).year} " in old_line
+    assert new_line == f"  Wire, {format_moment(NOW - timedelta(days=3), LONDON)}"  # no year
 
 
 def test_lead_is_the_earliest_full_text_article_and_summary_only_is_flagged() -> None:

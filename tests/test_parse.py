@@ -380,6 +380,28 @@ def test_dates_more_than_a_day_ahead_are_not_believed() -> None:
     assert published["in 25h"] is None
 
 
+@pytest.mark.parametrize(
+    ("date", "believed"),
+    [
+        ("<pubDate>Sat, 01 Jan 0001 00:00:00 GMT</pubDate>", False),  # a CMS's empty date
+        ("<pubDate>Thu, 01 Jan 1970 00:00:00 GMT</pubDate>", False),  # the epoch
+        ("<pubDate>Sun, 31 Dec 1989 23:59:59 GMT</pubDate>", False),
+        ("<dc:date>0001-01-01T00:00:00+05:00</dc:date>", False),
+        ("<pubDate>Mon, 01 Jan 1990 00:00:00 GMT</pubDate>", True),
+        ("<pubDate>Thu, 19 Nov 2026 08:00:00 GMT</pubDate>", True),
+    ],
+)
+def test_dates_before_news_feeds_existed_are_not_believed(date: str, believed: bool) -> None:
+    """A date in year 1 was stored as given, and then no digest could be made: showing it in
+    the reader's time zone overflowed, every time, for every watchlist."""
+    channel = "<title>UK News</title>"
+    body = rss(item(extra=date), channel).replace(
+        b'<rss version="2.0">', b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+    )
+    [entry] = parse_feed(body, {}, URL, NOW).items
+    assert (entry.published is not None) == believed
+
+
 def test_link_with_unusable_scheme_but_a_guid_keeps_the_entry() -> None:
     body = rss(item(link="data:text/html,hi", extra="<guid isPermaLink='false'>g-1</guid>"))
     parsed = parse_feed(body, {}, URL, NOW)

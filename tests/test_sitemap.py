@@ -94,6 +94,7 @@ def test_a_news_sitemap_gives_each_article_its_address_headline_and_time() -> No
         ("2026-11-20T10:15", datetime(2026, 11, 20, 10, 15, tzinfo=UTC)),
         (" 2026-11-20T10:15:00+00:00 ", datetime(2026, 11, 20, 10, 15, tzinfo=UTC)),
         ("20 Nov 2026", None),
+        ("0001-01-01T00:00:00+05:00", None),  # before year 1 in UTC: not a date to keep
         ("", None),
         (None, None),
     ],
