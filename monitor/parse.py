@@ -378,8 +378,12 @@ def _source(entry: Any, target: str | None) -> str:
     names it so), else the site its redirect link led to ("standard.co.uk"); "" when the
     entry is the feed's own."""
     source = entry.get("source")
-    named = one_line(str(source.get("title") or "")) if isinstance(source, Mapping) else ""
-    if named:  # text, not markup: shown as the feed gave it, less what no line may carry
+    raw = str(source.get("title") or "") if isinstance(source, Mapping) else ""
+    # text, not markup ("The <Guardian>" stays so), less what no line may carry; entities are
+    # decoded, as feedparser's lenient parser (a feed with one stray control byte) leaves
+    # them in a source's name ("AT&amp;T")
+    named = one_line(html.unescape(raw))
+    if named:
         return named[:MAX_SOURCE]
     if target is None:
         return ""

@@ -523,6 +523,18 @@ def test_a_source_name_carries_no_terminal_escape_or_bidi_override() -> None:
     assert entry.source == "Evil[31m Name"
 
 
+@pytest.mark.parametrize("stray", ["", "\x01"], ids=["well-formed", "read leniently"])
+def test_a_source_name_is_text_with_its_entities_read(stray: str) -> None:
+    """A feed with one stray control byte is read by feedparser's lenient parser, which left
+    a <source>'s entities as they were: "AT&amp;T" reached the digest, escaped once more."""
+    named = item(
+        title=f"Met officer dismissed{stray}",
+        extra='<source url="https://x.example/">AT&amp;T &amp; Sons</source>',
+    )
+    (entry,) = parse_feed(rss(named), {}, URL, NOW).items
+    assert (entry.title, entry.source) == ("Met officer dismissed", "AT&T & Sons")
+
+
 def test_a_redirect_link_carrying_no_usable_address_is_kept_as_it_is() -> None:
     link = "https://www.google.com/url?rct=j&amp;sa=t&amp;url=javascript:alert(1)"
     (entry,) = parse_feed(rss(item(link=link)), {}, URL, NOW).items
