@@ -87,21 +87,37 @@ def find_watchlist(spec: str, s: Settings, also: Collection[str] = ()) -> Watchl
     )
 
 
-def read_document(path: Path) -> Document:
-    """A document to test: .html goes through the pipeline's extraction; text's first line is
-    the title."""
+def read_document(path: Path, s: Settings) -> Document:
+    """A document to test: .html goes through the pipeline's extraction, with its limits (the
+    [fetch] byte cap, an extraction worker with [extract]'s time and memory limits); text's
+    first line is the title."""
+    page = path.suffix.lower() in (".html", ".htm", ".xhtml")
     try:
+        size = path.stat().st_size
+        if page and size > s.fetch.max_bytes:
+            raise MonitorError(
+                f"{path}: {size:,} bytes, over [fetch] max_bytes ({s.fetch.max_bytes:,}):"
+                " the pipeline would not read a page this large"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise MonitorError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if path.suffix.lower() in (".html", ".htm", ".xhtml"):
-        from monitor.extract import extract_page
-
-        extracted = extract_page(path.resolve().as_uri(), data, {})
-        return Document(extracted.title or "", extracted.text)
+    if page:
+        return _extract_file(path, data, s)
     text = data.decode("utf-8", errors="replace")
     title, _, body = text.partition("\n")
     return Document(title.strip(), body)
+
+
+def _extract_file(path: Path, data: bytes, s: Settings) -> Document:
+    from monitor.errors import ExtractError
+
+    with Runtime(s) as rt:
+        try:
+            extracted = rt.extractor.submit(path.resolve().as_uri(), data, {}).result()
+        except ExtractError as exc:
+            raise MonitorError(f"{path}: not extracted: {exc}") from exc
+    return Document(extracted.title or "", extracted.text)
 
 
 def read_page(url: str, s: Settings) -> tuple[Document, str]:
@@ -195,7 +211,7 @@ def test_command(
     elif Path(file).is_dir():
         raise click.BadParameter(f"File {file!r} is a directory.", param_hint="'[FILE|URL]'")
     else:
-        document = read_document(Path(file))
+        document = read_document(Path(file), s)
     result = explain(w, document)
     if as_json:
         shown = _result_json(result) | ({"stored": stored} if url else {})

@@ -563,6 +563,27 @@ def test_a_url_that_gives_no_article_is_one_line_saying_why(
         assert "127.0.0.1" in line and requests == 0  # refused before any request
 
 
+def test_an_html_file_is_extracted_under_the_pipelines_limits(tmp_path: Path) -> None:
+    """A page the pipeline would not read, or would kill, is not read in full by `monitor
+    test` either: it had no byte cap, time limit or memory limit of its own (a 20 MB page
+    ran on for minutes)."""
+    config = write_config(tmp_path / "p", [], extra='timeout = "1s"')
+    config.write_text(config.read_text().replace("[fetch]\n", '[fetch]\nmax_bytes = "2MB"\n'))
+    paragraph = b"<p>Metropolitan Police officers were dismissed, the IOPC said.</p>\n"
+    body = b"<html><body><article>" + paragraph * 25_000 + b"</article></body></html>"
+    (tmp_path / "slow.html").write_bytes(body)
+    (tmp_path / "big.html").write_bytes(body + paragraph * 10_000)
+    assert 1_000_000 < len(body) < 2_000_000 < len(body + paragraph * 10_000)
+    args = ["--config", str(config), "test", "met-police"]
+    big = invoke(*args, str(tmp_path / "big.html"))
+    assert big.exit_code == 1 and "over [fetch] max_bytes (2,000,000)" in big.stderr
+    started = time.monotonic()
+    slow = invoke(*args, str(tmp_path / "slow.html"))
+    assert slow.exit_code == 1, slow.output
+    assert "not extracted:" in slow.stderr and "1s" in slow.stderr, slow.stderr
+    assert time.monotonic() - started < 30
+
+
 def test_html_drops_what_is_beside_the_article(
     tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
 ) -> None:
