@@ -56,7 +56,7 @@ _HTML_START = re.compile(
     rb"[\s>]|<!--",
     re.IGNORECASE,
 )
-_SECONDS = re.compile(r"^[0-9]{1,12}$")
+_SECONDS = re.compile(r"^[0-9]+$")  # any number of seconds: too many is the cap, not ignored
 _DROPPED_HEADERS = ("content-encoding", "content-length")  # they describe the raw body
 _VALIDATORS = (b"etag", b"last-modified")
 

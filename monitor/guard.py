@@ -279,8 +279,9 @@ class GuardedBackend(httpcore.NetworkBackend):
             reason = self._policy.refusal(address)
             if reason is not None:
                 named = address if host == address else f"{host} ({address})"
+                article = "an" if reason[0] in "aeiou" else "a"  # an unspecified address
                 raise AddressRefused(
-                    f"{named} is a {reason} address; refused (see [fetch] allow_addresses)"
+                    f"{named} is {article} {reason} address; refused (see [fetch] allow_addresses)"
                 )
         error: Exception | None = None
         for address in addresses:

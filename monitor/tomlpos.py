@@ -281,7 +281,8 @@ def load_toml(path: Path, display: str | None = None) -> tuple[dict[str, Any], P
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError("file is not valid UTF-8", Location(file, line)) from exc
-    return loads_toml(source, file)
+    # a byte order mark, as some Windows editors save it: invisible, so not the user's text
+    return loads_toml(source.removeprefix("\ufeff"), file)
 
 
 def loads_toml(source: str, file: str) -> tuple[dict[str, Any], Positions]:

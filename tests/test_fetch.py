@@ -297,6 +297,7 @@ def test_other_failures_carry_no_retry_after(site: LoopbackSite, fetcher: Fetche
         ("0", 0.0),
         ("3600", 3600.0),
         ("99999999999", RETRY_AFTER_CAP),
+        ("99999999999999999999", RETRY_AFTER_CAP),  # more digits than a date has: the cap
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: retry now
         ("Wed, 21 Oct 2015 07:30:00 GMT", 120.0),
         ("Wed, 21 Oct 2099 07:28:00 GMT", RETRY_AFTER_CAP),

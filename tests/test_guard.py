@@ -123,6 +123,12 @@ def test_every_spelling_of_an_internal_address_is_refused(site: LoopbackSite, ho
     assert site.requests == []
 
 
+def test_the_refusal_reads_as_english() -> None:
+    refused = pytest.raises(AddressRefused, match=r"^0\.0\.0\.0 is an unspecified address; ")
+    with Fetcher(FetchSettings(timeout=5)) as fetcher, refused:
+        fetcher.fetch("http://0.0.0.0:9/a")
+
+
 def test_allow_addresses_lets_one_loopback_address_through(
     site: LoopbackSite, internal: LoopbackSite
 ) -> None:

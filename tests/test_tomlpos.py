@@ -71,6 +71,14 @@ def test_a_position_in_a_string_follows_its_escapes_and_lines(
         offset += len(chars)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_file(tmp_path: Path) -> None:
+    """Some editors save UTF-8 with a BOM; it read as "invalid statement" at 1:1."""
+    data, positions = parsed(tmp_path, "\ufeffmatch = ['IOPC AND Met']\nname = 'Desk'\n")
+    assert data == {"name": "Desk", "match": ["IOPC AND Met"]}
+    where = positions.location_in_string(("match", 0), 9)
+    assert (where.line, where.column) == (1, 20)  # columns as the user sees them: no BOM
+
+
 def test_a_literal_string_has_no_escapes(tmp_path: Path) -> None:
     data, positions = parsed(tmp_path, "match = ['a\\nb IOPC']\n")
     assert data["match"] == ["a\\nb IOPC"]
