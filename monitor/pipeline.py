@@ -57,6 +57,11 @@ ITEMS_PER_POLL = 200
 # most of the cost of recording one); a batch waits at most UNCHANGED_WAIT seconds
 UNCHANGED_BATCH = 50
 UNCHANGED_WAIT = 0.25
+# why an entry kept by its GUID has no page: the feed gave no link, or one never fetched
+NO_LINK = (
+    "no page to fetch: the feed gives this entry no link, or one that is not a plain http(s)"
+    " address (javascript:, file:, a user name in it)"
+)
 # why a page that extracted is still not used: its text is not the article its entry announced
 NOT_ANNOUNCED = (
     "not the article: the page holds next to none of the words of its feed entry's title and"
@@ -414,7 +419,7 @@ class Poller:
             entry = _ItemWork(item)
             work.items.append(entry)
             if not item.url:
-                entry.error = "the feed gives no link for this entry"
+                entry.error = NO_LINK
                 continue
             self._in_flight[item.url] = (work, entry)
             work.pending += 1

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from monitor.loopback import LoopbackSite, Request, Response
-from monitor.pipeline import CycleReport
+from monitor.pipeline import NO_LINK, CycleReport
 from monitor.sitegen import SiteArticle, add_outlet, render_page
 from monitor.store import FeedState
 from tests.sites import NOW, Clock, add_feed, folder_articles, open_runtime, write_config
@@ -222,10 +222,10 @@ REFUSALS = {
     "short": LOOPBACK,
     "ipv6-mapped": "::ffff:7f00:2 is a loopback (IPv4 inside IPv6) address; refused",
     "ipv6-mapped-hex": "::ffff:7f00:2 is a loopback (IPv4 inside IPv6) address; refused",
-    "userinfo": "the feed gives no link for this entry",
-    "file": "the feed gives no link for this entry",
-    "ftp": "the feed gives no link for this entry",
-    "gopher": "the feed gives no link for this entry",
+    "userinfo": NO_LINK,
+    "file": NO_LINK,
+    "ftp": NO_LINK,
+    "gopher": NO_LINK,
 }
 REDIRECT_REFUSALS = {
     "file": "only http and https URLs are fetched, not file: URLs",
