@@ -103,7 +103,9 @@ def _watchlists_of_broken_config(config: Path) -> tuple[Path, frozenset[str] | N
     tables = data.get("feeds", [])
     names = None
     if "opml" not in data and isinstance(tables, list):
-        names = frozenset(t["name"] for t in tables if isinstance(t, dict) and "name" in t)
+        names = frozenset(
+            t["name"] for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)
+        )
     return config.parent / folder, names
 
 

@@ -117,7 +117,10 @@ def test_a_config_with_errors_does_not_hide_the_watchlists_errors(tmp_path: Path
     """Every problem in one run: the config's errors, then each watchlist's, the feed names
     checked against the [[feeds]] tables the config has."""
     config = write_config(tmp_path, [("BBC London", "http://127.0.0.1:9/rss")])
-    config.write_text(config.read_text().replace("[fetch]", "[fetch]\nconcurency = 8", 1))
+    config.write_text(
+        config.read_text().replace("[fetch]", "[fetch]\nconcurency = 8", 1)
+        + "\n[[feeds]]\nname = 5\nurl = 'http://127.0.0.1:9/other'\n"  # a name not a string
+    )
     (tmp_path / "watchlists" / "desk.toml").write_text(
         "name = 'Desk'\nmatch = ['IOPC AND (']\nfeeds = ['BBC Londn']\n"
     )
@@ -129,7 +132,7 @@ def test_a_config_with_errors_does_not_hide_the_watchlists_errors(tmp_path: Path
     assert "watchlists/desk.toml:3: feeds: no feed named 'BBC Londn' in the config; " in (
         "\n".join(lines)
     )
-    assert lines[-1] == "3 errors"
+    assert lines[-1] == "4 errors"
 
 
 def test_a_config_that_is_not_toml_is_told_alone(tmp_path: Path) -> None:
