@@ -24,8 +24,10 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     StrictUndefined,
+    TemplateNotFound,
     TemplateSyntaxError,
 )
+from jinja2.sandbox import SandboxedEnvironment
 
 from monitor.digest_view import alert_context, digest_context, local_time
 from monitor.errors import ConfigError, Location
@@ -173,9 +175,12 @@ def _environment(folder: Path | None, html: bool) -> Environment:
 
 
 def _make_environment(loader: BaseLoader, html: bool) -> Environment:
+    # sandboxed: a user's template reaches no Python internals (cycler.__init__.__globals__
+    # ran shell commands) and range() is capped, so range(10**9) is an error, not a digest
+    # that fills memory; the built-in templates need nothing the sandbox refuses
     if html:
         # set explicitly: select_autoescape() would not recognise a ".html.j2" name
-        return Environment(
+        return SandboxedEnvironment(
             loader=loader,
             autoescape=True,
             undefined=StrictUndefined,
@@ -183,9 +188,9 @@ def _make_environment(loader: BaseLoader, html: bool) -> Environment:
             lstrip_blocks=True,
         )
     # plain text is not HTML: escaping would print "&amp;" in the reader's mail
-    return Environment(
+    return SandboxedEnvironment(
         loader=loader,
-        autoescape=False,  # noqa: S701 - the text/plain part, never shown as HTML
+        autoescape=False,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -259,6 +264,11 @@ def check_templates(folder: Path) -> list[ConfigError]:
                 _environment(folder, ".html." in path.name).get_template(path.name)
             except TemplateSyntaxError as exc:
                 errors.append(template_error(exc))
+                broken.add(path.name)
+            except (TemplateNotFound, UnicodeDecodeError, OSError) as exc:
+                # a folder or a dangling link named *.j2, a file not in UTF-8
+                why = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else "not a file"
+                errors.append(ConfigError(f"cannot read the template: {why}", Location(str(path))))
                 broken.add(path.name)
     samples = {"digest": digest_context(sample_digest()), "alert": alert_context(sample_alert())}
     for name in TEMPLATE_NAMES:

@@ -584,6 +584,42 @@ def test_check_templates_reports_undefined_variables_with_their_line(tmp_path: P
     assert any(e.startswith(str(tmp_path / "digest.txt")) and "digest.txt.j2" in e for e in errors)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{% for i in range(10**9) %}{{ i }}{% endfor %}",  # filled memory, never finished
+        '{{ cycler.__init__.__globals__.os.popen("id").read() }}',  # ran a shell command
+    ],
+    ids=["huge range", "python internals"],
+)
+def test_a_user_template_runs_sandboxed(tmp_path: Path, body: str) -> None:
+    """The template folder is the user's, yet a template must not hang the daemon or reach
+    Python: the sandbox refuses both, and the built-in template carries the digest."""
+    (tmp_path / "digest.txt.j2").write_text(body, encoding="utf-8")
+    [error] = check_templates(tmp_path)
+    assert str(error).startswith(f"{tmp_path / 'digest.txt.j2'}:1: ")
+    assert "sandbox" in str(error) or "unsafe" in str(error), error
+    rendered = render_digest(
+        digest_of(WatchlistSection("Met", (StoryEntry(make_hit(1)),))), templates=tmp_path
+    )
+    assert "Matched: IOPC" in rendered.text and "uid=" not in rendered.text
+    assert "the built-in digest.txt.j2 was used instead" in " ".join(rendered.text.split())
+
+
+def test_check_templates_reports_what_it_cannot_read(tmp_path: Path) -> None:
+    """A template not in UTF-8, a folder or a dangling link named like one: errors with the
+    file named, where check stopped with a traceback."""
+    (tmp_path / "digest.txt.j2").write_bytes(b"caf\xe9 {{ subject }}")
+    (tmp_path / "extra.j2").mkdir()
+    (tmp_path / "gone.j2").symlink_to(tmp_path / "nowhere.j2")
+    errors = sorted(str(e) for e in check_templates(tmp_path))
+    assert errors == [
+        f"{tmp_path / 'digest.txt.j2'}: cannot read the template: not valid UTF-8",
+        f"{tmp_path / 'extra.j2'}: cannot read the template: not a file",
+        f"{tmp_path / 'gone.j2'}: cannot read the template: not a file",
+    ]
+
+
 def test_check_templates_accepts_the_builtin_templates_copied(tmp_path: Path) -> None:
     builtin = Path(__file__).resolve().parent.parent / "monitor" / "templates"
     for path in builtin.glob("*.j2"):
