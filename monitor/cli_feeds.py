@@ -19,6 +19,8 @@ from monitor.store import FeedState
 from monitor.timeutil import ago, local
 from monitor.units import plural
 
+MAX_NAME = 100  # characters of a feed's name taken from its title (a title can be a page long)
+
 
 @cli.command()
 @click.option(
@@ -201,10 +203,14 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
     """Add a feed to the config; URL may be the feed or a page that links to it."""
     from monitor.discover import append_feed
     from monitor.feedfind import discover_feed
+    from monitor.parse import one_line
 
     s = settings(ctx)
+    if name is not None and not _is_text(name):
+        raise UsageProblem("--name is not valid UTF-8 text")
     found = discover_feed(s.fetch, url)
-    feed_name = " ".join((name or found.title or found.url).split())  # one line in the config
+    # one line in the config, as a name must be: no control character, not a page's worth
+    feed_name = one_line(name or found.title or found.url)[:MAX_NAME].strip()
     given = {_same_feed(url), _same_feed(found.url)}
     for feed in s.feeds:
         if _same_feed(feed.url) in given:
@@ -214,6 +220,15 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
     append_feed(s.path, feed_name, found.url, check=load_settings)
     entries = plural(found.entries, "entry", "entries")
     click.echo(f"added {feed_name!r}: {found.url} ({entries} in it now)")
+
+
+def _is_text(value: str) -> bool:
+    """Whether a command-line value decoded as text (not bytes smuggled in as surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _same_feed(url: str) -> str:

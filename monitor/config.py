@@ -48,7 +48,15 @@ def nonempty_text(value: Any) -> str:
         raise ValueError("must not be empty")
     if any(c in out for c in "\r\n\0"):
         raise ValueError("must be one line")
+    if _UNPRINTABLE.search(out):
+        # shown in a terminal, a digest and an OPML export, which XML could not even hold
+        raise ValueError("must not hold control characters")
     return out
+
+
+# control characters (C0 but tab, DEL, C1), lone surrogates and the two non-characters XML
+# refuses: none belongs in a name, a host or an address
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def flag(value: Any) -> bool:

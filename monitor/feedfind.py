@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from monitor.fetch import Fetcher
 
 
+MAX_DECLARED_TRIED = 5  # feed links of a page tried, in the page's order
+
+
 @dataclass(frozen=True, slots=True)
 class FoundFeed:
     url: str
@@ -54,7 +57,9 @@ def discover_feed(settings: FetchSettings, url: str) -> FoundFeed:
             if not is_html(first):
                 raise MonitorError(f"{url} is neither a feed nor a web page") from None
         page = decode_html(first.content, first.headers)
-        declared = find_feed_links(page, first.url)
+        # the first few the page declares: a page of hundreds of links to a server that never
+        # answers would keep `feeds add` waiting for hours, a timeout each
+        declared = find_feed_links(page, first.url)[:MAX_DECLARED_TRIED]
         failures: list[str] = []
         found = _first_feed(fetcher, declared or guess_feed_urls(first.url), now, failures)
         if found is None and not declared:  # no feed at all: a sitemap robots.txt names

@@ -203,6 +203,23 @@ def test_add_a_page_with_no_feed_is_a_clear_error(tmp_path: Path, site: Loopback
     assert {"/about/", "/feed", "/rss", "/rss.xml", "/atom.xml", "/robots.txt"} <= tried
 
 
+def test_add_tries_only_the_first_few_feeds_a_page_declares(
+    tmp_path: Path, site: LoopbackSite
+) -> None:
+    """A page of hundreds of feed links to a server that never answers kept `feeds add`
+    waiting a timeout for each, for hours."""
+    config = write_config(tmp_path, [])
+    links = "".join(
+        f'<link rel="alternate" type="application/rss+xml" href="/feeds/{n}.xml">'
+        for n in range(300)
+    )
+    site.add("/", f"<html><head>{links}<title>Links</title></head><body>x</body></html>")
+    line = user_error(invoke("--config", str(config), "feeds", "add", site.url("/")), 1)
+    assert "the feeds the page links to do not work" in line
+    tried = [r.path for r in site.requests if r.path.startswith("/feeds/")]
+    assert tried == [f"/feeds/{n}.xml" for n in range(5)]  # in the page's order
+
+
 @pytest.mark.parametrize(
     "path, body, content_type, expected",
     [
@@ -536,13 +553,42 @@ def poll_in_a_fresh_process(config: Path, before: str = "", after: str = "") -> 
     return done.stdout.strip().splitlines()
 
 
+def test_add_writes_a_name_of_one_clean_line(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    """A --name or a feed title with control characters (a terminal escape, DEL) is written
+    without them; bytes that are not UTF-8 are refused, where they ended in a traceback."""
+    _site, feeds = demo_site
+    config = write_config(tmp_path, [])
+    added = invoke(
+        "--config", str(config), "feeds", "add", feeds[0].url, "--name", "Wire\x1b[31m\x7f Desk"
+    )
+    succeeded(added)
+    assert [f.name for f in load_settings(config).feeds] == ["Wire[31m Desk"]
+    original = config.read_text()
+    bad = invoke("--config", str(config), "feeds", "add", feeds[1].url, "--name", "bad\udcff")
+    assert "--name is not valid UTF-8 text" in user_error(bad, 2)
+    assert config.read_text() == original
+
+
+def test_a_feed_name_with_a_control_character_is_a_config_error(tmp_path: Path) -> None:
+    """It would reach a terminal as an escape sequence, and an OPML export as XML that no
+    reader (this one included) can load."""
+    config = write_config(tmp_path, [("Wire\u001b[31m", "http://127.0.0.1:9/rss")])
+    line = user_error(invoke("--config", str(config), "feeds"), 1)
+    assert "name: must not hold control characters" in line
+
+
 def test_add_never_leaves_a_config_that_does_not_load(
     tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
 ) -> None:
     _site, feeds = demo_site
     config = write_config(tmp_path, [])
     original = config.read_text()
-    result = invoke("--config", str(config), "feeds", "add", feeds[0].url, "--name", "Bad\0Name")
+    # a character the cleaning keeps (not a control character) and the config refuses
+    result = invoke(
+        "--config", str(config), "feeds", "add", feeds[0].url, "--name", "Bad\ufffeName"
+    )
     line = user_error(result, 1)
     assert "would not load with this feed" in line and "nothing was changed" in line
     assert config.read_text() == original
