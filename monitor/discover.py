@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -104,23 +106,40 @@ def append_feed(
 
     Written to a temporary file beside it, checked there with `check` (which raises if the
     result would not load) and only then renamed over the original: a failed check or a crash
-    leaves the config as it was.
+    leaves the config as it was. Line endings stay as the file has them (CRLF too), and two
+    `feeds add` at once take turns, so neither loses the other's feed.
     """
-    text = config.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):
-        text += "\n"
-    text += f"\n[[feeds]]\nname = {toml_string(name)}\nurl = {toml_string(url)}\n"
-    fd, tmp = tempfile.mkstemp(dir=config.parent, prefix=".config-", suffix=".toml")
+    with _folder_lock(config.parent):
+        raw = config.read_bytes()
+        newline = "\r\n" if b"\r\n" in raw else "\n"
+        text = raw.decode("utf-8")
+        if text and not text.endswith("\n"):
+            text += newline
+        table = ["", "[[feeds]]", f"name = {toml_string(name)}", f"url = {toml_string(url)}", ""]
+        text += newline.join(table)
+        fd, tmp = tempfile.mkstemp(dir=config.parent, prefix=".config-", suffix=".toml")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+            if check is not None:
+                _check_edit(check, Path(tmp))
+            os.chmod(tmp, config.stat().st_mode & 0o777)
+            os.replace(tmp, config)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the config's folder (no lock file left behind), released when the
+    edit is over or the process ends."""
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        if check is not None:
-            _check_edit(check, Path(tmp))
-        os.chmod(tmp, config.stat().st_mode & 0o777)
-        os.replace(tmp, config)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _check_edit(check: Callable[[Path], object], edited: Path) -> None:

@@ -579,6 +579,43 @@ def test_a_feed_name_with_a_control_character_is_a_config_error(tmp_path: Path) 
     assert "name: must not hold control characters" in line
 
 
+def test_add_keeps_the_files_line_endings(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    """A config saved with CRLF (a Windows editor) keeps them all, the new table's too."""
+    _site, feeds = demo_site
+    config = write_config(tmp_path, [])
+    original = config.read_bytes().replace(b"\n", b"\r\n")
+    config.write_bytes(original)
+    succeeded(invoke("--config", str(config), "feeds", "add", feeds[0].url, "--name", "Wire"))
+    after = config.read_bytes()
+    assert after.startswith(original)
+    assert after.count(b"\n") == after.count(b"\r\n") > original.count(b"\n")
+    assert [f.name for f in load_settings(config).feeds] == ["Wire"]
+
+
+def test_feeds_added_at_the_same_time_are_all_kept(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
+) -> None:
+    """Each `feeds add` reads the file, appends and renames a copy over it: two at once lost
+    one feed while both said "added". They take turns now."""
+    _site, feeds = demo_site
+    config = write_config(tmp_path, [])
+    names = [f"Wire {n}" for n in range(6)]
+    add = [sys.executable, "-m", "monitor", "--config", str(config), "feeds", "add"]
+    runs = [
+        subprocess.Popen(
+            [*add, f"{feeds[0].url}?copy={n}", "--name", name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for n, name in enumerate(names)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0] * len(names), outputs
+    assert sorted(f.name for f in load_settings(config).feeds) == names
+
+
 def test_add_never_leaves_a_config_that_does_not_load(
     tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
 ) -> None:
