@@ -63,16 +63,18 @@ def run_checks(
     try:
         s = load_settings(config)
     except ConfigErrors as exc:
-        # the watchlists are checked too, so that every problem is told in one run
+        # the watchlists and templates are checked too, so every problem is told in one run
         found = _watchlists_of_broken_config(config)
         if found is None:
             return exc.errors, [], ""
         broken = load_watchlists(*found)
-        return in_file_order([*exc.errors, *broken.errors]), in_file_order(broken.warnings), ""
+        templates = _check_templates(_templates_of_broken_config(config), config.resolve())
+        told = [*exc.errors, *broken.errors, *templates]
+        return in_file_order(told), in_file_order(broken.warnings), ""
     loaded = load_watchlists(s.monitor.watchlists, {f.name for f in s.feeds})
     errors: list[ConfigError] = list(loaded.errors)
     warnings: list[ConfigError] = list(loaded.warnings)  # lint_watchlist's, among others
-    errors += _check_templates(s)
+    errors += _check_templates(s.digest.templates, s.path)
     warnings += _check_setup(s)
     bad_database = database_problem(s)
     if bad_database is not None:
@@ -109,12 +111,24 @@ def _watchlists_of_broken_config(config: Path) -> tuple[Path, frozenset[str] | N
     return config.parent / folder, names
 
 
-def _config_location(s: Settings, path: KeyPath) -> Location:
+def _templates_of_broken_config(config: Path) -> Path | None:
+    """The [digest] templates folder a config with errors names, if it names one plainly."""
+    config = config.resolve()
+    try:
+        data, _ = load_toml(config, shown(config))
+    except ConfigError:
+        return None
+    digest = data.get("digest", {})
+    folder = digest.get("templates") if isinstance(digest, dict) else None
+    return config.parent / folder if isinstance(folder, str) and folder.strip() else None
+
+
+def _config_location(config: Path, path: KeyPath) -> Location:
     """FILE:LINE of a key in the config file (just FILE if it cannot be found)."""
     try:
-        _, positions = load_toml(s.path, shown(s.path))
+        _, positions = load_toml(config, shown(config))
     except ConfigError:
-        return Location(shown(s.path))
+        return Location(shown(config))
     return positions.location(path)
 
 
@@ -131,13 +145,13 @@ def _feed_location(s: Settings, name: str) -> Location:
     return positions.location(("opml",))
 
 
-def _check_templates(s: Settings) -> list[ConfigError]:
-    folder = s.digest.templates
+def _check_templates(folder: Path | None, config: Path) -> list[ConfigError]:
+    """Problems of the [digest] templates folder a config names (none when it names none)."""
     if folder is None:
         return []
     if not folder.is_dir():
         message = f"[digest] templates: no folder {shown(folder)}; create it or remove the key"
-        return [ConfigError(message, _config_location(s, ("digest", "templates")))]
+        return [ConfigError(message, _config_location(config, ("digest", "templates")))]
     from monitor.digest import check_templates
 
     return [

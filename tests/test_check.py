@@ -120,7 +120,10 @@ def test_a_config_with_errors_does_not_hide_the_watchlists_errors(tmp_path: Path
     config.write_text(
         config.read_text().replace("[fetch]", "[fetch]\nconcurency = 8", 1)
         + "\n[[feeds]]\nname = 5\nurl = 'http://127.0.0.1:9/other'\n"  # a name not a string
+        + "\n[digest]\ntemplates = 'mine'\n"
     )
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "digest.txt.j2").write_text("{% for s in sections %}\n", encoding="utf-8")
     (tmp_path / "watchlists" / "desk.toml").write_text(
         "name = 'Desk'\nmatch = ['IOPC AND (']\nfeeds = ['BBC Londn']\n"
     )
@@ -132,7 +135,8 @@ def test_a_config_with_errors_does_not_hide_the_watchlists_errors(tmp_path: Path
     assert "watchlists/desk.toml:3: feeds: no feed named 'BBC Londn' in the config; " in (
         "\n".join(lines)
     )
-    assert lines[-1] == "4 errors"
+    assert any("mine/digest.txt.j2:" in line and "'endfor'" in line for line in lines)
+    assert lines[-1] == "5 errors"
 
 
 def test_a_config_that_is_not_toml_is_told_alone(tmp_path: Path) -> None:
