@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from monitor.config import Settings, load_settings
 from monitor.errors import ConfigError, ConfigErrors, Location, MonitorError, in_file_order
@@ -64,13 +65,7 @@ def run_checks(
         s = load_settings(config)
     except ConfigErrors as exc:
         # the watchlists and templates are checked too, so every problem is told in one run
-        found = _watchlists_of_broken_config(config)
-        if found is None:
-            return exc.errors, [], ""
-        broken = load_watchlists(*found)
-        templates = _check_templates(_templates_of_broken_config(config), config.resolve())
-        told = [*exc.errors, *broken.errors, *templates]
-        return in_file_order(told), in_file_order(broken.warnings), ""
+        return _check_what_a_broken_config_names(config.resolve(), exc.errors)
     loaded = load_watchlists(s.monitor.watchlists, {f.name for f in s.feeds})
     errors: list[ConfigError] = list(loaded.errors)
     warnings: list[ConfigError] = list(loaded.warnings)  # lint_watchlist's, among others
@@ -89,38 +84,41 @@ def run_checks(
     return in_file_order(errors), in_file_order(warnings), summary
 
 
-def _watchlists_of_broken_config(config: Path) -> tuple[Path, frozenset[str] | None] | None:
-    """(watchlists folder, feed names) as far as a config with errors still tells them; the
-    names are None when some come from an OPML file. None when the file is not TOML or its
-    `watchlists` key is itself wrong."""
-    config = config.resolve()
+def _check_what_a_broken_config_names(
+    config: Path, errors: list[ConfigError]
+) -> tuple[list[ConfigError], list[ConfigError], str]:
+    """The config's errors, and those of the watchlists and templates folders it names as far
+    as it still tells them: nothing more when it is not TOML, no watchlists when its
+    `watchlists` key is itself wrong, and no feed-name check when an OPML file lists feeds."""
+    from monitor.watchlist import load_watchlists
+
     try:
         data, _ = load_toml(config, shown(config))
     except ConfigError:
-        return None
-    section = data.get("monitor", {})
-    folder = section.get("watchlists", "watchlists") if isinstance(section, dict) else None
-    if not isinstance(folder, str) or not folder.strip():
-        return None
-    tables = data.get("feeds", [])
-    names = None
-    if "opml" not in data and isinstance(tables, list):
-        names = frozenset(
-            t["name"] for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)
-        )
-    return config.parent / folder, names
+        return errors, [], ""
+    monitor, digest = (_table(data, name) for name in ("monitor", "digest"))
+    told = list(errors)
+    warnings: list[ConfigError] = []
+    watchlists = monitor.get("watchlists", "watchlists")
+    if isinstance(watchlists, str) and watchlists.strip():
+        tables = data.get("feeds", [])
+        names = None
+        if "opml" not in data and isinstance(tables, list):
+            names = frozenset(
+                t["name"] for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)
+            )
+        loaded = load_watchlists(config.parent / watchlists, names)
+        told += loaded.errors
+        warnings += loaded.warnings
+    templates = digest.get("templates")
+    if isinstance(templates, str) and templates.strip():
+        told += _check_templates(config.parent / templates, config)
+    return in_file_order(told), in_file_order(warnings), ""
 
 
-def _templates_of_broken_config(config: Path) -> Path | None:
-    """The [digest] templates folder a config with errors names, if it names one plainly."""
-    config = config.resolve()
-    try:
-        data, _ = load_toml(config, shown(config))
-    except ConfigError:
-        return None
-    digest = data.get("digest", {})
-    folder = digest.get("templates") if isinstance(digest, dict) else None
-    return config.parent / folder if isinstance(folder, str) and folder.strip() else None
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    table = data.get(name)
+    return table if isinstance(table, dict) else {}
 
 
 def _config_location(config: Path, path: KeyPath) -> Location:
