@@ -166,6 +166,7 @@ def _check_setup(s: Settings) -> list[ConfigError]:
     out = []
     if not s.feeds:
         out.append(ConfigError('no feeds: add [[feeds]] tables or opml = "feeds.opml"', here))
+    out += _twice_polled(s)
     email = s.email
     if email is not None and email.username and not os.environ.get(email.password_env):
         out.append(
@@ -175,6 +176,23 @@ def _check_setup(s: Settings) -> list[ConfigError]:
                 here,
             )
         )
+    return out
+
+
+def _twice_polled(s: Settings) -> list[ConfigError]:
+    """A warning for each feed whose URL an earlier one already has (an OPML export pasted
+    beside [[feeds]], say): it would be fetched twice a cycle, for the same articles."""
+    from monitor.urls import same_feed
+
+    first: dict[str, str] = {}
+    out = []
+    for feed in s.feeds:
+        key = same_feed(feed.url)
+        if key in first:
+            message = f"feed {feed.name!r} has the URL of {first[key]!r}: it is polled twice"
+            out.append(ConfigError(f"{message}; remove one", _feed_location(s, feed.name)))
+        else:
+            first[key] = feed.name
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -204,6 +203,7 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
     from monitor.discover import append_feed
     from monitor.feedfind import discover_feed
     from monitor.parse import one_line
+    from monitor.urls import same_feed
 
     s = settings(ctx)
     if name is not None and not _is_text(name):
@@ -211,9 +211,9 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
     found = discover_feed(s.fetch, url)
     # one line in the config, as a name must be: no control character, not a page's worth
     feed_name = one_line(name or found.title or found.url)[:MAX_NAME].strip()
-    given = {_same_feed(url), _same_feed(found.url)}
+    given = {same_feed(url), same_feed(found.url)}
     for feed in s.feeds:
-        if _same_feed(feed.url) in given:
+        if same_feed(feed.url) in given:
             raise MonitorError(f"{found.url} is already in the config as {feed.name!r}")
         if feed.name == feed_name:
             raise MonitorError(f"a feed is already named {feed_name!r}; choose one with --name")
@@ -229,16 +229,6 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _same_feed(url: str) -> str:
-    """A URL as compared for duplicates: canonical, and http and https alike."""
-    from monitor.errors import BadURL
-    from monitor.urls import canonical_url
-
-    with contextlib.suppress(BadURL):  # compared as written, then
-        url = canonical_url(url)
-    return url.split("://", 1)[-1].rstrip("/")
 
 
 @feeds.command("export")

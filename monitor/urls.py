@@ -7,6 +7,7 @@ and canonicalising twice changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import unicodedata
@@ -255,3 +256,10 @@ def _canonical_query(query: str) -> str:
 
 def _upper_escapes(text: str) -> str:
     return _ESCAPE.sub(lambda m: m[0].upper(), text)
+
+
+def same_feed(url: str) -> str:
+    """A feed's URL as compared for duplicates: canonical, and http and https alike."""
+    with contextlib.suppress(BadURL):  # compared as written, then
+        url = canonical_url(url)
+    return url.split("://", 1)[-1].rstrip("/")

@@ -200,6 +200,26 @@ def test_empty_watchlists_folder_is_one_warning(tmp_path: Path) -> None:
     ]
 
 
+def test_a_feed_url_listed_twice_is_a_warning(tmp_path: Path) -> None:
+    """Under two names (an OPML export pasted beside [[feeds]], say) it is fetched twice a
+    cycle; http and https, or a tracking parameter, make no difference."""
+    config = write_config(
+        tmp_path,
+        [
+            ("BBC London", "http://127.0.0.1:9/rss"),
+            ("Other", "http://127.0.0.1:9/other"),
+            ("BBC again", "https://127.0.0.1:9/rss?utm_source=x"),
+        ],
+    )
+    result = check(config)
+    assert result.exit_code == 0
+    [warning] = warnings(result)
+    assert warning.startswith("config.toml:")
+    assert warning.endswith(
+        "warning: feed 'BBC again' has the URL of 'BBC London': it is polled twice; remove one"
+    )
+
+
 # -- warnings from history: the database must be old enough to tell ---------------------------
 
 
