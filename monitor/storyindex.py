@@ -104,48 +104,43 @@ class StoryIndex:
 
     def _alone(self, article_id: int, story: int) -> bool:
         """Whether the article started its story and no other article has joined it."""
+        if story != article_id:  # it joined another's story: no need to ask who else did
+            return False
         joined = self._conn.execute(
             "SELECT 1 FROM story_article WHERE story = ? AND article_id != ? LIMIT 1",
             (story, article_id),
         ).fetchone()
-        return story == article_id and joined is None
+        return joined is None
 
     def _forget(self, article_id: int) -> None:
         """Drop the article's row and postings (its document frequencies stay)."""
-        when, minhash, terms = self._conn.execute(
-            "SELECT published, minhash, terms FROM story_article WHERE article_id = ?",
-            (article_id,),
-        ).fetchone()
-        keys = posted_keys(unpack_terms(terms), unpack_minhash(minhash))
+        self._drop("article_id = ?", (article_id,))
+
+    def _drop(self, where: str, params: tuple[int]) -> int:
+        """Delete the story_article rows matching `where` and their postings; how many."""
+        rows = self._conn.execute(
+            f"SELECT article_id, published, minhash, terms FROM story_article WHERE {where}",
+            params,
+        ).fetchall()
+        postings = [
+            (key, published, article_id)
+            for article_id, published, minhash, terms in rows
+            for key in posted_keys(unpack_terms(terms), unpack_minhash(minhash))
+        ]
         self._conn.executemany(
             "DELETE FROM story_posting WHERE key = ? AND published = ? AND article_id = ?",
-            ((key, when, article_id) for key in keys),
+            postings,
         )
-        self._conn.execute("DELETE FROM story_article WHERE article_id = ?", (article_id,))
+        self._conn.execute(f"DELETE FROM story_article WHERE {where}", params)
+        return len(rows)
 
     def prune(self, before: datetime) -> int:
         """Drop the index rows of articles published before `before`; returns how many.
         Document frequencies stay: they describe everything the store has seen."""
-        cutoff = epoch_seconds(before)
         try:
-            rows = self._conn.execute(
-                "SELECT article_id, published, minhash, terms FROM story_article"
-                " WHERE published < ?",
-                (cutoff,),
-            ).fetchall()
-            postings = [
-                (key, published, article_id)
-                for article_id, published, minhash, terms in rows
-                for key in posted_keys(unpack_terms(terms), unpack_minhash(minhash))
-            ]
-            self._conn.executemany(
-                "DELETE FROM story_posting WHERE key = ? AND published = ? AND article_id = ?",
-                postings,
-            )
-            self._conn.execute("DELETE FROM story_article WHERE published < ?", (cutoff,))
+            return self._drop("published < ?", (epoch_seconds(before),))
         except sqlite3.Error as exc:
             raise StoreError(f"story index: {exc}") from exc
-        return len(rows)
 
     def _count_terms(self, features: StoryFeatures) -> tuple[dict[int, int], int]:
         """Count the article into the document frequencies; its terms' df and the new total."""
