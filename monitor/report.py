@@ -51,6 +51,11 @@ def digest_data(
         " AND full_text = 0 AND first_seen >= ?",
         (to_db(since),),
     )[0]
+    # polls since then, and of those, the ones that failed
+    polls, failed_polls = store.read(
+        "SELECT COUNT(*), COUNT(CASE status WHEN 'failed' THEN 1 END) FROM polls WHERE at >= ?",
+        (to_db(since),),
+    )[0]
     return DigestData(
         generated_at=now,
         window_start=window_start,
@@ -58,10 +63,8 @@ def digest_data(
         timezone=tz,
         sections=tuple(sections),
         feed_health=tuple(feed_health(store, settings, now)),
-        failed_polls=_count(
-            store, "SELECT COUNT(*) FROM polls WHERE status = 'failed' AND at >= ?", since
-        ),
-        polls=_count(store, "SELECT COUNT(*) FROM polls WHERE at >= ?", since),
+        failed_polls=int(failed_polls),
+        polls=int(polls),
         not_extracted=int(not_extracted),
         recipient=route.recipient,
         to_fetch_again=int(to_fetch_again),
@@ -142,7 +145,3 @@ def _alerted(store: Store, recipient: str, watchlist: str, since: datetime) -> i
         (recipient, watchlist, to_db(since)),
     )
     return int(rows[0][0])
-
-
-def _count(store: Store, sql: str, since: datetime) -> int:
-    return int(store.read(sql, (to_db(since),))[0][0])
