@@ -29,9 +29,10 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
-from monitor.digest_view import alert_context, digest_context, local_time
+from monitor.digest_view import alert_context, digest_context
 from monitor.errors import ConfigError, Location
 from monitor.models import Article, Hit, Snippet
+from monitor.timeutil import in_zone
 from monitor.units import plural
 
 BUILTIN = Path(__file__).resolve().parent / "templates"
@@ -140,10 +141,10 @@ def count_per_day(
     moments: Iterable[datetime], end: datetime, timezone: ZoneInfo, days: int = CHART_DAYS
 ) -> tuple[tuple[date, int], ...]:
     """Hits per local day for the `days` days ending on end's local day, oldest first."""
-    last = local_time(end, timezone).date()
+    last = in_zone(end, timezone).date()
     counts = {last - timedelta(days=i): 0 for i in range(days - 1, -1, -1)}
     for moment in moments:
-        day = local_time(moment, timezone).date()
+        day = in_zone(moment, timezone).date()
         if day in counts:
             counts[day] += 1
     return tuple(counts.items())

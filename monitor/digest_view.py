@@ -171,20 +171,15 @@ class FeedView:
     problem: str
 
 
-def local_time(moment: datetime, tz: ZoneInfo) -> datetime:
-    """moment in tz; a naive moment is taken as UTC (see timeutil.in_zone)."""
-    return in_zone(moment, tz)
-
-
 def format_day(moment: datetime, tz: ZoneInfo) -> str:
     """'Sunday 22 November 2026' in tz, the same in every locale."""
-    t = local_time(moment, tz)
+    t = in_zone(moment, tz)
     return f"{_DAYS[t.weekday()]} {t.day} {_MONTHS[t.month - 1]} {t.year}"
 
 
 def format_moment(moment: datetime, tz: ZoneInfo, year: bool = False) -> str:
     """'Sun 22 Nov 06:40' in tz ('Sun 22 Nov 2026 06:40' with year)."""
-    t = local_time(moment, tz)
+    t = in_zone(moment, tz)
     y = f" {t.year}" if year else ""
     return f"{_DAYS[t.weekday()][:3]} {t.day} {_MONTHS[t.month - 1][:3]}{y} {t:%H:%M}"
 
