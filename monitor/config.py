@@ -427,57 +427,66 @@ def _load_feeds(
     if not isinstance(raw_feeds, list):
         c.error(("feeds",), "feeds must be written as [[feeds]] tables")
         raw_feeds = []
-    seen: dict[str, KeyPath] = {}
+    seen: dict[str, KeyPath | Location] = {}
     for i, raw in enumerate(raw_feeds):
         values = c.table(raw, ("feeds", i), FEED_KEYS)
         if values["name"] and values["url"]:
             feed = Feed(values["name"], values["url"], values["interval"] or default)
             _add_feed(feeds, seen, feed, ("feeds", i, "name"), c)
     if "opml" in data:
-        for feed in _load_opml(data["opml"], c, base, default):
-            _add_feed(feeds, seen, feed, ("opml",), c)
+        for feed, where in _load_opml(data["opml"], c, base, default):
+            _add_feed(feeds, seen, feed, where, c)
     return tuple(feeds)
 
 
-def _load_opml(value: Any, c: _Collector, base: Path, default: float) -> list[Feed]:
-    """The feeds of the OPML file `opml = ...` names; its problems are recorded at their place
-    in that file where it can tell, every bad outline at once."""
+def _load_opml(
+    value: Any, c: _Collector, base: Path, default: float
+) -> list[tuple[Feed, Location]]:
+    """The feeds of the OPML file `opml = ...` names, each with its outline's place; the
+    file's problems are recorded at their place in it, every bad outline at once."""
     # imported here: most configs list their feeds, and every command reads the config
-    import xml.etree.ElementTree as ET
-
-    from monitor.opml import read_opml
+    from monitor.opml import OPMLSyntaxError, read_opml
 
     try:
         opml = base / text(value)
         listed = read_opml(opml)
+    except OPMLSyntaxError as exc:
+        where = Location(_display(opml), exc.line, exc.column)
+        c.errors.append(ConfigError(f"not valid OPML: {exc}", where))
+        return []
     except ValueError as exc:  # not a string
         c.error(("opml",), f"opml: {exc}")
         return []
     except OSError as exc:
         c.error(("opml",), f"opml: cannot read {_display(opml)}: {exc.strerror or exc}")
         return []
-    except ET.ParseError as exc:
-        line, column = exc.position
-        message = re.sub(r": line \d+, column \d+$", "", str(exc))
-        c.errors.append(
-            ConfigError(f"not valid OPML: {message}", Location(_display(opml), line, column + 1))
-        )
-        return []
     feeds = []
-    for name, url in listed:
+    for outline in listed:
+        where = Location(_display(opml), outline.line)
         try:
-            feeds.append(Feed(nonempty_text(name), http_url(url), default))
+            feed = Feed(nonempty_text(outline.name), http_url(outline.url), default)
         except ValueError as exc:
-            c.errors.append(ConfigError(f"outline {name!r}: {exc}", Location(_display(opml))))
+            c.errors.append(ConfigError(f"outline {outline.name!r}: {exc}", where))
+        else:
+            feeds.append((feed, where))
     return feeds
 
 
 def _add_feed(
-    feeds: list[Feed], seen: dict[str, KeyPath], feed: Feed, path: KeyPath, c: _Collector
+    feeds: list[Feed],
+    seen: dict[str, KeyPath | Location],
+    feed: Feed,
+    place: KeyPath | Location,
+    c: _Collector,
 ) -> None:
+    """Add the feed unless its name is taken; place is a key of the config or an OPML line."""
+
+    def located(place: KeyPath | Location) -> Location:
+        return place if isinstance(place, Location) else c.positions.location(place)
+
     if feed.name in seen:
-        first = c.positions.location(seen[feed.name])
-        c.error(path, f"feed name {feed.name!r} is used twice (first at {first})")
+        message = f"feed name {feed.name!r} is used twice (first at {located(seen[feed.name])})"
+        c.errors.append(ConfigError(message, located(place)))
         return
-    seen[feed.name] = path
+    seen[feed.name] = place
     feeds.append(feed)

@@ -137,7 +137,7 @@ def test_the_opml_reader_is_imported_only_for_a_config_that_names_a_file(
         "from pathlib import Path\n"
         "from monitor.config import load_settings\n"
         "feeds = load_settings(Path(sys.argv[1])).feeds\n"
-        "print(len(feeds), *(m for m in ('monitor.opml', 'xml.etree.ElementTree')"
+        "print(len(feeds), *(m for m in ('monitor.opml',)"
         " if m in sys.modules))\n"
     )
 
@@ -148,7 +148,7 @@ def test_the_opml_reader_is_imported_only_for_a_config_that_names_a_file(
         return done.stdout.strip()
 
     assert imported(listed) == "1"
-    assert imported(named) == "1 monitor.opml xml.etree.ElementTree"
+    assert imported(named) == "1 monitor.opml"
 
 
 def test_a_file_is_lexed_for_positions_only_when_one_is_asked_for() -> None:
@@ -237,8 +237,50 @@ def test_every_bad_outline_of_an_opml_file_is_named(tmp_path: Path) -> None:
 <outline title="Mail" xmlUrl="mailto:desk@example.org"/>
 </body></opml>"""
     assert opml_problems(tmp_path, text) == [
-        "feeds.opml: outline 'Ftp': 'ftp://files.example/rss' is not an http or https URL",
-        "feeds.opml: outline 'Mail': 'mailto:desk@example.org' is not an http or https URL",
+        "feeds.opml:3: outline 'Ftp': 'ftp://files.example/rss' is not an http or https URL",
+        "feeds.opml:4: outline 'Mail': 'mailto:desk@example.org' is not an http or https URL",
+    ]
+
+
+def test_a_name_used_twice_in_an_opml_file_is_shown_at_both_outlines(tmp_path: Path) -> None:
+    text = """<?xml version="1.0"?><opml version="2.0"><body>
+<outline text="News" xmlUrl="https://a.example/rss"/>
+
+<outline text="News" xmlUrl="https://b.example/rss"/>
+</body></opml>"""
+    assert opml_problems(tmp_path, text) == [
+        "feeds.opml:4: feed name 'News' is used twice (first at feeds.opml:2)"
+    ]
+
+
+def test_an_opml_name_taken_by_a_feeds_table_is_shown_at_the_outline(tmp_path: Path) -> None:
+    (tmp_path / "feeds.opml").write_text(
+        '<opml version="2.0"><body>\n<outline text="A" xmlUrl="https://b.example/rss"/>\n'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    config = 'opml = "feeds.opml"\n[[feeds]]\nname = "A"\nurl = "https://a.example/rss"\n'
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(write(tmp_path, config))
+    assert [str(e).replace(f"{tmp_path}/", "") for e in info.value.errors] == [
+        "feeds.opml:2: feed name 'A' is used twice (first at config.toml:3)"
+    ]
+
+
+def test_opml_outlines_with_blank_names_or_a_namespace_prefix_are_read(tmp_path: Path) -> None:
+    """A blank title gives way to the text, a blank text to the URL; `o:outline` is an outline."""
+    (tmp_path / "feeds.opml").write_text(
+        """<?xml version="1.0"?>
+<o:opml xmlns:o="http://opml.org/spec2" version="2.0"><o:body>
+<o:outline title=" " text="Met" xmlUrl="https://a.example/met.xml"/>
+<o:outline title="" text="  " xmlUrl=" https://b.example/rss "/>
+</o:body></o:opml>""",
+        encoding="utf-8",
+    )
+    settings = load_settings(write(tmp_path, 'opml = "feeds.opml"\n'))
+    assert [(f.name, f.url) for f in settings.feeds] == [
+        ("Met", "https://a.example/met.xml"),
+        ("https://b.example/rss", "https://b.example/rss"),
     ]
 
 
