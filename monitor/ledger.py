@@ -46,9 +46,11 @@ def list_hits(
     since: datetime | None = None,
     ids: Sequence[int] | None = None,
 ) -> list[Hit]:
-    """Stored hits, newest first."""
+    """Stored hits, newest first: by when they were found, and the hits one poll found (a
+    feed lists its newest entry first, so they were stored oldest last) by publication."""
     where, params = _filters(watchlist, since, ids)
-    sql = f"{_HIT_SELECT} WHERE {where} ORDER BY h.first_seen DESC, h.id DESC"
+    newest = "h.first_seen DESC, COALESCE(a.published, a.first_seen) DESC, h.id DESC"
+    sql = f"{_HIT_SELECT} WHERE {where} ORDER BY {newest}"
     return [row_to_hit(r) for r in store.read(sql, params)]
 
 

@@ -240,6 +240,13 @@ def test_hits_json_is_newest_first(two_days: tuple[Path, dict[str, str]]) -> Non
     found = hits_json(config)
     seen = [datetime.fromisoformat(str(h["first_seen"])) for h in found]
     assert seen == sorted(seen, reverse=True)
+    # the hits of one poll (found together): the newest article first, though the feed listed
+    # it first and so it was stored first
+    keys = [
+        (s, datetime.fromisoformat(str(h["published"]))) for s, h in zip(seen, found, strict=True)
+    ]
+    assert keys == sorted(keys, reverse=True)
+    assert len({published for _s, published in keys}) > len(set(seen))  # the test can tell
     feeds = [h["feed"] for h in found]
     first_old = feeds.index("Old outlet")
     assert set(feeds[:first_old]) == {"New outlet"} and set(feeds[first_old:]) == {"Old outlet"}
