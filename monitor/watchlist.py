@@ -178,8 +178,33 @@ def load_watchlist(path: Path, feed_names: Collection[str] | None = None) -> Wat
     except ConfigError as exc:
         raise ConfigErrors([exc]) from exc
     if not data:
+        stem_problem = _stem_problem(path, data)
+        if stem_problem is not None:
+            raise ConfigErrors([stem_problem])
         return Watchlist(path.stem, path, positions=positions)
     return _read_watchlist(path, data, positions, feed_names)
+
+
+def _stem_problem(path: Path, data: dict[str, Any]) -> ConfigError | None:
+    """The error of a file without `name` whose file name cannot name it (bytes that are not
+    UTF-8, control characters): the name goes into the database, the digest and the logs."""
+    if "name" in data:
+        return None
+    try:
+        path.stem.encode("utf-8")
+    except UnicodeEncodeError:
+        reason = "is not UTF-8"
+    else:
+        try:
+            nonempty_text(path.stem)
+            return None
+        except ValueError as exc:
+            reason = str(exc)
+    message = (
+        f"the file name {reason}, so it cannot name the watchlist:"
+        ' rename the file or add name = "..."'
+    )
+    return ConfigError(message, Location(_display(path)))
 
 
 def _read_watchlist(
@@ -187,6 +212,9 @@ def _read_watchlist(
 ) -> Watchlist:
     reader = _Reader(data, positions)
     reader.check_keys()
+    stem_problem = _stem_problem(path, data)
+    if stem_problem is not None:
+        reader.errors.append(stem_problem)
     total = sum(len(v) for k in ROLES if isinstance(v := data.get(k), list))
     if total > MAX_QUERIES:
         message = f"{total:,} queries; a watchlist holds at most {MAX_QUERIES:,}: split the file"

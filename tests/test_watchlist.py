@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,27 @@ def test_defaults(tmp_path: Path) -> None:
     w = load_watchlist(write(tmp_path, "match = ['IOPC']", "met-police.toml"))
     assert w.name == "met-police"
     assert (w.exclude, w.ignore, w.alert, w.feeds, w.recipients) == ((), (), "digest", (), ())
+
+
+@pytest.mark.parametrize(
+    ("raw_name", "reason"),
+    [(b"m\xffx.toml", "is not UTF-8"), (b"a\x07b.toml", "must not hold control characters")],
+)
+@pytest.mark.parametrize("text", ["match = ['IOPC']", ""])
+def test_a_file_name_that_cannot_name_the_watchlist_is_an_error_unless_it_is_named(
+    tmp_path: Path, raw_name: bytes, reason: str, text: str
+) -> None:
+    """The name goes into the database, the digest and the logs: a file name whose bytes are
+    not UTF-8 (it reached the database and failed every poll) must not be it."""
+    path = tmp_path / os.fsdecode(raw_name)
+    path.write_text(text, encoding="utf-8")
+    [error] = errors_of(path)
+    assert error.endswith(
+        f": the file name {reason}, so it cannot name the watchlist:"
+        ' rename the file or add name = "..."'
+    )
+    path.write_text("name = 'Met'\nmatch = ['IOPC']", encoding="utf-8")
+    assert load_watchlist(path).name == "Met"
 
 
 def test_malformed_query_points_at_file_line_and_column(tmp_path: Path) -> None:
