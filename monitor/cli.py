@@ -7,6 +7,7 @@ Commands live in cli_*.py modules by theme; this module holds the group and shar
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -181,15 +182,69 @@ def cli(ctx: click.Context, config_path: Path | None, log_format: str, verbose: 
     _setup_logging(ctx.obj, ctx.invoked_subcommand)
 
 
+class _GuardedOutput:
+    """Standard output that cannot stop a command half-way: a reader gone away (`monitor poll
+    | head -1`), a full disk or a closed descriptor makes the rest of the output vanish, while
+    the command finishes its work (a poll stores every feed). main() reports the loss."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.error: OSError | None = None
+
+    def write(self, text: str) -> int:
+        if self.error is None:
+            try:
+                return int(self._stream.write(text))
+            except OSError as exc:
+                self._lose(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self._lose(exc)
+
+    def _lose(self, exc: OSError) -> None:
+        self.error = exc
+        try:  # what is left in the buffer goes nowhere, rather than failing again at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...: the stream's
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Entry point of the `monitor` script."""
+    if sys.stdout is None:  # started with its standard output closed
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    output = _GuardedOutput(sys.stdout)
+    sys.stdout = output
     try:
         cli(prog_name="monitor")
+    except SystemExit as done:
+        _exit_after(output, done)
     finally:
         # The process is about to end. Tearing down its modules makes the cyclic collector
         # walk every object they hold, again and again: 40-80 ms of every command's exit.
         # Frozen objects are skipped by it; they are still freed, and atexit still runs.
         gc.freeze()
+
+
+def _exit_after(output: _GuardedOutput, done: SystemExit) -> None:
+    """Exit as the command did; output lost for a reason other than its reader leaving is
+    an error (exit status 1), said on stderr: a script must not take a cut list for a whole."""
+    code = done.code
+    lost = output.error
+    if lost is not None and lost.errno != errno.EPIPE:
+        click.echo(f"error: could not write the output: {lost.strerror or lost}", err=True)
+        code = code or 1
+    sys.exit(code)
 
 
 # the command modules register themselves on `cli`; imported last, as they import this module

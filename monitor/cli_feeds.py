@@ -250,5 +250,8 @@ def feeds_export(ctx: click.Context, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise MonitorError(f"cannot write {output}: {exc.strerror or exc}") from exc
         click.echo(f"wrote {plural(len(s.feeds), 'feed')} to {output}", err=True)

@@ -100,8 +100,8 @@ def read_document(path: Path, s: Settings) -> Document:
                 " the pipeline would not read a page this large"
             )
         data = path.read_bytes()
-    except OSError as exc:
-        raise MonitorError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # a wrong argument, as for a watchlist that does not exist
+        raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
     if page:
         return _extract_file(path, data, s)
     text = data.decode("utf-8", errors="replace")
@@ -190,6 +190,10 @@ def test_command(
     """
     s = settings(ctx)
     w = find_watchlist(watchlist, s)
+    if file is not None and since is not None:
+        raise click.UsageError(
+            "give a FILE to test or --since to preview over stored articles, not both"
+        )
     if file is None:
         if since is None:
             raise click.UsageError(

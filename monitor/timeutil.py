@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from monitor.units import is_date, parse_duration
 
+EVER = datetime(1, 1, 2, tzinfo=UTC)  # before anything; a day in, so every zone can hold it
+
 
 def parse_since(text: str, now: datetime, tz: ZoneInfo) -> datetime:
     """'2d', '12h' (that long before now) or '2026-11-01' (local midnight) -> an aware time."""
@@ -21,6 +23,8 @@ def parse_since(text: str, now: datetime, tz: ZoneInfo) -> datetime:
     except ValueError:
         msg = f"{text!r} is neither a duration (2d, 12h) nor a date (2026-11-01)"
         raise ValueError(msg) from None
+    except OverflowError:  # longer ago than the calendar goes (3000000d): since ever
+        return EVER
 
 
 def local(when: datetime | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:

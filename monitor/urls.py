@@ -172,8 +172,9 @@ def _has_forbidden_char(url: str, *, spaces: bool) -> bool:
 
 def _is_forbidden_char(c: str) -> bool:
     # Cc covers CR, LF, NUL, DEL and the C1 controls; Cf covers bidi overrides and
-    # zero-width characters, which only ever serve to disguise a URL.
-    return unicodedata.category(c) in ("Cc", "Cf")
+    # zero-width characters, which only ever serve to disguise a URL; Cs, a lone surrogate, is
+    # a byte that was not UTF-8 (a command-line argument) and no request can carry it.
+    return unicodedata.category(c) in ("Cc", "Cf", "Cs")
 
 
 def _split_checked(url: str) -> SplitResult:

@@ -15,11 +15,12 @@ import re
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -305,6 +306,22 @@ def _folder_as_file(root: Path) -> list[str]:
     return ["--config", str(write_config(root, [])), "test", "met-police", str(root)]
 
 
+def _file_and_since(root: Path) -> list[str]:
+    args = _unknown_watchlist(root)
+    return [*args[:3], "met-police", args[4], "--since", "2d"]
+
+
+def _export_nowhere(root: Path) -> list[str]:
+    config = write_config(root, [("Ledger", "https://ledger.example/rss")])
+    return ["--config", str(config), "feeds", "export", "-o", str(root / "nowhere" / "f.opml")]
+
+
+def _url_not_utf8(root: Path) -> list[str]:
+    config = write_config(root, [])
+    # a byte that is not UTF-8 in an argument arrives as a lone surrogate
+    return ["--config", str(config), "feeds", "add", "http://127.0.0.1:9/\udcff"]
+
+
 def _not_a_database(root: Path) -> list[str]:
     config = write_config(root, [])
     (root / "monitor.db").write_bytes(b"these are my notes, not a database\n" * 200)
@@ -320,7 +337,10 @@ USER_ERRORS = {
     "bad --since": (_bad_since, 2, ["--since", "'3x'", "2d", "2026-11-01"]),
     "unreal --since date": (_unreal_date, 2, ["--since", "'2026-02-30'", "not a real date"]),
     "unknown watchlist": (_unknown_watchlist, 2, ["'met-polic'", "watchlists/", "met-police"]),
-    "missing FILE": (_missing_file, 1, ["nowhere.html", "No such file"]),
+    "missing FILE": (_missing_file, 2, ["nowhere.html", "No such file"]),
+    "FILE and --since": (_file_and_since, 2, ["FILE", "--since", "not both"]),
+    "export into no folder": (_export_nowhere, 1, ["cannot write", "f.opml", "No such file"]),
+    "URL not UTF-8": (_url_not_utf8, 1, ["127.0.0.1:9", "control character"]),
     "FILE is a folder": (_folder_as_file, 2, ["FILE", "is a directory"]),
     "not a database": (_not_a_database, 1, ["monitor.db", "not a SQLite database", "database"]),
 }
@@ -344,6 +364,17 @@ def test_a_database_not_sqlite_is_left_as_it_was(tmp_path: Path) -> None:
     for command in (["hits"], ["poll"], ["feeds"], ["search", "IOPC"]):
         user_error(invoke(*args[:2], *command), 1)
     assert (tmp_path / "monitor.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["hits"], ["search", "IOPC"]])
+def test_a_since_longer_ago_than_the_calendar_means_everything(
+    polled: Path, command: list[str]
+) -> None:
+    everything = succeeded(invoke("--config", str(polled), *command, "--json")).stdout
+    assert json.loads(everything)
+    for ago in ("3000000d", "1000000000000d"):
+        since = invoke("--config", str(polled), *command, "--since", ago, "--json")
+        assert succeeded(since).stdout == everything
 
 
 def test_malformed_search_query_shows_the_query_and_a_caret(polled: Path) -> None:
@@ -716,6 +747,47 @@ def test_search_smart_case_and_since(polled: Path) -> None:
 
 
 # -- monitor poll: plain lines on a pipe, a progress display on a terminal -----------------------
+
+
+def _stored_articles(config: Path) -> int:
+    with closing(sqlite3.connect(config.parent / "monitor.db")) as db:
+        return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+
+
+@pytest.mark.parametrize("output", ["reader gone", "disk full", "closed"])
+def test_a_poll_whose_output_cannot_be_written_still_polls_and_stores_every_feed(
+    tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]], output: str
+) -> None:
+    """`monitor poll | head -1`, a log on a full disk, `monitor poll >&-`: the lines that
+    cannot be written are lost, not the cycle. Only a full disk is an error: a script must not
+    take a cut list for a whole."""
+    _site, feeds = demo_site
+    config = write_config(tmp_path, [(f.name, f.url) for f in feeds])
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "poll"]
+    if output == "reader gone":
+        reader, writer = os.pipe()
+        os.close(reader)  # every write fails with EPIPE, from the first line on
+        with os.fdopen(writer, "wb") as stdout:
+            done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    elif output == "disk full":
+        with open("/dev/full", "wb") as stdout:
+            done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    else:
+        done = subprocess.run(
+            command, stderr=subprocess.PIPE, env=env, preexec_fn=lambda: os.close(1)
+        )
+    stderr = done.stderr.decode()
+    assert "Traceback" not in stderr
+    if output == "disk full":
+        assert done.returncode == 1
+        assert stderr.strip().splitlines()[-1] == (
+            "error: could not write the output: No space left on device"
+        )
+    else:
+        assert done.returncode == 0, stderr
+    total = sum(len(arts) for arts in load_demo_articles(datetime.now(UTC)).values())
+    assert _stored_articles(config) == total
 
 
 def test_poll_prints_plain_lines_when_not_a_terminal(
