@@ -374,6 +374,15 @@ def check_near_side(node: Node) -> None:
             inner = _first_not(node)
             if inner is not None:
                 check_near_side(inner)
+            if isinstance(node, And):
+                for child in node.children:  # `(police or officer*)`: an OR meant in lowercase
+                    if isinstance(child, Word) and child.text.lower() in ("or", "and", "not"):
+                        raise QuerySyntaxError(
+                            f"{child.text!r} is read as a word, and each side of NEAR must be a"
+                            " word, phrase, prefix or an OR-group of those; operators are"
+                            f" written in capitals: {child.text.upper()}",
+                            child.start,
+                        )
     raise QuerySyntaxError(
         "each side of NEAR must be a word, phrase, prefix or an OR-group of those", node.start
     )

@@ -196,6 +196,8 @@ def test_exclude_may_be_pure_not_when_not_positive() -> None:
         ("Met NEAR (police OR NOT Gala)", 20, "NOT inside NEAR"),
         ("Met NEAR (police AND NOT Gala)", 21, "NOT inside NEAR"),
         ("(Met police) NEAR officer", 1, "each side of NEAR"),
+        ("Met NEAR/12 (police or officer*)", 20, "'or' is read as a word"),
+        ("(Met and Met) NEAR officer", 5, "operators are written in capitals: AND"),
         ("Met NEAR police NEAR officer", 16, "NEAR after NEAR"),
         ("Met @ police", 4, "stray character '@'"),
         ("Met, police", 3, "stray character ','"),
