@@ -18,16 +18,14 @@ bigger one is refused rather than left to slow down every poll.
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monitor.config import choice, email_address, nonempty_text
 from monitor.errors import ConfigError, ConfigErrors, Location
-from monitor.query import Phrase, Prefix, Query, QuerySyntaxError, Word, iter_terms, parse_query
-from monitor.textindex import has_capital
+from monitor.query import Phrase, Query, QuerySyntaxError, Word, parse_query
 from monitor.tomlpos import KeyPath, Positions, load_toml
 
 MAX_QUERIES = 50_000  # match + exclude + ignore, per watchlist
@@ -35,7 +33,6 @@ MAX_FILE_BYTES = 16_000_000
 KEYS = ("name", "match", "exclude", "ignore", "alert", "feeds", "recipients")
 ROLES = ("match", "exclude", "ignore")
 ALERTS = ("digest", "immediate")
-_LOWER_OPERATOR = re.compile(r"(and|or|not|near)([-/.]\d+)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +246,8 @@ def _read_watchlist(
 def load_watchlists(folder: Path, feed_names: Collection[str] | None = None) -> WatchlistSet:
     """Every *.toml in a folder; one broken file never hides the others. With the config's
     feed names, each `feeds` entry must name one of them (see load_watchlist)."""
+    from monitor.watchlint import lint_watchlist  # it reads Watchlist records: imported here
+
     if not folder.is_dir():
         error = ConfigError("watchlists folder not found", Location(_display(folder)))
         return WatchlistSet((), [error], [])
@@ -274,6 +273,7 @@ def load_watchlists(folder: Path, feed_names: Collection[str] | None = None) -> 
         by_name[watchlist.name] = watchlist
         loaded.append(watchlist)
         warnings.extend(lint_watchlist(watchlist))
+    warnings += _unread_files(folder)
     if not loaded and not errors:
         warnings.append(
             ConfigError(
@@ -281,6 +281,24 @@ def load_watchlists(folder: Path, feed_names: Collection[str] | None = None) -> 
             )
         )
     return WatchlistSet(tuple(loaded), errors, warnings)
+
+
+def _unread_files(folder: Path) -> list[ConfigError]:
+    """Warnings for what looks meant as a watchlist but is never read: `Casey.TOML`, a file
+    an editor saved as `vetting.toml.txt`, watchlists in a subfolder."""
+    out = []
+    for path in sorted(folder.iterdir()):
+        name = path.name.lower()
+        if path.name.startswith("."):
+            continue
+        if path.is_dir() and next(path.rglob("*.toml"), None) is not None:
+            message = f"{path.name}/ is a folder: watchlists in it are not read"
+        elif path.is_file() and path.suffix != ".toml" and name.endswith((".toml", ".toml.txt")):
+            message = "not read: a watchlist's file name ends in .toml"
+        else:
+            continue
+        out.append(ConfigError(message, Location(_display(path))))
+    return out
 
 
 def check_feed_names(w: Watchlist, feed_names: Collection[str]) -> list[ConfigError]:
@@ -296,96 +314,3 @@ def check_feed_names(w: Watchlist, feed_names: Collection[str]) -> list[ConfigEr
                 )
             )
     return out
-
-
-def lint_watchlist(w: Watchlist) -> list[ConfigError]:
-    """Warnings for likely mistakes: lowercase met, lowercase operators, repeated queries..."""
-    if not w.match:
-        return [ConfigError("matches nothing: the watchlist has no match queries", w.location(()))]
-    out: list[ConfigError] = []
-    first_seen: dict[tuple[str, str], int] = {}
-    matches = {_normal(q.source) for q in w.match}
-    for role, i, query in all_queries(w):
-        for offset, message in _query_warnings(query):
-            out.append(ConfigError(f"{role}: {message}", w.location((role, i), offset)))
-        source = _normal(query.source)
-        if (role, source) in first_seen:
-            where = w.location((role, first_seen[role, source]), 0)
-            out.append(
-                ConfigError(f"{role}: repeats the query at {where}", w.location((role, i), 0))
-            )
-        first_seen.setdefault((role, source), i)
-        if role == "exclude" and source in matches:
-            message = "exclude: the same query is in match, so everything it finds is excluded"
-            out.append(ConfigError(message, w.location((role, i), 0)))
-    return out
-
-
-def all_queries(w: Watchlist) -> list[tuple[str, int, Query]]:
-    """(role, index, query) for every query of a watchlist, in file order."""
-    return [(role, i, q) for role in ROLES for i, q in enumerate(getattr(w, role))]
-
-
-def _normal(source: str) -> str:
-    return " ".join(source.split())
-
-
-def _query_warnings(query: Query) -> Iterator[tuple[int, str]]:
-    """(offset, message) for each suspicious term of a query."""
-    for term in iter_terms(query.root):
-        written = query.source[term.start : term.end]
-        if _LOWER_OPERATOR.fullmatch(written) and not written.isupper():
-            yield (
-                term.start,
-                (
-                    f"{written!r} is read as a word, not an operator; "
-                    f"operators are written in capitals: {written.upper()}"
-                ),
-            )
-        elif isinstance(term, Prefix) and len(term.text) < 3:
-            yield term.start, f"{written!r} matches every word starting with {term.text!r}"
-        elif not term.exact and _has_met(term):
-            yield (
-                term.start,
-                (
-                    f'{written!r} is all lowercase, so it also matches the verb ("met with"); '
-                    "write Met for the Metropolitan Police"
-                ),
-            )
-        elif isinstance(term, Word | Phrase) and "*" in written:
-            yield term.start + written.index("*"), _star_in_quotes(term, written)
-        elif isinstance(term, Phrase) and _case_trap(term):
-            yield (
-                term.start,
-                (
-                    f"{written} has capitals, so it matches only that exact capitalisation "
-                    f"(not {' '.join(w.capitalize() for w in term.words)!r}); "
-                    "write it all in lowercase to match any capitalisation"
-                ),
-            )
-
-
-def _star_in_quotes(term: Word | Phrase, written: str) -> str:
-    """Why a '*' between quotes does nothing, and the query that does what it meant."""
-    words = term.words if isinstance(term, Phrase) else (term.text,)
-    starred = set(_STARRED.findall(written))
-    meant = " NEAR/1 ".join(f"{w}*" if w in starred else w for w in words)
-    return (
-        f"'*' inside quotes is not a prefix: {written} matches only the whole words; "
-        f"for any ending write {meant}"
-    )
-
-
-_STARRED = re.compile(r"([^\W_]+)\*")  # a word written with a '*' after it
-
-
-def _has_met(term: Word | Prefix | Phrase) -> bool:
-    if isinstance(term, Phrase):
-        return "met" in term.keys
-    return term.key == "met"
-
-
-def _case_trap(phrase: Phrase) -> bool:
-    """A capitalised phrase with a lowercase content word: "Casey review", "Met police"."""
-    first, *rest = phrase.words
-    return has_capital(first) and any(len(w) >= 4 and w.islower() for w in rest)

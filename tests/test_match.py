@@ -327,6 +327,8 @@ def test_distractors_cover_the_known_noise() -> None:
     assert {
         "met-office-weather",
         "met-gala",
+        "met-gala-lowercase",
+        "met-eireann-no-fada",
         "met-opera",
         "minister-met-with",
         "casey-affleck",

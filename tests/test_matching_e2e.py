@@ -109,7 +109,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
 
 
 def test_stored_hits_are_exactly_the_relevant_articles(corpus: Corpus) -> None:
-    assert len(corpus.relevant) == 8 and len(corpus.distractors) == 9
+    assert len(corpus.relevant) == 9 and len(corpus.distractors) == 11
     assert corpus.first_hits == sorted(corpus.relevant)
 
 
@@ -134,9 +134,9 @@ def test_hits_stay_unique_across_polls_and_rematch(corpus: Corpus) -> None:
     assert all(story is not None for _, story in stories_before)
     restored = run_cli(corpus.config, "rematch", "--since", "7d")
     assert restored.exit_code == 0, restored.output
-    assert "rematched 17 articles: 1 new hit" in restored.stdout
+    assert "rematched 20 articles: 1 new hit" in restored.stdout
     repeated = run_cli(corpus.config, "rematch", "--since", "7d")
-    assert "rematched 17 articles: 0 new hits" in repeated.stdout
+    assert "rematched 20 articles: 0 new hits" in repeated.stdout
     with Store.open(corpus.config.parent / "monitor.db") as store:
         assert hit_urls(store) == sorted(corpus.relevant)
         assert duplicate_hits(store) == 0

@@ -379,7 +379,7 @@ def test_a_page_built_by_scripts_is_matched_on_the_body_its_json_ld_states(
     assert article.full_text is True and article.extract_error is None
     assert article.text == "\n".join(SCRIPTED.paragraphs)  # no markup, no navigation
     hit = faulty.hits[url]
-    assert '"Metropolitan Police"' in hit.matched
+    assert '"metropolitan police"' in hit.matched
     assert "Metropolitan Police" in hit.snippet.text
 
 
@@ -391,7 +391,7 @@ def test_a_cookie_wall_is_not_taken_for_the_article_and_its_summary_is_matched(
     assert article.full_text is False and article.text == ""
     assert article.extract_error == NOT_ANNOUNCED
     hit = faulty.hits[url]
-    assert hit.matched == ('"Metropolitan Police"', "IOPC")
+    assert hit.matched == ('"metropolitan police"', "IOPC")
     assert "cookies" not in hit.snippet.text
 
 
@@ -410,7 +410,7 @@ def test_a_pdf_is_not_extracted_and_its_summary_is_matched(faulty: Faulty) -> No
 @pytest.mark.parametrize(
     ("path", "source", "matched"),
     [
-        ("/docs/officer-dismissed", BROKEN, ('"Metropolitan Police"',)),
+        ("/docs/officer-dismissed", BROKEN, ('"metropolitan police"',)),
         ("/docs/custody-death", DROPPED, ('"Scotland Yard"', "IOPC")),
     ],
 )
@@ -487,7 +487,7 @@ def test_monitor_poll_with_a_failing_feed_exits_0_with_a_summary(tmp_path: Path)
     assert result.exit_code == 0, result.output
     summary = re.search(
         r"polled 3 feeds in (\d+\.\d)s: 2 ok, 0 not modified, 1 failed\n"
-        r"new articles: 5\nnew hits: 5\n$",
+        rf"new articles: {len(relevant)}\nnew hits: {len(relevant)}\n$",
         result.stdout,
     )
     assert summary, result.stdout
@@ -560,7 +560,7 @@ def test_a_page_that_failed_in_a_way_that_passes_is_fetched_again_and_matched(
     retried = {m: (r.pages_retried, r.pages_recovered) for m, r in polls.items()}
     assert retried == {10: (0, 0), 30: (2, 1), 120: (0, 0), 150: (1, 0), 630: (1, 0), 2000: (0, 0)}
     assert [h.article.url for h in hits] == [links[0][1]]
-    assert {"IOPC", '"Metropolitan Police"'} <= set(hits[0].matched)
+    assert {"IOPC", '"metropolitan police"'} <= set(hits[0].matched)
     assert stored["banter"].full_text and stored["banter"].extract_error is None
     assert stored["banter"].text.startswith(BANTER.paragraphs[0])  # the page's text, stored
     # the first fetch, then 30 minutes, 2 and 8 hours after the first failure; never a 404

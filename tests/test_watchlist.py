@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import ConfigError, ConfigErrors
+from monitor.watchlint import lint_watchlist
 from monitor.watchlist import (
     MAX_QUERIES,
     Watchlist,
     check_feed_names,
-    lint_watchlist,
     load_watchlist,
     load_watchlists,
 )
@@ -243,6 +243,33 @@ def test_short_prefix_repeats_and_contradictions_are_flagged(tmp_path: Path) -> 
     ]
 
 
+def test_an_ignore_with_capitals_is_flagged_and_a_lowercase_one_is_not(tmp_path: Path) -> None:
+    """A capitalised ignore masks only that spelling: "Met gala" and "Met Eireann" (no fada)
+    still counted as Met. A lowercase one masks any; its "met" is no trap there."""
+    warnings = lint(tmp_path, "match = ['Met NEAR police']\nignore = ['\"Met Gala\"', 'Éireann']")
+    assert warnings == [
+        'w.toml:2:12: ignore: "Met Gala" has capitals, so only that spelling is masked '
+        '("MET GALA" and other spellings still count); written all in lowercase it masks any '
+        "case and accents",
+        "w.toml:2:26: ignore: Éireann has capitals, so only that spelling is masked "
+        "(ÉIREANN and other spellings still count); written all in lowercase it masks any "
+        "case and accents",
+    ]
+    assert lint(tmp_path, "match = ['Met NEAR police']\nignore = ['\"met gala\"', 'éireann']") == []
+
+
+def test_an_ignored_word_a_match_query_needs_is_flagged(tmp_path: Path) -> None:
+    """ignore = ['met'] masks every Met: the Met queries can never match."""
+    text = "match = ['IOPC', 'Met NEAR police']\nignore = ['\"met office\"', 'met']"
+    assert lint(tmp_path, text) == [
+        "w.toml:2:28: ignore: masks every 'met', so the match query at w.toml:1:19 cannot find "
+        "it there; ignore only the phrases in which it should not count"
+    ]
+    [warning] = lint(tmp_path, "match = ['polic*']\nignore = ['policy']")
+    assert "masks every 'policy', so the match query at w.toml:1:11" in warning
+    assert lint(tmp_path, "match = ['Met NEAR police']\nignore = ['gala']") == []
+
+
 def test_shipped_watchlist_is_clean() -> None:
     w = load_watchlist(ROOT / "watchlists" / "met-police.toml")
     assert w.name == "Met Police"
@@ -267,6 +294,25 @@ def test_watchlist_built_in_code_has_a_file_location() -> None:
 
 
 # -- folders ------------------------------------------------------------------------------------
+
+
+def test_files_that_look_meant_as_watchlists_but_are_not_read_are_warned_about(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "watchlists"
+    (folder / "police").mkdir(parents=True)
+    (folder / "old").mkdir()
+    write(folder, "match = ['IOPC']", "main.toml")
+    for name in ("Casey.TOML", "vetting.toml.txt", "police/misconduct.toml", "notes.txt"):
+        write(folder, "match = ['Casey']", name)
+    write(folder, "match = ['x']", ".hidden.toml.txt")
+    loaded = load_watchlists(folder)
+    assert [w.name for w in loaded.watchlists] == ["main"]
+    assert [str(e) for e in loaded.warnings] == [
+        "watchlists/Casey.TOML: not read: a watchlist's file name ends in .toml",
+        "watchlists/police: police/ is a folder: watchlists in it are not read",
+        "watchlists/vetting.toml.txt: not read: a watchlist's file name ends in .toml",
+    ]
 
 
 def test_one_broken_file_never_hides_the_others(tmp_path: Path) -> None:

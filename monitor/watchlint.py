@@ -1,0 +1,143 @@
+"""Warnings about watchlists that load but probably do not do what their writer meant.
+
+`monitor check` prints them; the daemon logs them. None stops a watchlist from loading.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from monitor.errors import ConfigError
+from monitor.query import Phrase, Prefix, Query, Word, iter_terms
+from monitor.textindex import fold_word, has_capital
+from monitor.watchlist import ROLES, Watchlist
+
+_LOWER_OPERATOR = re.compile(r"(and|or|not|near)([-/.]\d+)?", re.IGNORECASE)
+
+
+def lint_watchlist(w: Watchlist) -> list[ConfigError]:
+    """Warnings for likely mistakes: lowercase met, lowercase operators, repeated queries..."""
+    if not w.match:
+        return [ConfigError("matches nothing: the watchlist has no match queries", w.location(()))]
+    out: list[ConfigError] = []
+    first_seen: dict[tuple[str, str], int] = {}
+    matches = {_normal(q.source) for q in w.match}
+    for role, i, query in all_queries(w):
+        for offset, message in _query_warnings(query, role):
+            out.append(ConfigError(f"{role}: {message}", w.location((role, i), offset)))
+        source = _normal(query.source)
+        if (role, source) in first_seen:
+            where = w.location((role, first_seen[role, source]), 0)
+            out.append(
+                ConfigError(f"{role}: repeats the query at {where}", w.location((role, i), 0))
+            )
+        first_seen.setdefault((role, source), i)
+        if role == "exclude" and source in matches:
+            message = "exclude: the same query is in match, so everything it finds is excluded"
+            out.append(ConfigError(message, w.location((role, i), 0)))
+        if role == "ignore":
+            out += _masked_match_terms(w, i, query)
+    return out
+
+
+def all_queries(w: Watchlist) -> list[tuple[str, int, Query]]:
+    """(role, index, query) for every query of a watchlist, in file order."""
+    return [(role, i, q) for role in ROLES for i, q in enumerate(getattr(w, role))]
+
+
+def _normal(source: str) -> str:
+    return " ".join(source.split())
+
+
+def _masked_match_terms(w: Watchlist, i: int, ignore: Query) -> list[ConfigError]:
+    """A warning when an ignore entry is one word a match query looks for: masked wherever it
+    occurs, that word can never be found (ignore = ['Met'] silences every Met query)."""
+    word = ignore.root
+    if not isinstance(word, Word):
+        return []
+    masked = fold_word(word.text)
+    for j, query in enumerate(w.match):
+        for term in iter_terms(query.root, positive_only=True):
+            words = term.words if isinstance(term, Phrase) else (term.text,)
+            folded = [fold_word(x) for x in words]
+            if masked in folded or (isinstance(term, Prefix) and masked.startswith(folded[0])):
+                written = ignore.source[word.start : word.end]
+                message = (
+                    f"ignore: masks every {written!r}, so the match query at "
+                    f"{w.location(('match', j), term.start)} cannot find it there; "
+                    "ignore only the phrases in which it should not count"
+                )
+                return [ConfigError(message, w.location(("ignore", i), word.start))]
+    return []
+
+
+def _query_warnings(query: Query, role: str) -> Iterator[tuple[int, str]]:
+    """(offset, message) for each suspicious term of a query."""
+    for term in iter_terms(query.root):
+        written = query.source[term.start : term.end]
+        if _LOWER_OPERATOR.fullmatch(written) and not written.isupper():
+            yield (
+                term.start,
+                (
+                    f"{written!r} is read as a word, not an operator; "
+                    f"operators are written in capitals: {written.upper()}"
+                ),
+            )
+        elif isinstance(term, Prefix) and len(term.text) < 3:
+            yield term.start, f"{written!r} matches every word starting with {term.text!r}"
+        elif role == "ignore" and term.exact:
+            # masking too little lets the weather back in; masking any case costs nothing
+            yield (
+                term.start,
+                (
+                    f"{written} has capitals, so only that spelling is masked "
+                    f"({written.upper()} and other spellings still count); "
+                    "written all in lowercase it masks any case and accents"
+                ),
+            )
+        elif role != "ignore" and not term.exact and _has_met(term):
+            yield (
+                term.start,
+                (
+                    f'{written!r} is all lowercase, so it also matches the verb ("met with"); '
+                    "write Met for the Metropolitan Police"
+                ),
+            )
+        elif isinstance(term, Word | Phrase) and "*" in written:
+            yield term.start + written.index("*"), _star_in_quotes(term, written)
+        elif isinstance(term, Phrase) and _case_trap(term):
+            yield (
+                term.start,
+                (
+                    f"{written} has capitals, so it matches only that exact capitalisation "
+                    f"(not {' '.join(w.capitalize() for w in term.words)!r}); "
+                    "write it all in lowercase to match any capitalisation"
+                ),
+            )
+
+
+def _star_in_quotes(term: Word | Phrase, written: str) -> str:
+    """Why a '*' between quotes does nothing, and the query that does what it meant."""
+    words = term.words if isinstance(term, Phrase) else (term.text,)
+    starred = set(_STARRED.findall(written))
+    meant = " NEAR/1 ".join(f"{w}*" if w in starred else w for w in words)
+    return (
+        f"'*' inside quotes is not a prefix: {written} matches only the whole words; "
+        f"for any ending write {meant}"
+    )
+
+
+_STARRED = re.compile(r"([^\W_]+)\*")  # a word written with a '*' after it
+
+
+def _has_met(term: Word | Prefix | Phrase) -> bool:
+    if isinstance(term, Phrase):
+        return "met" in term.keys
+    return term.key == "met"
+
+
+def _case_trap(phrase: Phrase) -> bool:
+    """A capitalised phrase with a lowercase content word: "Casey review", "Met police"."""
+    first, *rest = phrase.words
+    return has_capital(first) and any(len(w) >= 4 and w.islower() for w in rest)
