@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
@@ -54,6 +55,17 @@ def check(ctx: click.Context) -> None:
     click.echo(summary)
 
 
+def _named_in(path: Path, name: str) -> bool:
+    """Whether a watchlist file that does not load says `name = NAME`."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return data.get("name") == name
+
+
 def _where(problem: ConfigError) -> str:
     return f"{problem.location}: " if problem.location else ""
 
@@ -71,6 +83,9 @@ def find_watchlist(spec: str, s: Settings, also: Collection[str] = ()) -> Watchl
     for w in loaded.watchlists:
         if w.name == spec:
             return w
+    for path in {e.location.file for e in loaded.errors if e.location}:
+        if _named_in(Path(path), spec):  # a broken file of that name: its errors say more
+            return load_watchlist(Path(path))
     from difflib import get_close_matches
 
     from monitor.checks import shown
@@ -161,6 +176,7 @@ def stored_as(s: Settings, watchlist: str, urls: Sequence[str]) -> dict[str, Any
                 "SELECT 1 FROM hits WHERE article_id = ? AND watchlist = ?", (article.id, watchlist)
             )
             return {
+                "title": article.title,  # the feed's: the pipeline matched under it
                 "first_seen": article.first_seen.isoformat(),
                 "feed": article.feed,
                 "full_text": article.full_text,
@@ -212,6 +228,8 @@ def test_command(
         page = unwrap_redirect(file)  # a link copied from a Google Alert: the article's own
         document, fetched_from = read_page(page, s)
         stored = stored_as(s, w.name, [page, fetched_from, file])
+        if stored is not None and stored["title"]:  # as the pipeline saw it: `title:` agrees
+            document = Document(stored["title"], document.text)
     elif Path(file).is_dir():
         raise click.BadParameter(f"File {file!r} is a directory.", param_hint="'[FILE|URL]'")
     else:
@@ -258,17 +276,30 @@ def _print_result(result: MatchResult) -> None:
     click.echo(f"  matched:     {'; '.join(result.matched) or '(none)'}")
     click.echo(f"  excluded by: {'; '.join(result.excluded_by) or '(none)'}")
     if result.snippet and result.snippet.text:
-        if sys.stdout.isatty():
+        if _colour():
             marked = result.snippet.marked("\x1b[1;33m", "\x1b[0m")
         else:
             marked = result.snippet.marked("[", "]")
         click.echo(f"  snippet:     {marked}")
 
 
+def _colour() -> bool:
+    """Whether to highlight with terminal colours: a terminal, and neither NO_COLOR nor a dumb
+    terminal asks for none (https://no-color.org)."""
+    asked_not = bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
+    return sys.stdout.isatty() and not asked_not
+
+
 @cli.command()
 @click.argument("query")
 @since_option()
-@click.option("--limit", default=50, show_default=True, help="show at most this many")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="show at most this many",
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @config_option
 @click.pass_context
@@ -295,9 +326,11 @@ def search(ctx: click.Context, query: str, since: str | None, limit: int, as_jso
         ):
             if match_query(parsed, article.document):
                 found.append(article)
-                if len(found) >= limit:
+                if len(found) > limit:
                     break
-    _print_articles(found, s, as_json)
+    _print_articles(found[:limit], s, as_json)
+    if len(found) > limit:  # a list cut short must not read as complete
+        click.echo(f"more than {limit} match; these are the newest: raise --limit", err=True)
 
 
 def _print_articles(articles: list[Article], s: Settings, as_json: bool) -> None:

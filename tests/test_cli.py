@@ -322,6 +322,12 @@ def _url_not_utf8(root: Path) -> list[str]:
     return ["--config", str(config), "feeds", "add", "http://127.0.0.1:9/\udcff"]
 
 
+def _broken_watchlist_by_name(root: Path) -> list[str]:
+    args = _unknown_watchlist(root)
+    (root / "watchlists" / "b.toml").write_text('name = "Desk"\nmatch = ["(Met OR"]\n')
+    return [*args[:3], "Desk", args[4]]
+
+
 def _not_a_database(root: Path) -> list[str]:
     config = write_config(root, [])
     (root / "monitor.db").write_bytes(b"these are my notes, not a database\n" * 200)
@@ -338,6 +344,7 @@ USER_ERRORS = {
     "unreal --since date": (_unreal_date, 2, ["--since", "'2026-02-30'", "not a real date"]),
     "unknown watchlist": (_unknown_watchlist, 2, ["'met-polic'", "watchlists/", "met-police"]),
     "missing FILE": (_missing_file, 2, ["nowhere.html", "No such file"]),
+    "broken watchlist by name": (_broken_watchlist_by_name, 1, ["b.toml:2:", "OR needs a term"]),
     "FILE and --since": (_file_and_since, 2, ["FILE", "--since", "not both"]),
     "export into no folder": (_export_nowhere, 1, ["cannot write", "f.opml", "No such file"]),
     "URL not UTF-8": (_url_not_utf8, 1, ["127.0.0.1:9", "control character"]),
@@ -519,6 +526,7 @@ def test_a_url_is_fetched_and_extracted_as_the_poll_does(
         hit["first_seen"]
     )  # the article's first sight is its hit's: both come from the one poll
     assert stored == {
+        "title": hit["title"],
         "feed": hit["feed"],
         "full_text": True,
         "extract_error": None,
@@ -532,6 +540,41 @@ def test_a_url_is_fetched_and_extracted_as_the_poll_does(
     weather = invoke("--config", str(polled), "test", "met-police", site.url(WEATHER_PAGE))
     assert succeeded(weather).stdout.startswith("Met Police: no hit\n")
     assert succeeded(weather).stdout.endswith("; its text was matched; no hit stored\n")
+
+
+def test_a_stored_page_is_tested_under_the_title_the_poll_matched_it_under(tmp_path: Path) -> None:
+    """The feed calls it an obituary, the page's headline does not: the poll excluded it by
+    `title:obituary`, and `monitor test URL` must say the same, not call it a hit."""
+    body = "".join(
+        f"<p>Tributes were paid on day {n} to PC John Smith, who served the Metropolitan Police"
+        f" for {n + 20} years in south London, the IOPC said in its statement number {n}.</p>"
+        for n in range(8)
+    )
+    page = (
+        "<html><head><title>Tributes paid to PC John Smith</title></head><body><article>"
+        f"<h1>Tributes paid to PC John Smith</h1>{body}</article></body></html>"
+    )
+    with LoopbackSite() as site:
+        url = site.add("/tribute.html", page)
+        rss = (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>Ledger</title>'
+            f"<item><title>Obituary: PC John Smith</title><link>{url}</link>"
+            "<description>PC John Smith of the Metropolitan Police has died.</description>"
+            "</item></channel></rss>"
+        )
+        config = write_config(
+            tmp_path, [("Ledger", site.add("/rss.xml", rss, "application/rss+xml"))]
+        )
+        (tmp_path / "watchlists" / "met-police.toml").write_text(
+            "name = 'Met'\nmatch = ['IOPC']\nexclude = ['title:obituary']\n"
+        )
+        succeeded(invoke("--config", str(config), "poll"))
+        assert json.loads(succeeded(invoke("--config", str(config), "hits", "--json")).stdout) == []
+        got = json.loads(
+            succeeded(invoke("--config", str(config), "test", "Met", url, "--json")).stdout
+        )
+    assert (got["hit"], got["excluded_by"]) == (False, ["title:obituary"])
+    assert got["stored"]["title"] == "Obituary: PC John Smith"
 
 
 def test_a_link_copied_from_a_google_alert_is_tested_as_the_article_it_links_to(
@@ -729,6 +772,44 @@ def test_search_finds_stored_articles_newest_first(
         a.title for a in expected
     ]
     assert text.splitlines()[-1] == f"{len(expected)} articles"
+
+
+def test_a_search_cut_short_by_its_limit_says_so(polled: Path) -> None:
+    everything = json.loads(
+        succeeded(invoke("--config", str(polled), "search", "IOPC", "--json")).stdout
+    )
+    assert len(everything) >= 2
+    limit = str(len(everything) - 1)
+    cut = succeeded(invoke("--config", str(polled), "search", "IOPC", "--limit", limit, "--json"))
+    assert json.loads(cut.stdout) == everything[:-1]
+    assert cut.stderr == f"more than {limit} match; these are the newest: raise --limit\n"
+    whole = invoke("--config", str(polled), "search", "IOPC", "--limit", str(len(everything)))
+    assert succeeded(whole).stderr == ""
+    line = user_error(invoke("--config", str(polled), "search", "IOPC", "--limit", "0"), 2)
+    assert "--limit" in line
+
+
+def test_snippet_highlighting_follows_no_color(polled: Path, tmp_path: Path) -> None:
+    story = tmp_path / "story.txt"
+    story.write_text("Met officers face IOPC inquiry\nThe IOPC said nine officers were involved.\n")
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
+    command = [sys.executable, "-m", "monitor", "--config", str(polled), "test", "met-police"]
+    shown = {}
+    for name, extra in (("colour", {"TERM": "xterm"}), ("no colour", {"NO_COLOR": "1"})):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            [*command, str(story)], stdout=slave, stderr=subprocess.PIPE, env={**env, **extra}
+        )
+        os.close(slave)
+        try:
+            shown[name] = read_pty(master, proc).decode()
+            proc.wait(timeout=60)
+        finally:
+            os.close(master)
+            assert proc.stderr is not None
+            proc.stderr.close()
+    assert "\x1b[1;33mIOPC\x1b[0m" in shown["colour"]
+    assert "[IOPC]" in shown["no colour"] and "\x1b[" not in shown["no colour"]
 
 
 def test_search_smart_case_and_since(polled: Path) -> None:
