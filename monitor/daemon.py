@@ -105,11 +105,15 @@ class Daemon:
         )
 
     def stop(self) -> None:
-        """Stop the jobs; a poll in progress ends early and is redone next time."""
+        """Stop the jobs; a poll in progress ends early and is redone next time, a digest
+        being sent stays pending and goes out after the restart."""
+        from monitor.notify import abort_sessions
+
         self.stopped.set()
         was_running = self._scheduler is not None
         if self._poller is not None:
             self._poller.stop()
+        abort_sessions()  # a mail server answering slowly must not hold the stop
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
@@ -183,8 +187,14 @@ class Daemon:
         before the alert or a `monitor poll` left behind."""
         if self.stopped.is_set():
             return
-        with self._send_lock:
-            rt.send_alerts()
+        # the digest job is sending: the alerts go next tick rather than the polls waiting
+        # on a mail server that may take minutes to answer
+        if not self._send_lock.acquire(blocking=False):
+            return
+        try:
+            rt.send_alerts(self.stopped)
+        finally:
+            self._send_lock.release()
 
     def _set_poller(self, poller: Poller | None) -> None:
         self._poller = poller
@@ -252,7 +262,7 @@ class Daemon:
                 )
                 self._prune(store, now)
         with self._send_lock:
-            deliver_pending(store, settings, now)
+            deliver_pending(store, settings, now, self.stopped)
         store.release_memory()
 
     @staticmethod

@@ -14,8 +14,10 @@ import html
 import os
 import re
 import smtplib
+import socket
 import ssl
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -29,6 +31,10 @@ from urllib.parse import quote
 from monitor.config import EmailSettings
 from monitor.digest import Rendered
 from monitor.errors import NotifyError, SMTPPermanentError, SMTPTemporaryError
+
+# The longest one SMTP exchange may take, greeting to goodbye. smtplib's timeout is per read,
+# so a server that trickles a byte every few seconds would hold the sender for ever.
+SESSION_DEADLINE = 120.0
 
 _ARCHIVE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})_(\d{2})(\d{2})_(.+)\.html$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
@@ -83,22 +89,27 @@ def send_message(
     timeout: float = 30,
     *,
     context: ssl.SSLContext | None = None,
+    deadline: float = SESSION_DEADLINE,
 ) -> SendResult:
     """Deliver one message; raises SMTPTemporaryError (retry) or SMTPPermanentError (don't).
 
-    `context` verifies the server's certificate; the default trusts the system's CAs.
+    `timeout` bounds each read, `deadline` the whole exchange; abort_sessions() ends it at
+    once. `context` verifies the server's certificate; the default trusts the system's CAs.
     """
     recipients = _recipients(message)
     if not recipients:
         raise SMTPPermanentError("the message has no recipients")
     scrub = _Scrubber(password)
+    watch = _Watchdog(deadline)
     try:
-        with _session(settings, timeout, context or ssl.create_default_context()) as smtp:
+        with _session(settings, timeout, context or ssl.create_default_context(), watch) as smtp:
             _log_in(smtp, settings, password)
             refused = smtp.send_message(message, settings.sender, list(recipients))
     except smtplib.SMTPRecipientsRefused as exc:
         raise _every_recipient_refused(exc.recipients, scrub) from None
     except (smtplib.SMTPException, OSError) as exc:
+        if watch.ended is not None:  # cut short by us: say why, not "connection closed"
+            raise SMTPTemporaryError(watch.ended) from None
         raise _classify(exc, scrub) from None
     refusals = {addr: scrub(f"{code} {_text(reply)}") for addr, (code, reply) in refused.items()}
     accepted = tuple(r for r in recipients if r not in refused)
@@ -110,17 +121,71 @@ def _recipients(message: EmailMessage) -> tuple[str, ...]:
     return tuple(dict.fromkeys(addr for _, addr in getaddresses(fields) if addr))
 
 
+class _Watchdog:
+    """Ends an SMTP exchange that runs past its deadline, or that abort_sessions() gives up:
+    its socket is shut down under it, so the read it is blocked in fails at once."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.ended: str | None = None
+        self._smtp: smtplib.SMTP | None = None
+        self._timer: threading.Timer | None = None
+
+    def watch(self, smtp: smtplib.SMTP) -> None:
+        self._smtp = smtp
+        self._timer = threading.Timer(self.deadline, self.end, [self._late()])
+        self._timer.daemon = True
+        self._timer.start()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+
+    def end(self, why: str) -> None:
+        self.ended = self.ended or why
+        sock = self._smtp.sock if self._smtp is not None else None
+        if sock is not None:
+            # the plain socket's shutdown, also under TLS: SSLSocket's drops its state first
+            with suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def done(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+    def _late(self) -> str:
+        return f"the mail server took longer than {self.deadline:.0f}s to take the message"
+
+
+_LIVE: set[_Watchdog] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def abort_sessions() -> None:
+    """End every SMTP exchange in progress (a stopping daemon): each fails as temporary, so
+    its digest stays pending and is sent after the restart."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for watch in live:
+        watch.end("stopped before the mail server took the message")
+
+
 @contextmanager
 def _session(
-    settings: EmailSettings, timeout: float, context: ssl.SSLContext
+    settings: EmailSettings, timeout: float, context: ssl.SSLContext, watch: _Watchdog
 ) -> Iterator[smtplib.SMTP]:
     """An SMTP connection past EHLO and, when asked for, STARTTLS; closed however we leave."""
     host, port = settings.smtp_host, settings.smtp_port
     if settings.security == "tls":
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=timeout, context=context)
     else:
-        smtp = smtplib.SMTP(host, port, timeout=timeout)
+        smtp = smtplib.SMTP(timeout=timeout)
+    smtp._host = host  # type: ignore[attr-defined]  # kept by __init__ for TLS name checks
+    watch.watch(smtp)  # before connecting: the greeting may be the part that trickles
     try:
+        code, message = smtp.connect(host, port)
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, message)
         _greet(smtp)
         if settings.security == "starttls":
             _start_tls(smtp, host, context)
@@ -129,6 +194,7 @@ def _session(
         with suppress(smtplib.SMTPException, OSError):
             smtp.quit()
     finally:
+        watch.done()
         smtp.close()
 
 

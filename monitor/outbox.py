@@ -28,12 +28,17 @@ from monitor.report import alert_data, digest_data
 from monitor.store import Store, from_db, to_db
 
 if TYPE_CHECKING:
+    import threading
+
     from monitor.digest import Rendered
 
 log = get_logger("digest")
 ARCHIVE_ONLY = ""  # the recipient of digests when no [email] is configured
 RETRY_FIRST = 60.0
 RETRY_MAX = 3600.0
+# how long a claim on a digest being sent holds if its process neither finishes nor dies:
+# past any one SMTP exchange (notify.SESSION_DEADLINE)
+CLAIM_LEASE = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +247,14 @@ def _archive(
     return archive_digest(settings.monitor.digests, rendered, local, f"{name}{suffix}")
 
 
-def deliver_pending(store: Store, settings: Settings, now: datetime) -> list[Outcome]:
-    """Try to send every pending digest and alert whose retry time has come.
+def deliver_pending(
+    store: Store, settings: Settings, now: datetime, stopped: threading.Event | None = None
+) -> list[Outcome]:
+    """Try to send every pending digest and alert whose retry time has come, until `stopped`.
 
     An archive-only digest is pending only when its archive could not be written: that is
     tried again instead. Without [email], digests for recipients wait until it is configured.
+    One that another process is sending at this moment is left to it.
     """
     # a retry time further ahead than the longest back-off was set by a clock that has since
     # been set back: it is due now, not a day later
@@ -258,11 +266,55 @@ def deliver_pending(store: Store, settings: Settings, now: datetime) -> list[Out
     )
     out = []
     for row in rows:
+        if stopped is not None and stopped.is_set():
+            break
         if row["recipient"] == ARCHIVE_ONLY:
             out.append(_archive_again(store, settings, row, now))
-        elif settings.email is not None:
-            out.append(_deliver(store, settings, row, now))
+        elif settings.email is not None and _claim(store, row["id"], now):
+            try:
+                out.append(_deliver(store, settings, row, now))
+            finally:
+                _unclaim(store, row["id"])
     return out
+
+
+def _claim(store: Store, digest_id: int, now: datetime) -> bool:
+    """Mark a pending digest as being sent by this process, unless another live process is
+    sending it (`monitor digest` run beside the daemon would send it twice)."""
+    with store.write() as conn:
+        row = conn.execute(
+            "SELECT status, claimed_by, claimed_until FROM digests WHERE id = ?", (digest_id,)
+        ).fetchone()
+        if row is None or row["status"] != "pending":
+            return False  # sent or held meanwhile, by the other process
+        holder, until = row["claimed_by"], from_db(row["claimed_until"])
+        if holder not in (None, os.getpid()) and _alive(holder) and until and until > now:
+            return False
+        lease = now + timedelta(seconds=CLAIM_LEASE)
+        conn.execute(
+            "UPDATE digests SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+            (os.getpid(), to_db(lease), digest_id),
+        )
+    return True
+
+
+def _unclaim(store: Store, digest_id: int) -> None:
+    with store.write() as conn:
+        conn.execute(
+            "UPDATE digests SET claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+            (digest_id,),
+        )
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this id runs (a claim of a killed one is void at once)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
 
 
 def _archive_again(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) -> Outcome:

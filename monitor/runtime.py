@@ -23,6 +23,8 @@ from monitor.pipeline import CycleReport, FeedReport, Poller, utcnow
 from monitor.store import FeedState, Store
 
 if TYPE_CHECKING:
+    import threading
+
     from monitor.fetch import Fetcher
     from monitor.match import Matcher
     from monitor.outbox import Outcome
@@ -166,9 +168,9 @@ class Runtime:
             if poller_hook is not None:
                 poller_hook(None)
 
-    def send_alerts(self) -> list[Outcome]:
+    def send_alerts(self, stopped: threading.Event | None = None) -> list[Outcome]:
         """Alert the hits owed by immediate watchlists (this cycle's, and any that a crash or
-        an earlier command left behind), then try to send them."""
+        an earlier command left behind), then try to send them (until `stopped`)."""
         immediate = [(w.name, w.recipients) for w in self.watchlists if w.alert == "immediate"]
         if not immediate:
             return []
@@ -178,7 +180,7 @@ class Runtime:
             self.store, self.settings, plan_routes(self.settings, immediate), self.clock()
         )
         if made:
-            deliver_pending(self.store, self.settings, self.clock())
+            deliver_pending(self.store, self.settings, self.clock(), stopped)
         return made
 
     def configured_states(self, names: Sequence[str] | None = None) -> list[FeedState]:

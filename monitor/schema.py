@@ -165,4 +165,10 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 5: the outlet that wrote an article a feed only passes on (Google Alerts, Google News)
     "ALTER TABLE articles ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+    # 6: the process sending a digest right now (the daemon, or `monitor digest` beside it),
+    # so that two never send the same one; void once that process is gone or the time passed
+    """
+    ALTER TABLE digests ADD COLUMN claimed_by INTEGER;
+    ALTER TABLE digests ADD COLUMN claimed_until TEXT
+    """,
 )

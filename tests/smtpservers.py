@@ -1,8 +1,13 @@
-"""SMTP servers on 127.0.0.1 for tests, well-behaved and misbehaving on purpose (aiosmtpd)."""
+"""SMTP servers on 127.0.0.1 for tests, well-behaved and misbehaving on purpose (aiosmtpd, and
+a raw socket for a server too slow for any SMTP library)."""
 
 from __future__ import annotations
 
+import itertools
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -119,3 +124,35 @@ def settings_for(port: int, security: str = "none", username: str = "") -> Email
         username=username,
         password_env="MONITOR_SMTP_PASSWORD",
     )
+
+
+@contextmanager
+def trickling_server(greeting: bytes) -> Iterator[tuple[int, threading.Event]]:
+    """A server that sends its greeting one byte every 50 ms, for as long as the client
+    listens (smtplib's per-read timeout never fires); yields its port and an event set once
+    a client is connected."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    connected, done = threading.Event(), threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        connected.set()
+        with conn:
+            for byte in itertools.cycle(greeting):
+                if done.wait(0.05):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:  # the client hung up
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1]), connected
+    finally:
+        done.set()
+        listener.close()
+        thread.join(timeout=10)

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -26,7 +27,7 @@ from monitor.errors import AlreadyRunning, StoreError
 from monitor.loopback import LoopbackSite
 from monitor.sitegen import add_outlet
 from monitor.store import Store, from_db, to_db
-from tests.smtpservers import Recorder
+from tests.smtpservers import Recorder, settings_for, trickling_server
 from tests.test_outbox import (
     MET_WATCHLIST,
     NOW,
@@ -281,6 +282,44 @@ def test_a_second_daemon_is_refused_and_even_forced_makes_no_second_daily_digest
             )
     finally:
         holder.close()
+
+
+# -- a mail server that answers slowly -----------------------------------------------------------
+
+
+def test_a_mail_server_answering_slowly_holds_neither_the_polls_nor_the_stop(
+    tmp_path: Path, site: LoopbackSite, daemons: Callable[..., Daemon]
+) -> None:
+    """The digest job waits on a server that trickles its greeting; the poll job still polls
+    (it used to wait for the send lock), and stop() ends the send at once, leaving the digest
+    pending for the restart."""
+    articles = site_articles(RELEVANT, NOW)
+    feed = add_outlet(site, "The London Ledger", articles[:2], prefix="/ledger")
+    with trickling_server(b"220-still greeting you ") as (port, connected):
+        config = write_config(tmp_path, mail=settings_for(port), feeds={"The London Ledger": feed})
+        (tmp_path / "watchlists" / MET_WATCHLIST.name).write_bytes(MET_WATCHLIST.read_bytes())
+        settings = load_settings(config)
+        clock = Clock(NOW)
+        daemon = daemons(settings, clock)  # polled: two hits, a late digest owed
+        sending = threading.Thread(target=daemon.digest_job)
+        sending.start()
+        assert connected.wait(30)
+
+        add_outlet(site, "The London Ledger", articles, prefix="/ledger")
+        clock.advance(minutes=16)
+        polling = threading.Thread(target=daemon.poll_job)
+        polling.start()
+        polling.join(60)
+        assert not polling.is_alive(), "the poll waited on the mail server"
+        assert rows(settings, "SELECT COUNT(*) FROM articles") == [(len(articles),)]
+        assert sending.is_alive()  # still in the greeting
+
+        daemon.stop()
+        sending.join(60)
+        assert not sending.is_alive(), "stop() waited on the mail server"
+    [(status, error)] = rows(settings, "SELECT status, last_error FROM digests")
+    assert status == "pending"
+    assert error == "stopped before the mail server took the message"
 
 
 # -- immediate alerts ------------------------------------------------------------------------

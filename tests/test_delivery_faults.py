@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from aiosmtpd.smtp import SMTP
 from monitor.config import Settings, load_settings
 from monitor.daemon import Daemon
 from monitor.outbox import RETRY_FIRST, Outcome, deliver_pending, make_digest, plan_routes
-from monitor.store import Store, from_db
+from monitor.store import Store, from_db, to_db
 from tests.smtpservers import PASSWORD, Recorder, RefuseOne
 from tests.test_outbox import (
     NOW,
@@ -107,6 +109,36 @@ def listed_hits(config: Path) -> list[dict[str, Any]]:
     assert result.exit_code == 0, result.output
     listed: list[dict[str, Any]] = json.loads(result.stdout)
     return listed
+
+
+def test_a_digest_another_live_process_is_sending_is_left_to_it(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """`monitor digest` beside a daemon that is sending the same digest: one copy, not two.
+    A claim whose process died (kill -9 mid-send) is void at once: sent after the restart."""
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    clock = Clock()
+    [made] = queue_digest(settings, ["Met officer sacked"], clock)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        with Store.open(settings.monitor.database) as store, store.write() as conn:
+            conn.execute(
+                "UPDATE digests SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                (other.pid, to_db(clock() + timedelta(minutes=5)), made.digest_id),
+            )
+        assert deliver(settings, clock) == []
+        assert rec.received == []
+    finally:
+        other.kill()
+        other.wait()
+    [sent] = deliver(settings, clock)
+    assert sent.status == "sent" and len(rec.received) == 1
+    row = digest_row(settings, made.digest_id)
+    assert (row["claimed_by"], row["claimed_until"]) == (None, None)
+    assert deliver(settings, clock) == []
 
 
 def test_busy_server_keeps_the_digest_pending_then_sends_it_with_the_same_message_id(

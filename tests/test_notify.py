@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import socket
 import ssl
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -23,6 +24,7 @@ from monitor.config import EmailSettings
 from monitor.digest import Rendered, StoryEntry, WatchlistSection, render_digest
 from monitor.errors import NotifyError, SMTPPermanentError, SMTPTemporaryError
 from monitor.notify import (
+    abort_sessions,
     archive_digest,
     build_message,
     make_message_id,
@@ -36,6 +38,7 @@ from tests.smtpservers import (
     Recorder,
     RefuseOne,
     settings_for,
+    trickling_server,
 )
 from tests.test_digest import HOSTILE_TITLE, digest_of, make_hit
 
@@ -206,6 +209,32 @@ def test_server_that_never_greets_is_temporary() -> None:
         settings = settings_for(listener.getsockname()[1])
         with pytest.raises(SMTPTemporaryError, match="did not answer in time"):
             send_message(digest_message(), settings, None, timeout=0.3)
+
+
+def test_a_server_trickling_its_answer_is_given_up_at_the_deadline() -> None:
+    """smtplib's timeout is per read: a byte every 50 ms would hold the sender for ever."""
+    late = r"took longer than 1s to take the message"
+    with (
+        trickling_server(b"220-still greeting you ") as (port, _),
+        pytest.raises(SMTPTemporaryError, match=late),
+    ):
+        send_message(digest_message(), settings_for(port), None, timeout=5, deadline=1.0)
+
+
+def test_abort_sessions_ends_a_send_in_progress() -> None:
+    """A stopping daemon does not wait on a mail server: the exchange fails as temporary at
+    once (the digest stays pending for the restart)."""
+    with (
+        trickling_server(b"220-still greeting you ") as (port, connected),
+        ThreadPoolExecutor(1) as pool,
+    ):
+        sending = pool.submit(send_message, digest_message(), settings_for(port), None, timeout=60)
+        assert connected.wait(30)
+        while not sending.done():
+            abort_sessions()  # again until it lands: the send may not be watched yet
+            time.sleep(0.05)
+        with pytest.raises(SMTPTemporaryError, match="stopped before the mail server took"):
+            sending.result()
 
 
 # -- TLS, with a throwaway certificate -------------------------------------------------------------
