@@ -75,7 +75,9 @@ def run_checks(
     if bad_database is not None:
         errors.append(bad_database)
     else:
-        warnings += _check_history(s, [(w.name, w.path) for w in loaded.watchlists], now)
+        unusable, told = _check_history(s, [(w.name, w.path) for w in loaded.watchlists], now)
+        errors += unusable
+        warnings += told
     queries = sum(len(w.match) + len(w.exclude) for w in loaded.watchlists)
     summary = (
         f"{shown(s.path)}: ok: {plural(len(s.feeds), 'feed')}, "
@@ -198,10 +200,11 @@ def _twice_polled(s: Settings) -> list[ConfigError]:
 
 def _check_history(
     s: Settings, watchlists: list[tuple[str, Path]], now: datetime
-) -> list[ConfigError]:
-    """Warnings that need the database: quiet watchlists and long-failing feeds."""
+) -> tuple[list[ConfigError], list[ConfigError]]:
+    """(errors, warnings) that need the database: the error of a database no command can
+    use (damaged, or from a newer monitor); warnings of quiet watchlists and failing feeds."""
     if not s.monitor.database.exists():
-        return []
+        return [], []
     out = []
     try:
         with Store.open(s.monitor.database) as store:
@@ -223,13 +226,10 @@ def _check_history(
                         )
             out += _failing_feeds(s, store, now)
     except MonitorError as exc:
-        out.append(
-            ConfigError(
-                f"cannot read the database for history checks: {exc}",
-                Location(shown(s.monitor.database)),
-            )
-        )
-    return out
+        return [
+            ConfigError(f"cannot use the database: {exc}", Location(shown(s.monitor.database)))
+        ], out
+    return [], out
 
 
 def _failing_feeds(s: Settings, store: Store, now: datetime) -> list[ConfigError]:

@@ -50,14 +50,17 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
         ]
         if not dry_run:
             release_held(rt.store)
-            sent = {o.digest_id: o for o in deliver_pending(rt.store, s, now)}
+            # by hand: every pending digest now, whatever its back-off says
+            recipients = {r.recipient for r in routes}
+            tried = deliver_pending(rt.store, s, now, recipients=recipients, every=True)
+            sent = {o.digest_id: o for o in tried}
             made = {o.digest_id for o in outcomes}
             earlier = [o for digest_id, o in sent.items() if digest_id not in made]
             outcomes = [sent.get(o.digest_id, o) if o.digest_id else o for o in outcomes]
     for o in [*earlier, *outcomes]:
         who = "archive" if o.recipient == ARCHIVE_ONLY else o.recipient
         if o.status == "skipped":
-            click.echo(f"{who}: no new hits waiting; nothing new to send")
+            click.echo(f"{who}: {o.error or 'no new hits waiting; nothing new to send'}")
         elif o.status == "dry-run":
             click.echo(f"{o.archive}")
         elif o.status == "sent":

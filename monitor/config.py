@@ -138,7 +138,12 @@ def networks(value: Any) -> tuple[IPNetwork, ...]:
 def env_name(value: Any) -> str:
     name = text(value)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError(f"{name!r} is not an environment variable name")
+        # not shown: what was written here is often the password itself, and this line
+        # goes to a terminal, a log or the journal
+        raise ValueError(
+            "is not an environment variable name (letters, digits and _); name the variable"
+            " that holds the password, and never write the password in this file"
+        )
     return name
 
 
@@ -298,6 +303,7 @@ class Settings:
     digest: DigestSettings
     email: EmailSettings | None
     feeds: tuple[Feed, ...]
+    opml: Path | None = None  # the OPML file `opml = ...` names: the daemon watches it too
 
     @property
     def base(self) -> Path:
@@ -408,6 +414,7 @@ def load_settings(path: Path) -> Settings:
         ),
         email=email,
         feeds=feeds,
+        opml=(base / data["opml"]) if isinstance(data.get("opml"), str) else None,
     )
 
 

@@ -222,6 +222,13 @@ class Daemon:
     def _warn_empty(self) -> None:
         """Name the watchlists with no match query, so that their silence is not read as no
         news (`monitor check` says so too; a daemon's user reads its log)."""
+        if not self.watch.watchlists:
+            event(
+                log,
+                30,
+                "no watchlist in use: nothing will match",
+                folder=str(self.config.settings.monitor.watchlists),
+            )
         for watchlist in self.watch.watchlists:
             if not watchlist.match:
                 event(
@@ -262,7 +269,8 @@ class Daemon:
                 )
                 self._prune(store, now)
         with self._send_lock:
-            deliver_pending(store, settings, now, self.stopped)
+            recipients = {route.recipient for route in routes}
+            deliver_pending(store, settings, now, self.stopped, recipients=recipients)
         store.release_memory()
 
     @staticmethod

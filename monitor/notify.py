@@ -99,7 +99,7 @@ def send_message(
     recipients = _recipients(message)
     if not recipients:
         raise SMTPPermanentError("the message has no recipients")
-    scrub = _Scrubber(password)
+    scrub = _Scrubber(password, settings.username)
     watch = _Watchdog(deadline)
     try:
         with _session(settings, timeout, context or ssl.create_default_context(), watch) as smtp:
@@ -248,13 +248,21 @@ def _log_in(smtp: smtplib.SMTP, settings: EmailSettings, password: str | None) -
 
 
 class _Scrubber:
-    """Removes the password from any text before it goes into an error message."""
+    """Removes the password from any text before it goes into an error message, as written
+    and as the AUTH LOGIN and AUTH PLAIN exchanges carry it (base64), which a server may echo
+    in its refusal."""
 
-    def __init__(self, password: str | None) -> None:
-        self.password = password
+    def __init__(self, password: str | None, username: str = "") -> None:
+        self.secrets: list[str] = []
+        if password:
+            plain = f"\0{username}\0{password}".encode()
+            encoded = [base64.b64encode(x).decode("ascii") for x in (password.encode(), plain)]
+            self.secrets = sorted({password, *encoded}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
-        return text.replace(self.password, "********") if self.password else text
+        for secret in self.secrets:
+            text = text.replace(secret, "********")
+        return text
 
 
 def _text(reply: bytes | str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -65,10 +65,13 @@ def plan_routes(settings: Settings, watchlists: Sequence[tuple[str, Sequence[str
     """Recipients and their watchlists: a watchlist's own recipients, else [email].to."""
     default = settings.email.to if settings.email else (ARCHIVE_ONLY,)
     by_recipient: dict[str, list[str]] = {}
+    spelled: dict[str, str] = {}  # Desk@Example.org and desk@example.org are one mailbox
     for name, recipients in watchlists:
         targets = (recipients or default) if settings.email else (ARCHIVE_ONLY,)
         for r in targets:
-            by_recipient.setdefault(r, []).append(name)
+            r = spelled.setdefault(r.casefold(), r)
+            if name not in by_recipient.setdefault(r, []):
+                by_recipient[r].append(name)
     return [Route(r, tuple(names)) for r, names in sorted(by_recipient.items())]
 
 
@@ -101,14 +104,17 @@ def make_digest(
     hits = owed_hits(store, route.recipient, route.watchlists, immediate=False)
     if not hits and not settings.digest.send_empty and not dry_run:
         if kind == "daily":  # the day is done: a later start must not owe it again
-            _insert_digest(store, kind, route.recipient, day, now, None, [], "skipped")
+            _insert_digest(store, kind, route.recipient, day, now, None, [], "skipped", "")
         return Outcome(None, route.recipient, "skipped", 0, None)
     data = digest_data(store, settings, route, hits, now)
     rendered = render_digest(data, settings.digest.templates)
     if dry_run:
         paths = _archive(settings, rendered, now, f"{label or kind}-dry-run", route.recipient)
         return Outcome(None, route.recipient, "dry-run", len(hits), str(paths[0]))
-    digest_id = _insert_digest(store, kind, route.recipient, day, now, rendered, hits, "pending")
+    sender = settings.email.sender if settings.email else ""
+    digest_id = _insert_digest(
+        store, kind, route.recipient, day, now, rendered, hits, "pending", sender
+    )
     if digest_id is None:  # another process made today's daily digest first
         return Outcome(None, route.recipient, "skipped", 0, None)
     name = label or _archive_name(kind, digest_id)
@@ -133,8 +139,9 @@ def make_alerts(
                 alert_data(settings, name, route.recipient, hits, now), settings.digest.templates
             )
             day = now.astimezone(settings.monitor.timezone).date()
+            sender = settings.email.sender if settings.email else ""
             digest_id = _insert_digest(
-                store, "alert", route.recipient, day, now, rendered, hits, "pending"
+                store, "alert", route.recipient, day, now, rendered, hits, "pending", sender
             )
             assert digest_id is not None  # only a second daily digest of a day is refused
             archive = _file(
@@ -159,12 +166,13 @@ def _insert_digest(
     rendered: Rendered | None,
     hits: Sequence[Hit],
     status: str,
+    sender: str,
 ) -> int | None:
     """The outbox row and its hits, in one transaction; None if today's daily exists."""
     subject, text, html = (
         (rendered.subject, rendered.text, rendered.html) if rendered else ("",) * 3
     )
-    message_id = _message_id(kind, day, recipient)
+    message_id = _message_id(kind, day, recipient, sender)
     with store.write() as conn:
         if (
             kind == "daily"
@@ -198,11 +206,13 @@ def _insert_digest(
     return digest_id
 
 
-def _message_id(kind: str, day: date, recipient: str) -> str:
+def _message_id(kind: str, day: date, recipient: str, sender: str) -> str:
+    """A new Message-ID in the sender's domain (RFC 5322: the domain of the one who made it;
+    a recipient's would claim their mail system made it)."""
     from monitor.notify import make_message_id
 
     key = f"{kind}-{day.isoformat()}-{recipient}-{uuid.uuid4().hex}"
-    domain = recipient.rsplit("@", 1)[-1] if "@" in recipient else "monitor.invalid"
+    domain = sender.rsplit("@", 1)[-1] if "@" in sender else "monitor.invalid"
     return make_message_id(key, domain)
 
 
@@ -248,34 +258,53 @@ def _archive(
 
 
 def deliver_pending(
-    store: Store, settings: Settings, now: datetime, stopped: threading.Event | None = None
+    store: Store,
+    settings: Settings,
+    now: datetime,
+    stopped: threading.Event | None = None,
+    *,
+    recipients: Collection[str] | None = None,
+    every: bool = False,
 ) -> list[Outcome]:
-    """Try to send every pending digest and alert whose retry time has come, until `stopped`.
+    """Try to send every pending digest and alert whose retry time has come (`every`: each
+    one now, as a person asks by hand), until `stopped`.
 
     An archive-only digest is pending only when its archive could not be written: that is
     tried again instead. Without [email], digests for recipients wait until it is configured.
-    One that another process is sending at this moment is left to it.
+    One that another process is sending at this moment is left to it. Given the current
+    `recipients`, a digest for someone no longer among them is not sent (someone who left).
     """
     # a retry time further ahead than the longest back-off was set by a clock that has since
     # been set back: it is due now, not a day later
     rows = store.read(
         "SELECT d.*, (SELECT COUNT(*) FROM digest_hits dh WHERE dh.digest_id = d.id) AS hits"
-        " FROM digests d WHERE status = 'pending' AND (next_attempt IS NULL OR"
+        " FROM digests d WHERE status = 'pending' AND (? OR next_attempt IS NULL OR"
         " next_attempt <= ? OR next_attempt > ?) ORDER BY id",
-        (to_db(now), to_db(now + timedelta(seconds=RETRY_MAX))),
+        (int(every), to_db(now), to_db(now + timedelta(seconds=RETRY_MAX))),
     )
+    current = None if recipients is None else {r.casefold() for r in recipients}
     out = []
     for row in rows:
         if stopped is not None and stopped.is_set():
             break
         if row["recipient"] == ARCHIVE_ONLY:
             out.append(_archive_again(store, settings, row, now))
+        elif current is not None and row["recipient"].casefold() not in current:
+            out.append(_drop(store, row))
         elif settings.email is not None and _claim(store, row["id"], now):
             try:
                 out.append(_deliver(store, settings, row, now))
             finally:
                 _unclaim(store, row["id"])
     return out
+
+
+def _drop(store: Store, row: sqlite3.Row) -> Outcome:
+    """A digest for a recipient the config no longer names: never sent."""
+    error = "not sent: the recipient was removed from the config"
+    _set(store, row["id"], "skipped", row["attempts"], error, None)
+    event(log, 30, "digest dropped", digest=row["id"], recipient=row["recipient"], error=error)
+    return Outcome(row["id"], row["recipient"], "skipped", row["hits"], row["archive"], error)
 
 
 def _claim(store: Store, digest_id: int, now: datetime) -> bool:

@@ -7,7 +7,7 @@ read again on the next check, since it changes again when the editor finishes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 log = get_logger("reload")
 Stamp = tuple[int, int]  # (mtime_ns, size)
+_UNREAD: Stamp = (-1, -1)  # what no file has: it is read again at the next check
 
 
 def stamp(path: Path) -> Stamp | None:
@@ -38,6 +39,7 @@ class WatchlistReloader:
     folder: Path
     good: dict[Path, Watchlist] = field(default_factory=dict)
     seen: dict[Path, Stamp] = field(default_factory=dict)
+    doubted: dict[Path, Stamp] = field(default_factory=dict)  # emptied: read once more first
 
     def refresh(self) -> bool:
         """Re-read changed files; True when the set of watchlists in use changed."""
@@ -59,9 +61,17 @@ class WatchlistReloader:
             if self.seen.get(path) == st:
                 continue
             try:
-                self.good[path] = load_watchlist(path)
+                loaded = load_watchlist(path)
+                if not loaded.match and path in self.good and self.doubted.get(path) != st:
+                    # an editor that saves in place empties the file first: caught then, the
+                    # file is read again next check, and only still empty does it count
+                    self.doubted[path] = st
+                    files[path] = _UNREAD
+                    continue
+                self.doubted.pop(path, None)
+                self.good[path] = loaded
                 changed = True
-                event(log, 20, "watchlist loaded", file=str(path), name=self.good[path].name)
+                event(log, 20, "watchlist loaded", file=str(path), name=loaded.name)
             except ConfigErrors as exc:
                 kept = "keeping the last good version" if path in self.good else "not in use"
                 for error in exc.errors:
@@ -93,22 +103,49 @@ class ConfigReloader:
     """The daemon's current settings, re-read when the file changes and still valid."""
 
     settings: Settings
-    seen: Stamp | None = None
+    seen: tuple[Stamp | None, Stamp | None] | None = None
 
     def __post_init__(self) -> None:
-        self.seen = stamp(self.settings.path)
+        self.seen = self._stamps(self.settings)
+
+    @staticmethod
+    def _stamps(settings: Settings) -> tuple[Stamp | None, Stamp | None]:
+        """The config file's stamp and the OPML file's it names: an edit to either counts."""
+        return stamp(settings.path), stamp(settings.opml) if settings.opml else None
 
     def refresh(self) -> bool:
         """Re-read the config if it changed; True when new settings were taken."""
-        current = stamp(self.settings.path)
-        if current == self.seen or current is None:
+        current = self._stamps(self.settings)
+        if current == self.seen or current[0] is None:
             return False
         self.seen = current
         try:
-            self.settings = load_settings(self.settings.path)
+            loaded = load_settings(self.settings.path)
         except ConfigErrors as exc:
             for error in exc.errors:
                 event(log, 40, f"config error, keeping the running config: {error}")
             return False
+        self.settings = _keep_database(self.settings, loaded)
+        self.seen = self._stamps(self.settings)  # the OPML file may be another one now
         event(log, 20, "config reloaded", file=str(self.settings.path))
         return True
+
+
+def _keep_database(running: Settings, loaded: Settings) -> Settings:
+    """The loaded settings, but on the running database: the daemon's lock and its digest
+    record are there, and a second daemon could take the other one. Say what a reload gives
+    up that is probably a mistake: every feed, or [email]."""
+    if loaded.feeds == () and running.feeds:
+        event(log, 30, "the config lists no feeds now: nothing will be polled")
+    if loaded.email is None and running.email is not None:
+        event(log, 30, "the config has no [email] now: digests will only be archived")
+    if loaded.monitor.database == running.monitor.database:
+        return loaded
+    event(
+        log,
+        40,
+        "the database changed in the config; restart monitor to use it."
+        f" Still using {running.monitor.database}",
+        file=str(running.path),
+    )
+    return replace(loaded, monitor=replace(loaded.monitor, database=running.monitor.database))

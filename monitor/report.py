@@ -138,10 +138,12 @@ def _last_digest(store: Store, recipient: str) -> datetime | None:
 
 
 def _alerted(store: Store, recipient: str, watchlist: str, since: datetime) -> int:
+    """Hits of the window that alerts the server took carried to this recipient (one still
+    being retried, or refused, is not "already sent")."""
     rows = store.read(
         "SELECT COUNT(*) FROM digest_hits dh JOIN digests d ON d.id = dh.digest_id"
-        " JOIN hits h ON h.id = dh.hit_id WHERE d.kind = 'alert' AND dh.recipient = ?"
-        " AND h.watchlist = ? AND d.created >= ?",
+        " JOIN hits h ON h.id = dh.hit_id WHERE d.kind = 'alert' AND d.status = 'sent'"
+        " AND dh.recipient = ? AND h.watchlist = ? AND d.created >= ?",
         (recipient, watchlist, to_db(since)),
     )
     return int(rows[0][0])

@@ -180,7 +180,9 @@ class Runtime:
             self.store, self.settings, plan_routes(self.settings, immediate), self.clock()
         )
         if made:
-            deliver_pending(self.store, self.settings, self.clock(), stopped)
+            everyone = plan_routes(self.settings, [(w.name, w.recipients) for w in self.watchlists])
+            recipients = {route.recipient for route in everyone}
+            deliver_pending(self.store, self.settings, self.clock(), stopped, recipients=recipients)
         return made
 
     def configured_states(self, names: Sequence[str] | None = None) -> list[FeedState]:

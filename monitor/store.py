@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -205,7 +205,10 @@ class Store:
 
     def lock(self) -> None:
         """Hold the database's lock file for this process, or say who holds it."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        # beside the file itself: a daemon reaching it through a symbolic link (or another
+        # spelling of its path) must find the same lock
+        real = self.path.resolve()
+        lock_path = real.with_name(real.name + ".lock")
         handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held while running
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -233,13 +236,19 @@ class Store:
     def sync_feeds(self, feeds: Sequence[Feed]) -> None:
         """Make the feeds table follow the config: add new feeds, reset edited URLs.
 
-        A new or edited feed has no next poll time: it is due at once.
+        A new or edited feed has no next poll time: it is due at once. A feed whose interval
+        was shortened is due one new interval after its last success, not at the time the old
+        interval set (a day away, for a feed moved from 1d to 10m).
         """
         with self.write() as conn:
             for feed in feeds:
                 row = conn.execute(
-                    "SELECT config_url FROM feeds WHERE name = ?", (feed.name,)
+                    "SELECT config_url, next_poll, last_success, failures, gone FROM feeds"
+                    " WHERE name = ?",
+                    (feed.name,),
                 ).fetchone()
+                if row is not None and row["config_url"] == feed.url:
+                    _shorten_wait(conn, feed, row)
                 if row is None:
                     conn.execute(
                         "INSERT INTO feeds (name, config_url, url) VALUES (?, ?, ?)",
@@ -267,6 +276,16 @@ class Store:
         sql = f"SELECT {ARTICLE_COLUMNS} FROM {ARTICLE_FROM} WHERE {where}"
         for row in self.read(sql, params):
             yield row_to_article(row)
+
+
+def _shorten_wait(conn: sqlite3.Connection, feed: Feed, row: sqlite3.Row) -> None:
+    """Bring a healthy feed's next poll forward to its last success plus its interval."""
+    planned, last = from_db(row["next_poll"]), from_db(row["last_success"])
+    if planned is None or last is None or row["failures"] or row["gone"]:
+        return  # backing off, or answered 410: its own schedule stands
+    due = last + timedelta(seconds=feed.interval)
+    if due < planned:
+        conn.execute("UPDATE feeds SET next_poll = ? WHERE name = ?", (to_db(due), feed.name))
 
 
 def _statements(script: str) -> list[str]:

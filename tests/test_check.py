@@ -162,6 +162,18 @@ def test_a_database_that_is_not_sqlite_is_an_error(tmp_path: Path) -> None:
     )
 
 
+def test_a_database_from_a_newer_monitor_is_an_error(tmp_path: Path) -> None:
+    """Every other command refuses it; check must not say ok."""
+    config = write_config(tmp_path, [])
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        db.execute("PRAGMA user_version = 99")
+    db.close()
+    result = check(config)
+    assert result.exit_code == 1
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("monitor.db: ")]
+    assert line.startswith("monitor.db: cannot use the database: ") and "upgrade monitor" in line
+
+
 # -- warnings: likely mistakes, exit 0 ---------------------------------------------------------
 
 

@@ -198,8 +198,10 @@ def test_a_file_is_lexed_for_positions_only_when_one_is_asked_for() -> None:
             "config.toml:3: to: needs at least one address",
         ),
         (
-            '[email]\nfrom = "a@b.org"\nto = ["d@b.org"]\npassword_env = "MY-PASS"\n',
-            "config.toml:4: password_env: 'MY-PASS' is not an environment variable name",
+            '[email]\nfrom = "a@b.org"\nto = ["d@b.org"]\npassword_env = "Hunter2-secret!"\n',
+            "config.toml:4: password_env: is not an environment variable name (letters, digits"
+            " and _); name the variable that holds the password, and never write the password"
+            " in this file",
         ),
         ("fetch = 3\n", "config.toml:1: [fetch] must be a table"),
         ("feed = []\n", "config.toml:1: unknown section or key 'feed'; did you mean 'feeds'?"),

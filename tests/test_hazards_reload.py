@@ -200,6 +200,8 @@ def test_an_empty_watchlist_loads_with_a_warning_in_the_daemons_log(
     newsroom: Newsroom, log: Log
 ) -> None:
     edit(newsroom.watchlist, "# the Met watchlist, to be written\n")
+    newsroom.tick()  # an editor saving in place empties the file first: read once more first
+    assert not [line for line in log.lines(logging.WARNING) if "matches nothing" in line]
     newsroom.publish(3)
     newsroom.tick()
     warnings = [line for line in log.lines(logging.WARNING) if "matches nothing" in line]
@@ -207,3 +209,62 @@ def test_an_empty_watchlist_loads_with_a_warning_in_the_daemons_log(
     assert newsroom.hits() == {newsroom.articles[0].slug}  # nothing new matched: and it says so
     newsroom.tick()  # unchanged: said once
     assert len([line for line in log.lines(logging.WARNING) if "matches nothing" in line]) == 1
+
+
+def test_a_watchlist_emptied_by_a_save_in_progress_keeps_matching(
+    newsroom: Newsroom, log: Log
+) -> None:
+    """An editor saving in place truncates the file, then writes it: a poll caught between
+    the two still matches with the last good version (it matched nothing, and the articles
+    it stored were never matched again)."""
+    edit(newsroom.watchlist, "")
+    newsroom.publish(3)
+    newsroom.tick()
+    assert len(newsroom.hits()) > 1
+    assert not [line for line in log.lines(logging.WARNING) if "matches nothing" in line]
+    edit(newsroom.watchlist, GOOD)  # the save completes
+    newsroom.tick()
+    [watchlist] = newsroom.daemon.watch.watchlists
+    assert watchlist.match
+
+
+def test_a_config_edit_that_moves_the_database_keeps_the_running_one(
+    newsroom: Newsroom, log: Log
+) -> None:
+    """The lock and the digest record are on the running database; polling into another one
+    split the daemon's state in two and let a second daemon start on the new file."""
+    good = newsroom.config.read_text(encoding="utf-8")
+    edit(newsroom.config, good.replace('database = "monitor.db"', 'database = "other.db"'))
+    newsroom.publish(3)
+    newsroom.tick()
+    assert any("restart monitor to use it" in e for e in log.lines(logging.ERROR))
+    assert newsroom.daemon.config.settings.monitor.database == newsroom.config.parent / "monitor.db"
+    assert len(newsroom.hits()) > 1  # polled into the running database
+    assert not (newsroom.config.parent / "other.db").exists()
+
+
+def test_no_watchlist_left_is_a_warning(newsroom: Newsroom, log: Log) -> None:
+    newsroom.watchlist.unlink()
+    newsroom.tick()
+    assert any("no watchlist in use" in line for line in log.lines(logging.WARNING))
+
+
+def test_an_edit_of_the_opml_file_is_picked_up(newsroom: Newsroom, log: Log) -> None:
+    """A config that takes its feeds from an OPML file: editing that file is editing the
+    config."""
+    url = newsroom.daemon.config.settings.feeds[0].url
+    opml = newsroom.config.parent / "feeds.opml"
+
+    def outlines(*names: str) -> str:
+        listed = "".join(f'<outline text="{n}" xmlUrl="{url}?{n}"/>' for n in names)
+        return f'<opml version="2.0"><body>{listed}</body></opml>'
+
+    opml.write_text(outlines("Ledger"), encoding="utf-8")
+    good = newsroom.config.read_text(encoding="utf-8")
+    feeds = good.index("[[feeds]]")
+    edit(newsroom.config, 'opml = "feeds.opml"\n' + good[:feeds])
+    newsroom.tick()
+    assert [f.name for f in newsroom.daemon.config.settings.feeds] == ["Ledger"]
+    edit(opml, outlines("Ledger", "Courier"))
+    newsroom.tick()
+    assert [f.name for f in newsroom.daemon.config.settings.feeds] == ["Ledger", "Courier"]

@@ -6,6 +6,7 @@ dot, a refused recipient, a failed login, a server that never offers STARTTLS.
 
 from __future__ import annotations
 
+import base64
 import email
 import socket
 import ssl
@@ -337,3 +338,14 @@ def test_message_without_recipients_is_refused_before_connecting() -> None:
     del message["To"]
     with pytest.raises(SMTPPermanentError, match="no recipients"):
         send_message(message, settings_for(9), None)  # port 9: nothing would answer there
+
+
+def test_the_password_is_scrubbed_also_as_auth_plain_and_login_carry_it() -> None:
+    """A server may echo the AUTH argument in its refusal: base64 is the password in clear."""
+    from monitor.notify import _Scrubber
+
+    password = "S3cret-pw"
+    plain = base64.b64encode(b"\0monitor\0S3cret-pw").decode()
+    login = base64.b64encode(b"S3cret-pw").decode()
+    said = _Scrubber(password, "monitor")(f"535 no {plain}; LOGIN {login}; {password}")
+    assert said == "535 no ********; LOGIN ********; ********"

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -35,10 +36,10 @@ from monitor.errors import StoreError
 from monitor.feedstore import NewArticle, record_failure, record_items
 from monitor.loopback import LoopbackSite
 from monitor.models import Extracted, Feed, Fetched, Item, MatchResult, Snippet
-from monitor.outbox import Route, deliver_pending, make_alerts, make_digest
+from monitor.outbox import Route, deliver_pending, make_alerts, make_digest, plan_routes
 from monitor.sitegen import SiteArticle, add_outlet
 from monitor.store import Store, to_db
-from tests.smtpservers import Recorder
+from tests.smtpservers import Recorder, RefuseOne
 from tests.test_digest import check_golden
 
 TESTS = Path(__file__).resolve().parent
@@ -440,7 +441,9 @@ def test_digest_of_stored_hits_matches_golden(tmp_path: Path) -> None:
             [paper] = store.feed_states(["Evening Paper"])
             record_failure(store, paper, 900, "HTTP 503", failed_at)
         alerted = Route("desk@example.org", ("Met Police",))
-        assert len(make_alerts(store, settings, [alerted], NOW - 2 * hour)) == 1
+        [alert] = make_alerts(store, settings, [alerted], NOW - 2 * hour)
+        with store.write() as conn:  # the server took it
+            conn.execute("UPDATE digests SET status = 'sent' WHERE id = ?", (alert.digest_id,))
         outcome = make_digest(store, settings, route, "daily", NOW.date(), NOW)
         [(text,)] = store.read("SELECT text FROM digests WHERE id = ?", (outcome.digest_id,))
     check_golden("digest-stored.txt", text)
@@ -491,6 +494,103 @@ def test_each_recipient_gets_one_digest_holding_exactly_their_watchlists(
         ("bob@example.org", "Vetting"),
         ("desk@example.org", "Casey review"),
     ]
+
+
+def test_an_address_written_in_two_cases_is_one_recipient(tmp_path: Path, serve: Serve) -> None:
+    """Desk@Example.org and desk@example.org are one mailbox: one digest a day, not two."""
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")  # [email].to: desk@example.org
+    add_watchlist(config, "Vetting", recipients=["Desk@Example.org"])
+    settings = load_settings(config)
+    routes = plan_routes(settings, [("Met Police", ()), ("Vetting", ("Desk@Example.org",))])
+    assert routes == [Route("desk@example.org", ("Met Police", "Vetting"))]
+    store_hits(settings, NOW, ["Met officers face misconduct hearing"], ["Met Police", "Vetting"])
+    assert run_cli(config, "digest").exit_code == 0
+    assert [envelope for envelope, _ in messages(rec)] == [["desk@example.org"]]
+
+
+def test_the_message_id_is_in_the_senders_domain(tmp_path: Path, serve: Serve) -> None:
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police", recipients=["editor@newsroom.example"])
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers face misconduct hearing"])
+    assert run_cli(config, "digest").exit_code == 0
+    [(_, message)] = messages(rec)
+    assert settings.email is not None and settings.email.sender.endswith("@example.org")
+    assert message["Message-ID"].endswith(".monitor@example.org>")
+
+
+def test_a_recipient_removed_from_the_config_is_not_sent_what_was_held_for_them(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """Someone who left: their refused digest is released by the next `monitor digest` (or
+    a config edit), and must then not be sent to them."""
+    rec = RefuseOne()
+    mail = serve(rec)
+    config = write_config(tmp_path, mail=replace(mail, to=("desk@example.org", "gone@example.org")))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers face misconduct hearing"])
+    first = run_cli(config, "digest")
+    assert "gone@example.org: not sent (held)" in first.stderr
+    config.write_text(config.read_text().replace(', "gone@example.org"', ""))
+    again = run_cli(config, "digest")
+    assert again.exit_code == 0, again.output
+    assert "gone@example.org: not sent: the recipient was removed from the config" in again.stdout
+    assert [envelope for envelope, _ in messages(rec)] == [["desk@example.org"]]
+    [(status,)] = rows(settings, "SELECT status FROM digests WHERE recipient = 'gone@example.org'")
+    assert status == "skipped"
+
+
+def test_monitor_digest_sends_a_digest_that_is_waiting_to_be_retried_now(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """Asked by hand (the server is fixed), it does not answer "nothing new to send" while a
+    digest waits out its back-off."""
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers face misconduct hearing"])
+    with Store.open(settings.monitor.database) as store:
+        [route] = plan_routes(settings, [("Met Police", ())])
+        made = make_digest(store, settings, route, "manual", NOW.date(), NOW)
+        with store.write() as conn:  # a failed attempt: retried an hour from now
+            conn.execute(
+                "UPDATE digests SET attempts = 1, next_attempt = ? WHERE id = ?",
+                (to_db(datetime.now(UTC) + timedelta(hours=1)), made.digest_id),
+            )
+    result = run_cli(config, "digest")
+    assert result.exit_code == 0, result.output
+    assert "desk@example.org: sent 1 hit queued earlier" in result.stdout
+    assert len(rec.received) == 1
+
+
+def test_only_alerts_the_server_took_count_as_already_sent(tmp_path: Path, serve: Serve) -> None:
+    """An alert still waiting (or refused) has not reached anyone: the digest must not tell
+    the reader it did."""
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police", alert="immediate")
+    settings = load_settings(config)
+    now = datetime.now(UTC)  # the dry run's window ends now
+    store_hits(settings, now, ["Met officers face misconduct hearing"], immediate=["Met Police"])
+    with Store.open(settings.monitor.database) as store:
+        [route] = plan_routes(settings, [("Met Police", ())])
+        [alert] = make_alerts(store, settings, [route], now)
+
+    def preview() -> str:
+        result = run_cli(config, "digest", "--dry-run")
+        assert result.exit_code == 0, result.output
+        return Path(result.stdout.strip()).with_suffix(".txt").read_text(encoding="utf-8")
+
+    assert "already sent as alerts" not in preview()
+    with Store.open(settings.monitor.database) as store:
+        [sent] = deliver_pending(store, settings, now)
+    assert (sent.digest_id, sent.status) == (alert.digest_id, "sent")
+    assert "(already sent as alerts: 1)" in preview()
 
 
 # -- crash safety -------------------------------------------------------------------------------

@@ -115,11 +115,15 @@ def test_second_process_cannot_take_the_lock_and_learns_the_pid(store: Store) ->
         "s = Store.open(Path(sys.argv[1]))\n"
         "try:\n    s.lock()\nexcept AlreadyRunning as e:\n    print(e); sys.exit(3)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(store.path)], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 3
-    assert f"pid {os.getpid()}" in out.stdout
+    link = store.path.parent / "elsewhere" / "monitor.db"
+    link.parent.mkdir()
+    link.symlink_to(store.path)
+    for path in (store.path, link):  # the same database by another path: the same lock
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 3
+        assert f"pid {os.getpid()}" in out.stdout
     store.unlock()
     with Store.open(store.path) as other:
         other.lock()  # free again once the holder lets go
@@ -139,6 +143,20 @@ def test_config_url_edit_resets_validators(store: Store) -> None:
     state = store.feed_states(["A"])[0]
     assert (state.url, state.etag, state.last_modified) == ("http://a.example/new", None, None)
     assert state.next_poll is None  # due at once
+
+
+def test_a_shortened_interval_brings_the_next_poll_forward(store: Store) -> None:
+    """A feed moved from a day to 10 minutes is polled 10 minutes after its last success,
+    not a day later; a longer interval, or a failing feed's back-off, is left alone."""
+    a, b = store.feed_states(["A"])[0], store.feed_states(["B"])[0]
+    record_items(store, a, 86400, fetched(), [], [], None, NOW)
+    record_failure(store, b, 86400, "HTTP 500", NOW)
+    backoff = store.feed_states(["B"])[0].next_poll
+    store.sync_feeds([Feed("A", a.url, 172800), Feed("B", b.url, 600)])
+    assert store.feed_states(["A"])[0].next_poll == NOW + timedelta(days=1)
+    store.sync_feeds([Feed("A", a.url, 600), Feed("B", b.url, 600)])
+    assert store.feed_states(["A"])[0].next_poll == NOW + timedelta(minutes=10)
+    assert store.feed_states(["B"])[0].next_poll == backoff
 
 
 def test_items_hits_and_validators_are_stored_together(store: Store) -> None:
