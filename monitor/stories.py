@@ -44,6 +44,9 @@ NAME_WEIGHT = 2  # a capitalised pair ("Alice Vinten") counts as this many occur
 COPY_CONTAINMENT = 0.40  # share of the shorter text's shingles found in the other...
 COPY_MIN_SHARED = 12  # ...and at least this many, so a shared boilerplate line is not a copy
 REWRITE_COSINE = 0.28  # TF-IDF cosine of two outlets' own reports of one event
+# An article joining a story through one of its later articles must be at least this near
+# the story's first article: half of either bar (a live blog must not chain two events).
+NEAR_SHARE = 0.5
 # A page whose text holds less than this share of the content words of its feed entry's title
 # (and of its summary) is not the article: real articles hold a third at the least.
 ANNOUNCED_SHARE = 0.2
@@ -109,6 +112,14 @@ class Similarity:
     def same_story(self) -> bool:
         """A copy of the same text, or another outlet's report of the same event."""
         return self.is_copy or self.cosine >= REWRITE_COSINE
+
+    @property
+    def near_story(self) -> bool:
+        """Near enough to a story's first article for a join through another of its own."""
+        copy = self.containment >= NEAR_SHARE * COPY_CONTAINMENT
+        return (copy and self.shared >= COPY_MIN_SHARED) or (
+            self.cosine >= NEAR_SHARE * REWRITE_COSINE
+        )
 
     @property
     def score(self) -> float:

@@ -166,22 +166,41 @@ class StoryIndex:
     def _find_story(
         self, mine: StoryProfile, heaviest: list[tuple[int, float]], when: int
     ) -> int | None:
-        """The story of the most similar article in the window that is the same story."""
-        best: tuple[float, int] | None = None
-        story: int | None = None
-        weight_of = mine.vector.get
+        """The story of the most similar article in the window that is the same story, and
+        whose first article the new one is also near (see _near_founder)."""
+        passing: list[tuple[tuple[float, int], int]] = []
         for article_id, candidate_story, shingles, minhash, terms in self._load(
             self._candidates(mine, heaviest, when)
         ):
-            # compared in the stored form: the candidate's keys and quantised weights as
-            # unpacked, against the new article's vector, with no dictionary built per candidate
-            cosine = stored_cosine(weight_of, terms)
-            containment, shared = estimate_overlap(mine.minhash, mine.shingles, minhash, shingles)
-            similarity = Similarity(containment, shared, cosine)
-            rank = (similarity.score, article_id)
-            if similarity.same_story and (best is None or rank > best):
-                best, story = rank, candidate_story
-        return story
+            similarity = self._compare(mine, shingles, minhash, terms)
+            if similarity.same_story:
+                passing.append(((similarity.score, article_id), candidate_story))
+        for (_score, article_id), story in sorted(passing, reverse=True):
+            if article_id == story or self._near_founder(mine, story):
+                return story
+        return None
+
+    @staticmethod
+    def _compare(
+        mine: StoryProfile, shingles: int, minhash: tuple[int, ...], terms: bytes
+    ) -> Similarity:
+        # compared in the stored form: the candidate's keys and quantised weights as
+        # unpacked, against the new article's vector, with no dictionary built per candidate
+        cosine = stored_cosine(mine.vector.get, terms)
+        containment, shared = estimate_overlap(mine.minhash, mine.shingles, minhash, shingles)
+        return Similarity(containment, shared, cosine)
+
+    def _near_founder(self, mine: StoryProfile, story: int) -> bool:
+        """Whether the new article is at least near the article that started the story. A
+        live blog that pastes two events' wire copy joins the first; the second event's own
+        articles, near the blog but nowhere near the first event, must not join through it
+        and vanish under the first event's headline. A founder no longer indexed (pruned)
+        cannot tell: the candidate's judgement stands."""
+        found = self._load([story])
+        if not found:
+            return True
+        _, _, shingles, minhash, terms = found[0]
+        return self._compare(mine, shingles, minhash, terms).near_story
 
     def _candidates(
         self, mine: StoryProfile, heaviest: list[tuple[int, float]], when: int

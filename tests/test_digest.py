@@ -440,6 +440,23 @@ def test_hostile_story_never_reaches_the_html_live(url: str) -> None:
     assert [m.text_content() for m in doc.iter("mark")] == ["Met"]
 
 
+def test_the_other_articles_of_a_story_show_their_own_headlines() -> None:
+    """Grouped under one story, an article with another headline says so: a wrong merge (two
+    events on one story) must not hide the second event's headline. A copy under the same
+    headline is not repeated."""
+    lead = make_hit(1, title="Officer dismissed after misconduct hearing")
+    other = make_hit(2, title="PC <Fennell> sacked for filming man in cell", feed="Echo")
+    copy = make_hit(3, title="Officer dismissed after misconduct hearing", feed="Wire")
+    section = WatchlistSection("Met", (StoryEntry(lead, (other, copy)),))
+    rendered = render_digest(digest_of(section))
+    assert "        PC <Fennell> sacked for filming man in cell\n" in rendered.text
+    assert rendered.text.count("Officer dismissed after misconduct hearing") == 1
+    also = parse_html(rendered.html).find_class("also")[0]
+    assert [i.text_content() for i in also.iter("i")] == [
+        "PC <Fennell> sacked for filming man in cell"
+    ]
+
+
 def test_unsafe_link_is_shown_as_text_in_both_parts() -> None:
     hit = make_hit(1, title="Watchdog report", url="javascript:alert(1)")
     rendered = render_digest(digest_of(WatchlistSection("Met", (StoryEntry(hit),))))

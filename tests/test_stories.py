@@ -225,6 +225,28 @@ def test_must_not_merge(assigned: dict[str, int], a: str, b: str) -> None:
     assert assigned[a] != assigned[b]
 
 
+def test_a_live_blog_of_two_events_does_not_chain_them_into_one_story(
+    tmp_path: Path, labelled: list[Labelled]
+) -> None:
+    """The blog copies the strip-search story and joins it; the stalking story is near the
+    blog (it pasted that too) but nowhere near the strip-search story, and joining through the
+    blog would hide it under the other's headline."""
+    _, index = open_index(tmp_path / "monitor.db")
+    for article_id, a in enumerate(labelled, start=1):  # a store that has seen some news
+        index.assign(article_id, a.title, a.text, a.published - timedelta(days=30))
+    start = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
+    story = {}
+    for n, (name, hours) in enumerate(
+        [("wire-strip", 0), ("live-london-2", 3), ("wire-stalk", 5), ("herald-stalk", 8)]
+    ):
+        lines = (DATA.parent / "stories_chain" / f"{name}.txt").read_text("utf-8").splitlines()
+        when = start + timedelta(hours=hours)
+        story[name] = index.assign(1000 + n, lines[0], "\n".join(lines[1:]), when)
+    assert story["live-london-2"] == story["wire-strip"]
+    assert story["wire-stalk"] != story["wire-strip"]
+    assert story["herald-stalk"] == story["wire-stalk"]
+
+
 def test_new_story_takes_first_article_id(tmp_path: Path, labelled: list[Labelled]) -> None:
     _, index = open_index(tmp_path / "monitor.db")
     hotton = {a.name: a for a in labelled}
