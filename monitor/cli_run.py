@@ -65,12 +65,10 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
             click.echo(f"{o.archive}")
         elif o.status == "sent":
             queued = " queued earlier" if o in earlier else ""
-            click.echo(f"{who}: sent {plural(o.hits, 'hit')}{queued}; archived at {o.archive}")
+            click.echo(f"{who}: sent {plural(o.hits, 'hit')}{queued}; {_archived(o)}")
         else:
             failed = True
-            click.echo(
-                f"{who}: not sent ({o.status}): {o.error}; archived at {o.archive}", err=True
-            )
+            click.echo(f"{who}: not sent ({o.status}): {o.error}; {_archived(o)}", err=True)
     if failed:
         sys.exit(1)
 
@@ -105,3 +103,9 @@ def demo(ctx: click.Context) -> None:
     for article in result.missed:
         click.echo(f"  - {article.title} ({article.feed})")
     click.echo(f"digest: {result.digest.archive}")
+
+
+def _archived(o: Outcome) -> str:
+    if o.archive:
+        return f"archived at {o.archive}"
+    return "not archived yet: the digests folder could not be written (it is tried again)"

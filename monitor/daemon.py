@@ -36,6 +36,7 @@ from monitor.store import Store
 
 log = get_logger("daemon")
 DIGEST_TICK = 60.0
+FIRST_POLL_WAIT = 600.0  # seconds the day's first digest waits for the first poll of a run
 STORY_KEEP = timedelta(days=14)  # well past the story window on both sides of publication
 
 
@@ -57,6 +58,8 @@ class Daemon:
         self.poll_tick = poll_tick or max(1.0, min(30.0, shortest / 2))
         self.digest_tick = digest_tick
         self.stopped = threading.Event()
+        self._polled = threading.Event()  # the first poll cycle of this run is done
+        self._scheduled = False  # the jobs run on the scheduler (start()), not called directly
         self._send_lock = threading.Lock()
         self._poll_rt: Runtime | None = None
         self._digest_store: Store | None = None
@@ -93,6 +96,7 @@ class Daemon:
         scheduler.add_job(
             self.digest_job, "interval", seconds=self.digest_tick, id="digest", next_run_time=now
         )
+        self._scheduled = True  # before the first job can run
         scheduler.start()
         self._scheduler = scheduler
         event(
@@ -117,9 +121,10 @@ class Daemon:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
-        for part in (self._poll_rt, self._digest_store, self._lock_store):
-            if part is not None:
-                part.close()
+        with self._send_lock:  # a send ended by abort_sessions records its failure first
+            for part in (self._poll_rt, self._digest_store, self._lock_store):
+                if part is not None:
+                    part.close()
         self._poll_rt = self._digest_store = self._lock_store = None
         if was_running:
             event(log, 20, "monitor stopped")
@@ -162,6 +167,12 @@ class Daemon:
             log.exception("%s job crashed", name, extra={"fields": {"job": name}})
 
     def _poll(self) -> None:
+        try:
+            self._poll_due()
+        finally:  # done, failed or nothing due: the digest need wait for it no longer
+            self._polled.set()
+
+    def _poll_due(self) -> None:
         rt = self._runtime()
         states = rt.due_states()
         if states:
@@ -239,6 +250,19 @@ class Daemon:
                     file=str(watchlist.path),
                 )
 
+    def _first_poll_done(self) -> bool:
+        """Whether this run's first poll is over, waiting for it (at most FIRST_POLL_WAIT)
+        when the scheduler runs the jobs. A daemon started after the digest hour (on a new
+        database, the usual first start) would otherwise send the day's digest empty, made
+        seconds before the poll that finds its hits, and owe nothing more until tomorrow."""
+        if self._scheduled:
+            waited = 0.0
+            while not self._polled.wait(1.0) and not self.stopped.is_set():
+                waited += 1.0
+                if waited >= FIRST_POLL_WAIT:
+                    return True  # a first poll this long must not hold the digest for ever
+        return self._polled.is_set()
+
     def _digest(self) -> None:
         settings = self.config.settings
         if self._digest_store is None:
@@ -247,7 +271,7 @@ class Daemon:
         now = self.clock()
         routes = plan_routes(settings, [(w.name, w.recipients) for w in self.watch.watchlists])
         created = store.created(now)
-        for route in routes:
+        for route in routes if self._first_poll_done() else ():
             day = due_digest_day(
                 now,
                 settings.digest.at,
@@ -271,7 +295,8 @@ class Daemon:
         with self._send_lock:
             recipients = {route.recipient for route in routes}
             deliver_pending(store, settings, now, self.stopped, recipients=recipients)
-        store.release_memory()
+            if not self.stopped.is_set():  # stop() closes the store once the lock is free
+                store.release_memory()
 
     @staticmethod
     def _prune(store: Store, now: datetime) -> None:

@@ -118,7 +118,16 @@ def make_digest(
     if digest_id is None:  # another process made today's daily digest first
         return Outcome(None, route.recipient, "skipped", 0, None)
     name = label or _archive_name(kind, digest_id)
-    archive = _file(store, settings, digest_id, rendered, now, name, route.recipient)
+    try:
+        archive: str | None = _file(
+            store, settings, digest_id, rendered, now, name, route.recipient
+        )
+    except NotifyError as exc:
+        if route.recipient == ARCHIVE_ONLY:
+            raise  # the archive is its delivery: pending until written (deliver_pending)
+        # the email need not wait for the disk: it goes out, and is archived once there is room
+        event(log, 30, "digest not archived yet; sending it all the same", error=str(exc))
+        archive = None
     status = "sent" if route.recipient == ARCHIVE_ONLY else "pending"
     return Outcome(digest_id, route.recipient, status, len(hits), archive)
 
@@ -283,6 +292,7 @@ def deliver_pending(
         (int(every), to_db(now), to_db(now + timedelta(seconds=RETRY_MAX))),
     )
     current = None if recipients is None else {r.casefold() for r in recipients}
+    _archive_missing(store, settings, now)
     out = []
     for row in rows:
         if stopped is not None and stopped.is_set():
@@ -297,6 +307,26 @@ def deliver_pending(
             finally:
                 _unclaim(store, row["id"])
     return out
+
+
+def _archive_missing(store: Store, settings: Settings, now: datetime) -> None:
+    """Archive the emailed digests and alerts whose archive could not be written when they
+    were made (a full or read-only disk): every digest has its archive, once there is room."""
+    from monitor.digest import Rendered
+
+    rows = store.read(
+        "SELECT id, kind, recipient, created, subject, text, html FROM digests"
+        " WHERE archive IS NULL AND recipient != '' AND status IN ('pending', 'sent', 'held')"
+    )
+    for row in rows:
+        rendered = Rendered(row["subject"], row["text"], row["html"])
+        made = from_db(row["created"]) or now
+        name = _archive_name(row["kind"], row["id"])
+        try:
+            _file(store, settings, row["id"], rendered, made, name, row["recipient"])
+        except NotifyError as exc:
+            event(log, 30, "digest still not archived", digest=row["id"], error=str(exc))
+            return  # the disk is still full: the others can wait with it
 
 
 def _drop(store: Store, row: sqlite3.Row) -> Outcome:

@@ -474,6 +474,39 @@ def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen
         time.sleep(0.05)
 
 
+def test_a_first_start_after_the_digest_hour_sends_the_hits_of_its_first_poll(
+    tmp_path: Path, site: LoopbackSite, serve: Serve
+) -> None:
+    """`make run` on a new install at noon: the day's digest waits for the first poll, so it
+    carries what that poll found instead of going out empty (or, with send_empty off, being
+    marked done with nothing) seconds before the hits arrive."""
+    rec = Recorder()
+    articles = site_articles(RELEVANT, datetime.now(UTC))
+    feeds = {"The London Ledger": add_outlet(site, "The London Ledger", articles, prefix="/l")}
+    config = write_config(
+        tmp_path, mail=serve(rec), feeds=feeds, at="00:00", timezone="UTC", interval="1h"
+    )
+    (tmp_path / "watchlists" / MET_WATCHLIST.name).write_bytes(MET_WATCHLIST.read_bytes())
+    settings = load_settings(config)
+    log = (tmp_path / "run.log").open("wb")
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "run"]
+    daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(rec.received) >= 1, "the day's digest", daemon)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+    [(_, message)] = messages(rec)
+    text = flat(parts(message)[0])
+    assert all(flat(a.title) in text for a in articles)
+    [(_, status, _)] = daily_rows(settings)
+    assert status == "sent"
+
+
 def test_monitor_run_polls_sends_the_missed_digest_and_stops_cleanly_on_sigterm(
     tmp_path: Path, site: LoopbackSite, serve: Serve
 ) -> None:

@@ -419,6 +419,31 @@ def test_an_archive_that_could_not_be_written_is_written_later_and_no_hit_is_los
     assert listed["digest"] is not None
 
 
+def test_an_emailed_digest_is_sent_without_its_archive_and_archived_once_there_is_room(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """The email need not wait for the disk; the archive is written at the next attempt."""
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers face gross misconduct hearing"])
+    (tmp_path / "digests").write_text("not a folder", encoding="utf-8")  # as a full disk fails
+    sent = run_cli(config, "digest")
+    assert sent.exit_code == 0, sent.output
+    assert "desk@example.org: sent 1 hit; not archived yet" in sent.stdout
+    assert len(rec.received) == 1
+    assert rows(settings, "SELECT status, archive FROM digests") == [("sent", None)]
+
+    (tmp_path / "digests").unlink()
+    with Store.open(settings.monitor.database) as store:
+        assert deliver_pending(store, settings, NOW) == []  # nothing to send; archived
+    [(archive,)] = rows(settings, "SELECT archive FROM digests")
+    text = Path(str(archive)).with_suffix(".txt").read_text(encoding="utf-8")
+    assert "Met officers face gross misconduct hearing" in text
+    assert len(rec.received) == 1
+
+
 def test_digest_of_stored_hits_matches_golden(tmp_path: Path) -> None:
     """What report.py gathers from the database: sections, chart, alerts counted, failing
     feeds, failed polls and pages not read."""
