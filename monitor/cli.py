@@ -98,6 +98,8 @@ class NoConfig(UsageProblem):
 def existing_config(ctx: click.Context) -> Path:
     """The config file's path, or NoConfig saying how to name one."""
     path = config_path(ctx)
+    if path.is_dir():
+        raise NoConfig(f"{path} is a folder, not a config file; pass --config PATH/config.toml")
     if not path.is_file():
         raise NoConfig(f"no config file at {path}; pass --config PATH or set MONITOR_CONFIG")
     return path
@@ -116,6 +118,22 @@ def settings(ctx: click.Context) -> Settings:
         obj["settings"] = loaded
     result: Settings = obj["settings"]
     return result
+
+
+def nothing_stored(s: Settings) -> bool:
+    """Whether the database does not exist yet, said on stderr: a command that only reads it
+    must not make it (and its folder, from a mistyped path), nor let "0 hits" read as no
+    news when nothing was ever polled."""
+    from monitor.checks import shown
+
+    if s.monitor.database.exists():
+        return False
+    click.echo(
+        f"note: no database at {shown(s.monitor.database)}: nothing has been polled into it yet"
+        " (monitor poll, or monitor run)",
+        err=True,
+    )
+    return True
 
 
 def since_option(default: str | None = None, help: str = "") -> Callable[[F], F]:
@@ -226,9 +244,7 @@ def main() -> None:
     output = _GuardedOutput(sys.stdout)
     sys.stdout = output
     try:
-        cli(prog_name="monitor")
-    except SystemExit as done:
-        _exit_after(output, done)
+        _exit_after(output, _run())
     finally:
         # The process is about to end. Tearing down its modules makes the cyclic collector
         # walk every object they hold, again and again: 40-80 ms of every command's exit.
@@ -236,10 +252,31 @@ def main() -> None:
         gc.freeze()
 
 
-def _exit_after(output: _GuardedOutput, done: SystemExit) -> None:
+def _run() -> int | str | None:
+    """Run the command line; its exit status. A usage mistake in the options before the
+    command (`--log-format xml`, `--config` naming a folder) is one line, as after it."""
+    try:
+        returned = cli.main(prog_name="monitor", standalone_mode=False)
+    except SystemExit as done:
+        return done.code
+    except click.exceptions.NoArgsIsHelpError as exc:  # `monitor` alone: the help
+        exc.show()
+        return exc.exit_code
+    except click.UsageError as exc:
+        click.echo(f"error: {_usage_line(exc)}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:  # Ctrl-C at a prompt or during a command
+        click.echo("Aborted!", err=True)
+        return 1
+    return returned if isinstance(returned, int) else 0  # --help and --version give 0
+
+
+def _exit_after(output: _GuardedOutput, code: int | str | None) -> None:
     """Exit as the command did; output lost for a reason other than its reader leaving is
     an error (exit status 1), said on stderr: a script must not take a cut list for a whole."""
-    code = done.code
     lost = output.error
     if lost is not None and lost.errno != errno.EPIPE:
         click.echo(f"error: could not write the output: {lost.strerror or lost}", err=True)

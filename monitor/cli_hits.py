@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from monitor.cli import cli, config_option, resolve_since, settings, since_option
+from monitor.cli import cli, config_option, nothing_stored, resolve_since, settings, since_option
 from monitor.config import Settings
 from monitor.ledger import list_hits
 from monitor.models import Hit
@@ -51,9 +51,11 @@ def hits(ctx: click.Context, watchlist: str | None, since: str | None, as_json: 
     """
     s = settings(ctx)
     after = resolve_since(since, s, utcnow())
-    with Runtime(s) as rt:
-        name = None if watchlist is None else _watchlist_name(watchlist, s, rt)
-        found = list_hits(rt.store, watchlist=name, since=after)
+    found: list[Hit] = []
+    if not nothing_stored(s):
+        with Runtime(s) as rt:
+            name = None if watchlist is None else _watchlist_name(watchlist, s, rt)
+            found = list_hits(rt.store, watchlist=name, since=after)
     if as_json:
         click.echo(json.dumps([hit_json(h) for h in found], indent=2, ensure_ascii=False))
         return

@@ -17,6 +17,7 @@ from monitor.cli import (
     cli,
     config_option,
     config_path,
+    nothing_stored,
     resolve_since,
     settings,
     since_option,
@@ -319,6 +320,9 @@ def search(ctx: click.Context, query: str, since: str | None, limit: int, as_jso
         raise UsageProblem(f"{exc.message}\n  {query}\n  {' ' * exc.offset}^") from exc
     after = resolve_since(since, s, utcnow())
     found: list[Article] = []
+    if nothing_stored(s):
+        _print_articles(found, s, as_json)
+        return
     with Runtime(s) as rt:
         where, params = ("a.first_seen >= ?", [to_db(after)]) if after else ("1", [])
         for article in rt.store.articles(

@@ -384,6 +384,23 @@ def test_a_since_longer_ago_than_the_calendar_means_everything(
         assert succeeded(since).stdout == everything
 
 
+@pytest.mark.parametrize("command", [["hits"], ["hits", "--json"], ["search", "IOPC"]])
+def test_reading_a_database_that_does_not_exist_makes_none_and_says_so(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A mistyped `database` path, or a config copy never polled: "0 hits" alone would read as
+    no news, and the file (and its folder) would be made by a command that only reads."""
+    config = write_config(tmp_path, [])
+    config.write_text(config.read_text().replace('"monitor.db"', '"typo/monitor.db"'))
+    result = succeeded(invoke("--config", str(config), *command))
+    assert result.stdout in ("0 hits\n", "[]\n", "0 articles\n")
+    assert result.stderr == (
+        f"note: no database at {tmp_path / 'typo' / 'monitor.db'}: nothing has been polled"
+        " into it yet (monitor poll, or monitor run)\n"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
 def test_malformed_search_query_shows_the_query_and_a_caret(polled: Path) -> None:
     query = 'IOPC OR (Met NEAR/5 "vetting'
     result = invoke("--config", str(polled), "search", query)
@@ -950,6 +967,29 @@ def test_poll_shows_progress_on_a_terminal(
     assert f"failed        {gone}: HTTP 404" in screen  # failures stay on screen
     assert f"polled {total} feeds in " in screen and "1 failed" in screen
     assert "Traceback" not in screen + stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--log-format", "xml", "hits"], "error: Invalid value for '--log-format': 'xml'"),
+        (["--config", "{folder}", "hits"], "error: Invalid value for '--config': File '{folder}'"),
+        (["hits", "--config", "{folder}"], "error: Invalid value for '--config': File '{folder}'"),
+        (["hits"], "error: {folder} is a folder, not a config file"),  # from MONITOR_CONFIG
+    ],
+)
+def test_a_usage_mistake_before_the_command_is_one_line_too(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    env = {**os.environ, "MONITOR_CONFIG": str(tmp_path)}
+    args = [a.format(folder=tmp_path) for a in args]
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", *args], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(said.format(folder=tmp_path)), line
 
 
 # -- help and version ----------------------------------------------------------------------------
