@@ -48,6 +48,7 @@ from monitor.logs import event, get_logger
 from monitor.models import Document, Extracted, Fetched, Item, MatchResult, ParsedFeed
 from monitor.store import FeedState, Store
 
+NOT_STORED = "not stored"  # a feed whose write failed (a full disk): redone later
 log = get_logger("poll")
 # what a page's fetch and extraction gave: the article, or why not and whether that passes
 PageDone = Callable[[Extracted | None, str | None, bool], None]
@@ -637,7 +638,7 @@ class Poller:
         try:
             record_not_modified(self.store, answers, self.clock())
         except StoreError as exc:
-            error = f"not stored: {exc}"
+            error = f"{NOT_STORED}: {exc}"
         for work, duration in batch:
             status = "failed" if error else "not_modified"
             report = FeedReport(work.state.name, status, error)
@@ -655,7 +656,7 @@ class Poller:
         try:
             write()
         except StoreError as exc:
-            report = FeedReport(work.state.name, "failed", f"not stored: {exc}")
+            report = FeedReport(work.state.name, "failed", f"{NOT_STORED}: {exc}")
             ok = False
         self._report(work, report, ok, hit_ids)
         return ok

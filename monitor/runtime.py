@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,10 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self._watchlists: WatchlistSet | None = None
+        # feeds whose last write failed (a full disk: their next poll time could not be
+        # written either), with how often in a row and when to try again: without this they
+        # were fetched, pages and all, at every tick
+        self._unstored: dict[str, tuple[int, datetime]] = {}
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class Runtime:
                 **({"error": feed.error} if feed.error else {}),
                 **({"warnings": list(feed.warnings)} if feed.warnings else {}),
             )
+            self._note_unstored(feed, intervals.get(feed.feed, self.settings.monitor.poll_interval))
             if on_feed is not None:
                 on_feed(feed)
 
@@ -191,9 +196,26 @@ class Runtime:
         return self.store.feed_states(wanted)
 
     def due_states(self) -> list[FeedState]:
-        """Configured feeds whose next poll time has come."""
+        """Configured feeds whose next poll time has come, and whose last write, if it failed,
+        is not too recent to try again."""
         now = self.clock()
-        return [s for s in self.configured_states() if s.next_poll is None or s.next_poll <= now]
+        held = {name: when for name, (_, when) in self._unstored.items() if when > now}
+        return [
+            s
+            for s in self.configured_states()
+            if (s.next_poll is None or s.next_poll <= now) and s.name not in held
+        ]
+
+    def _note_unstored(self, feed: FeedReport, interval: float) -> None:
+        """Back a feed off while its writes fail: a minute, doubling, at most its interval."""
+        from monitor.pipeline import NOT_STORED
+
+        if feed.status != "failed" or not (feed.error or "").startswith(NOT_STORED):
+            self._unstored.pop(feed.feed, None)
+            return
+        failures = self._unstored.get(feed.feed, (0, self.clock()))[0] + 1
+        delay = min(60.0 * 2 ** min(failures - 1, 20), max(interval, 60.0))
+        self._unstored[feed.feed] = (failures, self.clock() + timedelta(seconds=delay))
 
     def close_expired_connections(self) -> int:
         """Close the fetcher's connections that are idle past their keep-alive or that their

@@ -203,7 +203,10 @@ def test_a_full_disk_rolls_each_feed_back_and_room_again_stores_everything(
         assert not any("crashed" in m for m in log.messages())
         asked = len(world.site.requests)
 
-        clock.advance(seconds=30)  # the next tick: every feed is still due
+        clock.advance(seconds=30)  # the next tick: every feed is due, but its write failed a
+        daemon.poll_job()  # moment ago: not fetched again, pages and all, at every tick
+        assert len(world.site.requests) == asked
+        clock.advance(seconds=31)  # a minute on: tried again
         disk.free()
         daemon.poll_job()
         world.site.requests[:asked] = []
@@ -243,7 +246,7 @@ def test_a_disk_that_fills_mid_cycle_stores_each_feed_whole_or_not_at_all(
             else:
                 assert (etag, last_success, articles) == (None, None, 0), name
         disk.free()
-        clock.advance(seconds=30)
+        clock.advance(seconds=61)  # a feed whose write failed is tried again a minute later
         daemon.poll_job()
     finally:
         daemon.stop()
