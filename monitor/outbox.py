@@ -102,8 +102,8 @@ def make_digest(
     from monitor.digest import render_digest
 
     hits = owed_hits(store, route.recipient, route.watchlists, immediate=False)
-    if not hits and not settings.digest.send_empty and not dry_run:
-        if kind == "daily":  # the day is done: a later start must not owe it again
+    if not hits and not settings.digest.send_empty:
+        if kind == "daily" and not dry_run:  # the day is done: a later start must not owe it
             _insert_digest(store, kind, route.recipient, day, now, None, [], "skipped", "")
         return Outcome(None, route.recipient, "skipped", 0, None)
     data = digest_data(store, settings, route, hits, now)

@@ -379,6 +379,17 @@ def test_dry_run_prints_the_archive_path_and_sends_and_marks_nothing(
     assert "IOPC opens inquiry into Met custody death" in parts(message)[0]
 
 
+def test_a_dry_run_with_nothing_to_send_says_so_and_archives_nothing(tmp_path: Path) -> None:
+    """It shows what `monitor digest` would do: with no hits waiting (and send_empty off),
+    send nothing; it wrote an empty digest into the archive beside the real ones."""
+    config = write_config(tmp_path)
+    add_watchlist(config, "Met Police")
+    result = run_cli(config, "digest", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "archive: no new hits waiting; nothing new to send\n"
+    assert not (tmp_path / "digests").exists() or not any((tmp_path / "digests").iterdir())
+
+
 def test_without_email_the_digest_is_archived_and_the_hits_marked(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     add_watchlist(config, "Met Police")
@@ -597,7 +608,7 @@ def test_only_alerts_the_server_took_count_as_already_sent(tmp_path: Path, serve
     """An alert still waiting (or refused) has not reached anyone: the digest must not tell
     the reader it did."""
     rec = Recorder()
-    config = write_config(tmp_path, mail=serve(rec))
+    config = write_config(tmp_path, mail=serve(rec), send_empty=True)  # alerts' only count
     add_watchlist(config, "Met Police", alert="immediate")
     settings = load_settings(config)
     now = datetime.now(UTC)  # the dry run's window ends now
