@@ -37,13 +37,18 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
     """Render the digest of all hits not yet in a digest, archive it, email it, mark them sent."""
     # imported here, as each command's own parts are: every other command starts without them
     from monitor.outbox import ARCHIVE_ONLY, deliver_pending, make_digest, plan_routes, release_held
+    from monitor.watchlist import WatchlistSet, load_watchlists
 
     s = settings(ctx)
     now = utcnow()
     day = now.astimezone(s.monitor.timezone).date()
     failed = False
     earlier: list[Outcome] = []  # digests queued before this run (held, or left by a crash)
+    # one broken watchlist must not hold back the digest of the others: theirs goes out, and
+    # its hits wait for the digest after the file is mended
+    loaded = load_watchlists(s.monitor.watchlists)
     with Runtime(s) as rt:
+        rt.use_watchlists(WatchlistSet(loaded.watchlists, [], []))
         routes = plan_routes(s, [(w.name, w.recipients) for w in rt.watchlists])
         outcomes = [
             make_digest(rt.store, s, r, "manual", day, now, dry_run=dry_run) for r in routes
@@ -69,7 +74,15 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
         else:
             failed = True
             click.echo(f"{who}: not sent ({o.status}): {o.error}; {_archived(o)}", err=True)
-    if failed:
+    for error in loaded.errors:
+        click.echo(str(error), err=True)
+    if loaded.errors:
+        click.echo(
+            "error: the watchlists above were left out of this digest; their hits wait for"
+            " the next one, once the files are mended (monitor check)",
+            err=True,
+        )
+    if failed or loaded.errors:
         sys.exit(1)
 
 

@@ -390,6 +390,25 @@ def test_a_dry_run_with_nothing_to_send_says_so_and_archives_nothing(tmp_path: P
     assert not (tmp_path / "digests").exists() or not any((tmp_path / "digests").iterdir())
 
 
+def test_a_broken_watchlist_does_not_hold_back_the_digest_of_the_others(
+    tmp_path: Path, serve: Serve
+) -> None:
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers face misconduct hearing"])
+    broken = config.parent / "watchlists" / "vetting.toml"
+    broken.write_text("name = 'Vetting'\nmatch = ['(vetting OR']\n", encoding="utf-8")
+    result = run_cli(config, "digest")
+    assert result.exit_code == 1
+    assert "desk@example.org: sent 1 hit" in result.stdout
+    assert len(rec.received) == 1
+    errors = result.stderr.splitlines()
+    assert "vetting.toml:2:" in errors[0] and "OR needs a term after it" in errors[0]
+    assert errors[-1].startswith("error: the watchlists above were left out of this digest")
+
+
 def test_without_email_the_digest_is_archived_and_the_hits_marked(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     add_watchlist(config, "Met Police")
