@@ -36,7 +36,8 @@ def run(ctx: click.Context) -> None:
 def digest(ctx: click.Context, dry_run: bool) -> None:
     """Render the digest of all hits not yet in a digest, archive it, email it, mark them sent."""
     # imported here, as each command's own parts are: every other command starts without them
-    from monitor.outbox import ARCHIVE_ONLY, deliver_pending, make_digest, plan_routes, release_held
+    from monitor.delivery import deliver_pending, release_held
+    from monitor.outbox import ARCHIVE_ONLY, make_digest, plan_routes
     from monitor.watchlist import WatchlistSet, load_watchlists
 
     s = settings(ctx)

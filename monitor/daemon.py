@@ -18,16 +18,11 @@ from types import FrameType
 from typing import Any
 
 from monitor.config import Settings
+from monitor.delivery import deliver_pending, release_held
 from monitor.errors import ConfigErrors, MonitorError
 from monitor.feedstore import prune_polls
 from monitor.logs import event, get_logger
-from monitor.outbox import (
-    daily_days,
-    deliver_pending,
-    make_digest,
-    plan_routes,
-    release_held,
-)
+from monitor.outbox import daily_days, make_digest, plan_routes
 from monitor.pipeline import Poller, utcnow
 from monitor.reload import ConfigReloader, WatchlistReloader
 from monitor.runtime import Runtime

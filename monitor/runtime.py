@@ -179,7 +179,8 @@ class Runtime:
         immediate = [(w.name, w.recipients) for w in self.watchlists if w.alert == "immediate"]
         if not immediate:
             return []
-        from monitor.outbox import deliver_pending, make_alerts, plan_routes
+        from monitor.delivery import deliver_pending
+        from monitor.outbox import make_alerts, plan_routes
 
         made = make_alerts(
             self.store, self.settings, plan_routes(self.settings, immediate), self.clock()

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -474,6 +475,27 @@ def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen
         time.sleep(0.05)
 
 
+def daemon_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+
+
+@contextmanager
+def running_daemon(config: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`monitor run` on config, its output in run.log beside it; stopped with SIGTERM at the
+    end of the block, which it must obey with exit status 0."""
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "run"]
+    with (config.parent / "run.log").open("wb") as log:
+        daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=daemon_env())
+        try:
+            yield daemon
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=60) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+
+
 def test_a_first_start_after_the_digest_hour_sends_the_hits_of_its_first_poll(
     tmp_path: Path, site: LoopbackSite, serve: Serve
 ) -> None:
@@ -488,18 +510,8 @@ def test_a_first_start_after_the_digest_hour_sends_the_hits_of_its_first_poll(
     )
     (tmp_path / "watchlists" / MET_WATCHLIST.name).write_bytes(MET_WATCHLIST.read_bytes())
     settings = load_settings(config)
-    log = (tmp_path / "run.log").open("wb")
-    command = [sys.executable, "-m", "monitor", "--config", str(config), "run"]
-    daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with running_daemon(config) as daemon:
         wait_for(lambda: len(rec.received) >= 1, "the day's digest", daemon)
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=60) == 0
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        log.close()
     [(_, message)] = messages(rec)
     text = flat(parts(message)[0])
     assert all(flat(a.title) in text for a in articles)
@@ -526,27 +538,17 @@ def test_monitor_run_polls_sends_the_missed_digest_and_stops_cleanly_on_sigterm(
     assert polled.exit_code == 0 and "new hits: 2" in polled.stdout
     backdate(settings, now - timedelta(days=2))
 
-    log = (tmp_path / "run.log").open("wb")
-    command = [sys.executable, "-m", "monitor", "--config", str(config), "run"]
-    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
-    daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
+    with running_daemon(config) as daemon:
         courier_hits = "SELECT COUNT(*) FROM hits h JOIN articles a ON a.id = h.article_id"
         courier_hits += " JOIN feeds f ON f.id = a.feed_id WHERE f.name = 'Capital Courier'"
         wait_for(lambda: len(rec.received) >= 1, "the missed digest", daemon)
         wait_for(lambda: rows(settings, courier_hits) == [(len(articles) - 2,)], "the poll", daemon)
 
-        second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        second = subprocess.run(
+            daemon.args, capture_output=True, text=True, env=daemon_env(), timeout=60
+        )
         assert second.returncode == 1
         assert f"another monitor (pid {daemon.pid}) is running" in second.stderr
-
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=60) == 0
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        log.close()
     output = (tmp_path / "run.log").read_text(encoding="utf-8")
     assert "monitor stopped" in output and "Traceback" not in output
     [(_, message)] = messages(rec)

@@ -19,7 +19,8 @@ from aiosmtpd.smtp import SMTP
 
 from monitor.config import Settings, load_settings
 from monitor.daemon import Daemon
-from monitor.outbox import RETRY_FIRST, Outcome, deliver_pending, make_digest, plan_routes
+from monitor.delivery import RETRY_FIRST, deliver_pending
+from monitor.outbox import Outcome, make_digest, plan_routes
 from monitor.store import Store, from_db, to_db
 from tests.smtpservers import PASSWORD, Recorder, RefuseOne
 from tests.test_outbox import (

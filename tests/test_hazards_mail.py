@@ -28,7 +28,7 @@ from aiosmtpd.smtp import SMTP
 
 from monitor.config import EmailSettings, Settings, load_settings
 from monitor.daemon import Daemon
-from monitor.outbox import RETRY_FIRST
+from monitor.delivery import RETRY_FIRST
 from monitor.store import from_db
 from tests.smtpservers import LoopbackController, Recorder, settings_for
 from tests.test_outbox import (

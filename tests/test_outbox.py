@@ -32,11 +32,12 @@ from click.testing import CliRunner, Result
 
 from monitor.cli import cli
 from monitor.config import EmailSettings, Settings, load_settings
+from monitor.delivery import deliver_pending
 from monitor.errors import StoreError
 from monitor.feedstore import NewArticle, record_failure, record_items
 from monitor.loopback import LoopbackSite
 from monitor.models import Extracted, Feed, Fetched, Item, MatchResult, Snippet
-from monitor.outbox import Route, deliver_pending, make_alerts, make_digest, plan_routes
+from monitor.outbox import Route, make_alerts, make_digest, plan_routes
 from monitor.sitegen import SiteArticle, add_outlet
 from monitor.store import Store, to_db
 from tests.smtpservers import Recorder, RefuseOne
@@ -259,6 +260,17 @@ def site() -> Iterator[LoopbackSite]:
 # -- `monitor digest` end to end ----------------------------------------------------------------
 
 
+def desk_with_a_hit(tmp_path: Path, serve: Serve, title: str) -> tuple[Recorder, Path, Settings]:
+    """A desk's project mailing a test SMTP server, its Met Police watchlist holding one hit;
+    returns the server's recorder, the config and the settings."""
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, [title])
+    return rec, config, settings
+
+
 def test_monitor_digest_sends_one_multipart_message_and_marks_the_hits(
     tmp_path: Path, site: LoopbackSite, serve: Serve
 ) -> None:
@@ -323,11 +335,9 @@ INVISIBLE = "\u202e\u202c\u2066\u2069\u200f\x07\x1b\x00"
 def test_hostile_titles_snippets_and_links_never_reach_the_message_live(
     tmp_path: Path, serve: Serve
 ) -> None:
-    rec = Recorder()
-    config = write_config(tmp_path, mail=serve(rec))
-    add_watchlist(config, "Met Police")
-    settings = load_settings(config)
-    store_hits(settings, NOW, ["Met officer sacked after IOPC inquiry"])
+    rec, config, settings = desk_with_a_hit(
+        tmp_path, serve, "Met officer sacked after IOPC inquiry"
+    )
     store_hits(settings, NOW, [HOSTILE_TITLE], url="javascript:alert(3)", snippet=HOSTILE_SNIPPET)
 
     assert run_cli(config, "digest").exit_code == 0
@@ -357,11 +367,9 @@ def test_hostile_titles_snippets_and_links_never_reach_the_message_live(
 def test_dry_run_prints_the_archive_path_and_sends_and_marks_nothing(
     tmp_path: Path, serve: Serve
 ) -> None:
-    rec = Recorder()
-    config = write_config(tmp_path, mail=serve(rec))
-    add_watchlist(config, "Met Police")
-    settings = load_settings(config)
-    store_hits(settings, NOW, ["IOPC opens inquiry into Met custody death"])
+    rec, config, settings = desk_with_a_hit(
+        tmp_path, serve, "IOPC opens inquiry into Met custody death"
+    )
 
     dry = run_cli(config, "digest", "--dry-run")
     assert dry.exit_code == 0, dry.output
@@ -393,11 +401,7 @@ def test_a_dry_run_with_nothing_to_send_says_so_and_archives_nothing(tmp_path: P
 def test_a_broken_watchlist_does_not_hold_back_the_digest_of_the_others(
     tmp_path: Path, serve: Serve
 ) -> None:
-    rec = Recorder()
-    config = write_config(tmp_path, mail=serve(rec))
-    add_watchlist(config, "Met Police")
-    settings = load_settings(config)
-    store_hits(settings, NOW, ["Met officers face misconduct hearing"])
+    rec, config, _ = desk_with_a_hit(tmp_path, serve, "Met officers face misconduct hearing")
     broken = config.parent / "watchlists" / "vetting.toml"
     broken.write_text("name = 'Vetting'\nmatch = ['(vetting OR']\n", encoding="utf-8")
     result = run_cli(config, "digest")
@@ -453,11 +457,9 @@ def test_an_emailed_digest_is_sent_without_its_archive_and_archived_once_there_i
     tmp_path: Path, serve: Serve
 ) -> None:
     """The email need not wait for the disk; the archive is written at the next attempt."""
-    rec = Recorder()
-    config = write_config(tmp_path, mail=serve(rec))
-    add_watchlist(config, "Met Police")
-    settings = load_settings(config)
-    store_hits(settings, NOW, ["Met officers face gross misconduct hearing"])
+    rec, config, settings = desk_with_a_hit(
+        tmp_path, serve, "Met officers face gross misconduct hearing"
+    )
     (tmp_path / "digests").write_text("not a folder", encoding="utf-8")  # as a full disk fails
     sent = run_cli(config, "digest")
     assert sent.exit_code == 0, sent.output
@@ -604,11 +606,7 @@ def test_monitor_digest_sends_a_digest_that_is_waiting_to_be_retried_now(
 ) -> None:
     """Asked by hand (the server is fixed), it does not answer "nothing new to send" while a
     digest waits out its back-off."""
-    rec = Recorder()
-    config = write_config(tmp_path, mail=serve(rec))
-    add_watchlist(config, "Met Police")
-    settings = load_settings(config)
-    store_hits(settings, NOW, ["Met officers face misconduct hearing"])
+    rec, config, settings = desk_with_a_hit(tmp_path, serve, "Met officers face misconduct hearing")
     with Store.open(settings.monitor.database) as store:
         [route] = plan_routes(settings, [("Met Police", ())])
         made = make_digest(store, settings, route, "manual", NOW.date(), NOW)
