@@ -476,6 +476,30 @@ def test_an_emailed_digest_is_sent_without_its_archive_and_archived_once_there_i
     assert len(rec.received) == 1
 
 
+def test_an_alert_whose_archive_cannot_be_written_is_still_made_and_sent(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """An immediate watchlist's alert does not wait for the disk either (making it raised,
+    and the poll job reported a failure for an alert that was queued all the same)."""
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police", alert="immediate")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers suspended"], immediate=["Met Police"])
+    (tmp_path / "digests").write_text("not a folder", encoding="utf-8")  # as a full disk fails
+    with Store.open(settings.monitor.database) as store:
+        [route] = plan_routes(settings, [("Met Police", ())])
+        [alert] = make_alerts(store, settings, [route], NOW)
+        assert (alert.status, alert.archive) == ("pending", None)
+        [sent] = deliver_pending(store, settings, NOW)
+    assert sent.status == "sent" and len(rec.received) == 1
+    (tmp_path / "digests").unlink()
+    with Store.open(settings.monitor.database) as store:
+        deliver_pending(store, settings, NOW)
+    [(archive,)] = rows(settings, "SELECT archive FROM digests")
+    assert Path(str(archive)).exists()
+
+
 def test_digest_of_stored_hits_matches_golden(tmp_path: Path) -> None:
     """What report.py gathers from the database: sections, chart, alerts counted, failing
     feeds, failed polls and pages not read."""
