@@ -66,7 +66,9 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
     for o in [*earlier, *outcomes]:
         who = "archive" if o.recipient == ARCHIVE_ONLY else o.recipient
         if o.status == "skipped":
-            click.echo(f"{who}: {o.error or 'no new hits waiting; nothing new to send'}")
+            click.echo(f"{who}: no new hits waiting; nothing new to send")
+        elif o.status in ("kept", "elsewhere"):  # not this command's failure
+            click.echo(f"{who}: {o.error}")
         elif o.status == "dry-run":
             click.echo(f"{o.archive}")
         elif o.status == "sent":

@@ -263,10 +263,11 @@ class Daemon:
         if self._digest_store is None:
             self._digest_store = Store.open(settings.monitor.database)
         store = self._digest_store
+        polled = self._first_poll_done()  # may wait: the time is read after it
         now = self.clock()
         routes = plan_routes(settings, [(w.name, w.recipients) for w in self.watch.watchlists])
         created = store.created(now)
-        for route in routes if self._first_poll_done() else ():
+        for route in routes if polled else ():
             day = due_digest_day(
                 now,
                 settings.digest.at,

@@ -44,7 +44,7 @@ def deliver_pending(
     An archive-only digest is pending only when its archive could not be written: that is
     tried again instead. Without [email], digests for recipients wait until it is configured.
     One that another process is sending at this moment is left to it. Given the current
-    `recipients`, a digest for someone no longer among them is not sent (someone who left).
+    `recipients`, a digest for someone no longer among them is kept, not sent (see _keep).
     """
     # a retry time further ahead than the longest back-off was set by a clock that has since
     # been set back: it is due now, not a day later
@@ -62,14 +62,39 @@ def deliver_pending(
             break
         if row["recipient"] == ARCHIVE_ONLY:
             out.append(_archive_again(store, settings, row, now))
+        elif settings.email is None:
+            continue  # waits until [email] is configured
         elif current is not None and row["recipient"].casefold() not in current:
-            out.append(_drop(store, row))
-        elif settings.email is not None and _claim(store, row["id"], now):
-            try:
-                out.append(_deliver(store, settings, row, now))
-            finally:
-                _unclaim(store, row["id"])
+            out.append(_keep(store, row, now))
+        else:
+            outcome = _claimed_and_sent(store, settings, row, now, stopped)
+            if outcome is not None:
+                out.append(outcome)
     return out
+
+
+def _claimed_and_sent(
+    store: Store,
+    settings: Settings,
+    row: sqlite3.Row,
+    now: datetime,
+    stopped: threading.Event | None,
+) -> Outcome | None:
+    """Send one digest under this process's claim; None when it is not pending any more (the
+    other process sent or held it) or when the daemon is stopping."""
+    elsewhere = _claim(store, row["id"], now)
+    if elsewhere is not None:
+        if not elsewhere:
+            return None
+        return Outcome(
+            row["id"], row["recipient"], "elsewhere", row["hits"], row["archive"], elsewhere
+        )
+    try:
+        if stopped is not None and stopped.is_set():  # stopped while the claim was waited for
+            return None
+        return _deliver(store, settings, row, now)
+    finally:
+        _unclaim(store, row["id"])
 
 
 def _archive_missing(store: Store, settings: Settings, now: datetime) -> None:
@@ -92,32 +117,35 @@ def _archive_missing(store: Store, settings: Settings, now: datetime) -> None:
             return  # the disk is still full: the others can wait with it
 
 
-def _drop(store: Store, row: sqlite3.Row) -> Outcome:
-    """A digest for a recipient the config no longer names: never sent."""
-    error = "not sent: the recipient was removed from the config"
-    _set(store, row["id"], "skipped", row["attempts"], error, None)
-    event(log, 30, "digest dropped", digest=row["id"], recipient=row["recipient"], error=error)
-    return Outcome(row["id"], row["recipient"], "skipped", row["hits"], row["archive"], error)
+def _keep(store: Store, row: sqlite3.Row, now: datetime) -> Outcome:
+    """A digest for a recipient the config names no more (someone who left, or a watchlist
+    file broken for the moment): not sent, kept pending with its hits, looked at again in an
+    hour. Sent if the recipient comes back; nothing is lost if the removal was a mistake."""
+    error = "kept, not sent: the recipient is not in the config now"
+    _set(store, row["id"], "pending", row["attempts"], error, now + timedelta(seconds=RETRY_MAX))
+    event(log, 20, "digest kept", digest=row["id"], recipient=row["recipient"], error=error)
+    return Outcome(row["id"], row["recipient"], "kept", row["hits"], row["archive"], error)
 
 
-def _claim(store: Store, digest_id: int, now: datetime) -> bool:
-    """Mark a pending digest as being sent by this process, unless another live process is
-    sending it (`monitor digest` run beside the daemon would send it twice)."""
+def _claim(store: Store, digest_id: int, now: datetime) -> str | None:
+    """Mark a pending digest as being sent by this process (None), unless another live
+    process is sending it (`monitor digest` beside the daemon would send it twice): then why
+    not, or "" when it is not pending any more (the other process sent or held it)."""
     with store.write() as conn:
         row = conn.execute(
             "SELECT status, claimed_by, claimed_until FROM digests WHERE id = ?", (digest_id,)
         ).fetchone()
         if row is None or row["status"] != "pending":
-            return False  # sent or held meanwhile, by the other process
+            return ""
         holder, until = row["claimed_by"], from_db(row["claimed_until"])
         if holder not in (None, os.getpid()) and _alive(holder) and until and until > now:
-            return False
+            return f"being sent by another monitor process (pid {holder})"
         lease = now + timedelta(seconds=CLAIM_LEASE)
         conn.execute(
             "UPDATE digests SET claimed_by = ?, claimed_until = ? WHERE id = ?",
             (os.getpid(), to_db(lease), digest_id),
         )
-    return True
+    return None
 
 
 def _unclaim(store: Store, digest_id: int) -> None:

@@ -63,8 +63,8 @@ def owed_hits(
     marks = ",".join("?" * len(watchlists))
     sql = (
         f"{_HIT_SELECT} WHERE h.watchlist IN ({marks}) AND h.immediate = ?"
-        " AND NOT EXISTS (SELECT 1 FROM digest_hits dh"
-        "                 WHERE dh.hit_id = h.id AND dh.recipient = ?)"
+        " AND NOT EXISTS (SELECT 1 FROM digest_hits dh"  # Desk@ and desk@: one mailbox
+        "                 WHERE dh.hit_id = h.id AND dh.recipient = ? COLLATE NOCASE)"
         " ORDER BY h.first_seen, h.id"
     )
     return [row_to_hit(r) for r in store.read(sql, [*watchlists, int(immediate), recipient])]

@@ -69,7 +69,8 @@ def plan_routes(settings: Settings, watchlists: Sequence[tuple[str, Sequence[str
 def daily_days(store: Store, recipient: str) -> set[date]:
     """Local days that already have a daily digest (sent, pending, held or skipped)."""
     rows = store.read(
-        "SELECT day FROM digests WHERE kind = 'daily' AND recipient = ?", (recipient,)
+        "SELECT day FROM digests WHERE kind = 'daily' AND recipient = ? COLLATE NOCASE",
+        (recipient,),
     )
     return {date.fromisoformat(r[0]) for r in rows}
 

@@ -104,6 +104,7 @@ class ConfigReloader:
 
     settings: Settings
     seen: tuple[Stamp | None, Stamp | None] | None = None
+    doubted: tuple[Stamp | None, Stamp | None] | None = None  # emptied: read once more first
 
     def __post_init__(self) -> None:
         self.seen = self._stamps(self.settings)
@@ -125,6 +126,12 @@ class ConfigReloader:
             for error in exc.errors:
                 event(log, 40, f"config error, keeping the running config: {error}")
             return False
+        if loaded.feeds == () and self.settings.feeds and self.doubted != current:
+            # an editor saving in place empties the file first: caught then, it is read
+            # again next check, and only still without feeds does it count
+            self.doubted, self.seen = current, None
+            return False
+        self.doubted = None
         self.settings = _keep_database(self.settings, loaded)
         self.seen = self._stamps(self.settings)  # the OPML file may be another one now
         event(log, 20, "config reloaded", file=str(self.settings.path))

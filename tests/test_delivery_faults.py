@@ -130,7 +130,11 @@ def test_a_digest_another_live_process_is_sending_is_left_to_it(
                 "UPDATE digests SET claimed_by = ?, claimed_until = ? WHERE id = ?",
                 (other.pid, to_db(clock() + timedelta(minutes=5)), made.digest_id),
             )
-        assert deliver(settings, clock) == []
+        [left] = deliver(settings, clock)
+        assert (left.status, left.error) == (
+            "elsewhere",
+            f"being sent by another monitor process (pid {other.pid})",
+        )
         assert rec.received == []
     finally:
         other.kill()

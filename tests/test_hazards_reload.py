@@ -268,3 +268,20 @@ def test_an_edit_of_the_opml_file_is_picked_up(newsroom: Newsroom, log: Log) -> 
     edit(opml, outlines("Ledger", "Courier"))
     newsroom.tick()
     assert [f.name for f in newsroom.daemon.config.settings.feeds] == ["Ledger", "Courier"]
+
+
+def test_a_config_emptied_by_a_save_in_progress_keeps_the_running_one(
+    newsroom: Newsroom, log: Log
+) -> None:
+    """Caught between the truncate and the write of an in-place save, config.toml is valid
+    TOML with no feeds, no [email] and default folders: read once more before it counts."""
+    good = newsroom.config.read_text(encoding="utf-8")
+    edit(newsroom.config, "")
+    newsroom.publish(3)
+    newsroom.tick()
+    assert [f.name for f in newsroom.daemon.config.settings.feeds] == ["Ledger"]
+    assert len(newsroom.hits()) > 1  # still polling, on the running config
+    edit(newsroom.config, good)  # the save completes
+    newsroom.tick()
+    assert [f.name for f in newsroom.daemon.config.settings.feeds] == ["Ledger"]
+    assert not any("lists no feeds" in line for line in log.lines())

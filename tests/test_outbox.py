@@ -607,7 +607,8 @@ def test_a_recipient_removed_from_the_config_is_not_sent_what_was_held_for_them(
     tmp_path: Path, serve: Serve
 ) -> None:
     """Someone who left: their refused digest is released by the next `monitor digest` (or
-    a config edit), and must then not be sent to them."""
+    a config edit), and must then not be sent to them; it is kept, not dropped, in case the
+    removal was a mistake."""
     rec = RefuseOne()
     mail = serve(rec)
     config = write_config(tmp_path, mail=replace(mail, to=("desk@example.org", "gone@example.org")))
@@ -619,10 +620,45 @@ def test_a_recipient_removed_from_the_config_is_not_sent_what_was_held_for_them(
     config.write_text(config.read_text().replace(', "gone@example.org"', ""))
     again = run_cli(config, "digest")
     assert again.exit_code == 0, again.output
-    assert "gone@example.org: not sent: the recipient was removed from the config" in again.stdout
+    kept = "gone@example.org: kept, not sent: the recipient is not in the config now"
+    assert kept in again.stdout
     assert [envelope for envelope, _ in messages(rec)] == [["desk@example.org"]]
     [(status,)] = rows(settings, "SELECT status FROM digests WHERE recipient = 'gone@example.org'")
-    assert status == "skipped"
+    assert status == "pending"
+
+
+def test_a_digest_whose_watchlist_is_broken_for_a_moment_is_kept_and_sent_once_mended(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """A pending digest whose recipient no watchlist names while a file is broken: kept, not
+    dropped (its hits counted as carried and were never sent)."""
+    rec, config, settings = desk_with_a_hit(tmp_path, serve, "Met officers face misconduct hearing")
+    with Store.open(settings.monitor.database) as store:
+        [route] = plan_routes(settings, [("Met Police", ())])
+        made = make_digest(store, settings, route, "manual", NOW.date(), NOW)
+    watchlist = config.parent / "watchlists" / "met-police.toml"
+    good = watchlist.read_text(encoding="utf-8")
+    watchlist.write_text("match = ['(IOPC OR']\n", encoding="utf-8")
+    broken = run_cli(config, "digest")
+    assert broken.exit_code == 1 and rec.received == []
+    watchlist.write_text(good, encoding="utf-8")
+    mended = run_cli(config, "digest")
+    assert mended.exit_code == 0, mended.output
+    assert "desk@example.org: sent 1 hit queued earlier" in mended.stdout
+    assert len(rec.received) == 1
+    assert rows(settings, "SELECT status FROM digests WHERE id = ?", (made.digest_id,)) == [
+        ("sent",)
+    ]
+
+
+def test_changing_the_case_of_an_address_sends_nothing_again(tmp_path: Path, serve: Serve) -> None:
+    rec, config, _ = desk_with_a_hit(tmp_path, serve, "Met officers face misconduct hearing")
+    assert run_cli(config, "digest").exit_code == 0
+    config.write_text(config.read_text().replace('"desk@example.org"', '"Desk@Example.org"'))
+    again = run_cli(config, "digest")
+    assert again.exit_code == 0, again.output
+    assert "no new hits waiting" in again.stdout
+    assert len(rec.received) == 1
 
 
 def test_monitor_digest_sends_a_digest_that_is_waiting_to_be_retried_now(
