@@ -218,8 +218,7 @@ def file_digest(
 ) -> str:
     """Archive a queued digest and record where; one with no recipient is then done.
 
-    If the archive cannot be written (a full disk), the digest stays pending with its hits:
-    deliver_pending writes the archive of an archive-only digest again later.
+    Raises NotifyError when the archive cannot be written (a full disk); see _file_soon.
     """
     paths = _archive(settings, rendered, now, name, recipient)
     with store.write() as conn:
@@ -241,9 +240,9 @@ def _file_soon(
     name: str,
     recipient: str,
 ) -> str | None:
-    """_file, except that an emailed digest or alert whose archive cannot be written (a full
-    disk) is not held back for it: None, and deliver_pending archives it once there is room.
-    An archive-only digest raises: its archive is its delivery."""
+    """file_digest, except that an emailed digest or alert whose archive cannot be written
+    (a full disk) is not held back for it: None, and deliver_pending archives it once there
+    is room. An archive-only digest raises: its archive is its delivery."""
     try:
         return file_digest(store, settings, digest_id, rendered, now, name, recipient)
     except NotifyError as exc:
