@@ -100,18 +100,13 @@ def _claimed_and_sent(
 def _archive_missing(store: Store, settings: Settings, now: datetime) -> None:
     """Archive the emailed digests and alerts whose archive could not be written when they
     were made (a full or read-only disk): every digest has its archive, once there is room."""
-    from monitor.digest import Rendered
-
     rows = store.read(
         "SELECT id, kind, recipient, created, subject, text, html FROM digests"
         " WHERE archive IS NULL AND recipient != '' AND status IN ('pending', 'sent', 'held')"
     )
     for row in rows:
-        rendered = Rendered(row["subject"], row["text"], row["html"])
-        made = from_db(row["created"]) or now
-        name = archive_name(row["kind"], row["id"])
         try:
-            file_digest(store, settings, row["id"], rendered, made, name, row["recipient"])
+            _write_archive(store, settings, row, from_db(row["created"]) or now)
         except NotifyError as exc:
             event(log, 30, "digest still not archived", digest=row["id"], error=str(exc))
             return  # the disk is still full: the others can wait with it
@@ -169,18 +164,24 @@ def _alive(pid: int) -> bool:
 
 def _archive_again(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) -> Outcome:
     """An archive-only digest whose archive failed (a full disk): write it now."""
-    from monitor.digest import Rendered
-
     digest_id = row["id"]
-    rendered = Rendered(row["subject"], row["text"], row["html"])
-    name = archive_name(row["kind"], digest_id)
     try:
-        archive = file_digest(store, settings, digest_id, rendered, now, name, ARCHIVE_ONLY)
+        archive = _write_archive(store, settings, row, now)
     except NotifyError as exc:
         delay = _retry_later(store, row, now, str(exc))
         event(log, 30, "digest not archived, will retry", digest=digest_id, retry_in=delay)
         return Outcome(digest_id, ARCHIVE_ONLY, "pending", row["hits"], None, str(exc))
     return Outcome(digest_id, ARCHIVE_ONLY, "sent", row["hits"], archive)
+
+
+def _write_archive(store: Store, settings: Settings, row: sqlite3.Row, when: datetime) -> str:
+    """Archive a stored digest row as it was rendered, named for `when`; NotifyError when the
+    folder cannot be written."""
+    from monitor.digest import Rendered
+
+    rendered = Rendered(row["subject"], row["text"], row["html"])
+    name = archive_name(row["kind"], row["id"])
+    return file_digest(store, settings, row["id"], rendered, when, name, row["recipient"])
 
 
 def _deliver(store: Store, settings: Settings, row: sqlite3.Row, now: datetime) -> Outcome:
