@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from monitor.cli import UsageProblem, cli, config_option, settings
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, is_text, load_settings
 from monitor.errors import MonitorError
 from monitor.pipeline import CycleReport, FeedReport, utcnow
 from monitor.runtime import Runtime
@@ -206,7 +206,7 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
     from monitor.urls import same_feed
 
     s = settings(ctx)
-    if name is not None and not _is_text(name):
+    if name is not None and not is_text(name):
         raise UsageProblem("--name is not valid UTF-8 text")
     found = discover_feed(s.fetch, url)
     # one line in the config, as a name must be: no control character, not a page's worth
@@ -220,15 +220,6 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
     append_feed(s.path, feed_name, found.url, check=load_settings)
     entries = plural(found.entries, "entry", "entries")
     click.echo(f"added {feed_name!r}: {found.url} ({entries} in it now)")
-
-
-def _is_text(value: str) -> bool:
-    """Whether a command-line value decoded as text (not bytes smuggled in as surrogates)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @feeds.command("export")

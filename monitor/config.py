@@ -54,6 +54,16 @@ def nonempty_text(value: Any) -> str:
     return out
 
 
+def is_text(value: str) -> bool:
+    """Whether a string is text, not bytes that were not UTF-8 smuggled in as surrogates (a
+    command-line argument, a file name)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 # control characters (C0 but tab, DEL, C1), lone surrogates and the two non-characters XML
 # refuses: none belongs in a name, a host or an address
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.config import choice, email_address, nonempty_text
+from monitor.config import choice, email_address, is_text, nonempty_text
 from monitor.errors import ConfigError, ConfigErrors, Location
 from monitor.query import Phrase, Query, QuerySyntaxError, Word, parse_query
 from monitor.tomlpos import KeyPath, Positions, load_toml
@@ -188,15 +188,10 @@ def _stem_problem(path: Path, data: dict[str, Any]) -> ConfigError | None:
     if "name" in data:
         return None
     try:
-        path.stem.encode("utf-8")
-    except UnicodeEncodeError:
-        reason = "is not UTF-8"
-    else:
-        try:
-            nonempty_text(path.stem)
-            return None
-        except ValueError as exc:
-            reason = str(exc)
+        nonempty_text(path.stem)
+        return None
+    except ValueError as exc:  # a byte that was not UTF-8 is refused as a control character
+        reason = str(exc) if is_text(path.stem) else "is not UTF-8"
     message = (
         f"the file name {reason}, so it cannot name the watchlist:"
         ' rename the file or add name = "..."'
