@@ -12,7 +12,7 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,24 +156,54 @@ def resolve_since(text: str | None, s: Settings, now: datetime) -> datetime | No
 
 
 class _Group(click.Group):
-    """Turns MonitorError and usage mistakes into one line on stderr and the right exit code."""
+    """Turns MonitorError and usage mistakes, before the command name or after it, into one
+    line on stderr and the right exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ConfigErrors as exc:
-            for error in exc.errors:
-                click.echo(str(error), err=True)
-            sys.exit(exc.exit_code)
-        except ConfigError as exc:  # FILE:LINE: message, like the ones above
-            click.echo(str(exc), err=True)
-            sys.exit(exc.exit_code)
-        except MonitorError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except click.UsageError as exc:
-            click.echo(f"error: {_usage_line(exc)}", err=True)
-            sys.exit(exc.exit_code)
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def run() -> Any:
+            return super(_Group, self).main(args, prog_name, complete_var, False, **extra)
+
+        if not standalone_mode:
+            return run()
+        sys.exit(_exit_status(run))
+
+
+def _exit_status(run: Callable[[], Any]) -> int | str | None:
+    """Run the command line; its exit status, each error said in one line on stderr."""
+    try:
+        returned = run()
+    except SystemExit as done:
+        return done.code
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        return exc.exit_code
+    except ConfigError as exc:  # FILE:LINE: message, like the ones above
+        click.echo(str(exc), err=True)
+        return exc.exit_code
+    except MonitorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # `monitor` alone: the help
+        exc.show()
+        return exc.exit_code
+    except click.UsageError as exc:
+        click.echo(f"error: {_usage_line(exc)}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:  # Ctrl-C at a prompt or during a command
+        click.echo("Aborted!", err=True)
+        return 1
+    return returned if isinstance(returned, int) else 0  # --help and --version give 0
 
 
 def _usage_line(exc: click.UsageError) -> str:
@@ -253,25 +283,12 @@ def main() -> None:
 
 
 def _run() -> int | str | None:
-    """Run the command line; its exit status. A usage mistake in the options before the
-    command (`--log-format xml`, `--config` naming a folder) is one line, as after it."""
+    """Run the command line; its exit status."""
     try:
-        returned = cli.main(prog_name="monitor", standalone_mode=False)
+        cli.main(prog_name="monitor")
     except SystemExit as done:
         return done.code
-    except click.exceptions.NoArgsIsHelpError as exc:  # `monitor` alone: the help
-        exc.show()
-        return exc.exit_code
-    except click.UsageError as exc:
-        click.echo(f"error: {_usage_line(exc)}", err=True)
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.Abort:  # Ctrl-C at a prompt or during a command
-        click.echo("Aborted!", err=True)
-        return 1
-    return returned if isinstance(returned, int) else 0  # --help and --version give 0
+    return 0
 
 
 def _exit_after(output: _GuardedOutput, code: int | str | None) -> None:
