@@ -68,8 +68,8 @@ DEFAULT_NEAR = 10
 _OPERATORS = {"AND", "OR", "NOT", "NEAR"}
 _QUOTES = {'"': '"', "“": "”", "„": "“"}  # straight quotes, and the curly ones editors insert
 # inside a bare term these make it a phrase, as they split words in articles too:
-# stop-and-search, Khan's, snake_case, M&S, 24/7, U.K
-_JOINERS = "-'’‐‑_&/."
+# stop-and-search, Khan's (and Khan’s, Khanʼs), snake_case, M&S, 24/7, U.K
+_JOINERS = "-'’\u02bc‐‑_&/."
 _NEAR_N = re.compile(r"NEAR/(\d{1,7})(?![^\W_])")
 _SPACE = re.compile(r"\s+")
 
@@ -127,7 +127,7 @@ def _read_token(text: str, i: int) -> _Token:
 def _stray_message(c: str) -> str:
     if c == "-":
         return "stray '-': write NOT before a term to leave it out"
-    if c in "”'’":
+    if c in "”'’\u02bc":
         return f"stray {c!r}: phrases are written in double quotes"
     if c == "*":
         return "stray '*': write it right after the start of a word, as in vet*"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from monitor.evaluate import Span, Unit
 from monitor.models import Snippet
-from monitor.textindex import MARKS, TextIndex, word_spans
+from monitor.textindex import MARKS, TextIndex, is_word_char, word_spans
 
 WINDOW = 40  # words
 ELLIPSIS = "…"
@@ -114,6 +114,8 @@ def window_spans(
     at, nth = anchor
     at -= offset + start
     begin = _nth_whole_word(text, words[at], nth)
+    if begin is None:  # not where the words say: count them from the first instead
+        return word_spans(text, tokens[offset : offset + stop])[start:]
     return _spans_back(text, words[:at], begin) + word_spans(text, words[at:], begin)
 
 
@@ -135,15 +137,18 @@ def _anchor(index: TextIndex, lo: int, hi: int, hint: int | None) -> tuple[int, 
     return best
 
 
-def _nth_whole_word(text: str, word: str, nth: int) -> int:
+def _nth_whole_word(text: str, word: str, nth: int) -> int | None:
     """Where the nth (from 0) occurrence of word as a whole word (no letter or digit on either
-    side) starts: text cut without combining marks has its words exactly there."""
+    side) starts: text cut without combining marks has its words exactly there. None if
+    there is no such occurrence."""
     pos = -1
     while True:
         pos = text.find(word, pos + 1)
+        if pos < 0:
+            return None
         end = pos + len(word)
-        if (pos == 0 or not text[pos - 1].isalnum()) and (
-            end == len(text) or not text[end].isalnum()
+        if (pos == 0 or not is_word_char(text[pos - 1])) and (
+            end == len(text) or not is_word_char(text[end])
         ):
             if nth == 0:
                 return pos

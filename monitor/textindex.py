@@ -55,9 +55,12 @@ def _mark_ranges() -> str:
 
 
 _MARKS = _mark_ranges()
+# U+02BC, the modifier letter apostrophe, is a letter to Unicode but an apostrophe to news
+# sites that print "the Metʼs" with it: like "’" it ends a word, or `Met` would miss the story
+_LETTER = r"[^\W_\u02bc]"
 # letters/digits, then any mix of marks and more letters; the two classes are disjoint, so the
 # loop has exactly one way to match and runs in linear time
-WORD = re.compile(rf"[^\W_]+(?:[{_MARKS}]+[^\W_]*)*")
+WORD = re.compile(rf"{_LETTER}+(?:[{_MARKS}]+{_LETTER}*)*")
 _MARK = re.compile(f"[{_MARKS}]+")
 # a non-ASCII character that can never be inside a word unless it is a mark: a separator
 _ODD = re.compile(r"[^\w\x00-\x7f]")
@@ -67,10 +70,15 @@ _ASCII_TO_SPACE = str.maketrans({c: " " for c in map(chr, range(128)) if not c.i
 _BYTES_TO_SPACE = bytes(c if c >= 0x80 or chr(c).isalnum() else 0x20 for c in range(256))
 # the non-ASCII characters of most English news text, none of them part of a word; once they
 # are spaces, most articles take the ASCII path
-_NEWS_PUNCTUATION = "’‘“”—–…«»„‚‹›•·′″\u00a0\u2009\u200a\u202f\u200b£€©®™°"
+_NEWS_PUNCTUATION = "’‘“”—–…«»„‚‹›•·′″\u02bc\u00a0\u2009\u200a\u202f\u200b£€©®™°"
 _FOLD_CACHE_LIMIT = 200_000
 # how a text was cut into words: all ASCII; letters and digits only; with combining marks
 ASCII, LETTERS, MARKS = 0, 1, 2
+
+
+def is_word_char(c: str) -> bool:
+    """Whether a character is part of a word (what WORD's letter class matches)."""
+    return c.isalnum() and c != "\u02bc"
 
 
 def has_capital(word: str) -> bool:

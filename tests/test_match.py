@@ -51,6 +51,9 @@ RULES = [
     ("Met", "Met.", "Metropolitan"),
     ("Khan", "Sadiq Khan's office", "Khanna said"),
     ("Khan", "Sadiq Khan’s office", "Genghis Khanate"),
+    # the modifier letter apostrophe, a letter to Unicode, is an apostrophe in the news
+    ("Met", "the Met\u02bcs officers", "the Metro\u02bcs officers"),
+    ("Khan\u02bcs", "Sadiq Khan's office", "Sadiq Khan said"),
     ("IOPC", "(IOPC)", "IOPCs"),
     # invisible characters inside a word (a soft hyphen, a word joiner) leave it one word
     ('"Metropolitan Police"', "the Metro\u00adpolitan Po\u00adlice", "the Metro politan Police"),

@@ -215,7 +215,7 @@ def test_every_hit_has_a_snippet_whose_marks_are_words_of_the_document(
 # every kind of character a news page may hold, in runs that make words and non-words
 CHARACTERS = st.sampled_from(
     list("abcXYZ019 _-'.,\n\t\x00")
-    + list("’‘“”—–…«»£€°\u00a0\u200b\u202e")
+    + list("’‘“”—–…«»£€°\u00a0\u200b\u202e\u02bc")
     + list("éÉßİıﬁ½²ⅫΩ文字हिन्दी\u0301\u0308\U0001d7d8\U0001f46e")
 )
 messy_text = st.lists(CHARACTERS, max_size=60).map("".join)
@@ -235,6 +235,8 @@ def test_fast_word_splitting_agrees_with_the_word_pattern(text: str) -> None:
         "Café\u2028Straße ½ Ⅻ x²",  # a line separator; numbers that are letters or digits
         "naïve e\u0301 q\u0303",  # combining marks take the slow path
         "snake_case M&S 24/7 U.K",
+        "the Met\u02bcs officers, Khan\u02bcs office",  # the modifier letter apostrophe
+        "cafe\u0301\u02bcs",  # the same, on the slow path
     ],
 )
 def test_word_splitting_agrees_with_the_word_pattern_on_odd_characters(text: str) -> None:

@@ -77,6 +77,7 @@ def test_curly_quotes_make_a_phrase() -> None:
     ("text", "words"),
     [
         ("Khan's", ("Khan", "s")),
+        ("Khan\u02bcs", ("Khan", "s")),
         ("stop-and-search", ("stop", "and", "search")),
         ("M&S", ("M", "S")),
     ],
