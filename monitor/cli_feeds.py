@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from monitor.cli import UsageProblem, cli, config_option, settings
+from monitor.cli import UsageProblem, cli, config_option, nothing_stored, settings
 from monitor.config import Settings, is_text, load_settings
 from monitor.errors import MonitorError
 from monitor.pipeline import CycleReport, FeedReport, utcnow
@@ -134,12 +134,39 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
         return
     s = settings(ctx)
     now = utcnow()
-    with Runtime(s) as rt:
-        states = rt.configured_states()
+    if nothing_stored(s):
+        states = _never_polled(s)
+    else:
+        with Runtime(s) as rt:
+            states = rt.configured_states()
     if as_json:
         click.echo(json.dumps([_feed_json(st) for st in states], indent=2))
         return
     _print_feeds(states, s.monitor.timezone, now)
+
+
+def _never_polled(s: Settings) -> list[FeedState]:
+    """The configured feeds as a database that has not polled them yet shows them."""
+    return [
+        FeedState(
+            id=0,
+            name=f.name,
+            config_url=f.url,
+            url=f.url,
+            etag=None,
+            last_modified=None,
+            last_poll=None,
+            last_success=None,
+            last_error=None,
+            last_error_at=None,
+            failing_since=None,
+            failures=0,
+            next_poll=None,
+            gone=False,
+            last_new_article=None,
+        )
+        for f in sorted(s.feeds, key=lambda f: f.name)
+    ]
 
 
 def _feed_json(st: FeedState) -> dict[str, Any]:

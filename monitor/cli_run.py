@@ -7,13 +7,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from monitor.cli import cli, config_option, settings
+from monitor.cli import cli, config_option, nothing_stored, settings
 from monitor.pipeline import utcnow
 from monitor.runtime import Runtime
 from monitor.units import plural
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from monitor.config import Settings
     from monitor.outbox import Outcome
+    from monitor.watchlist import Watchlist
 
 
 @cli.command()
@@ -36,33 +41,66 @@ def run(ctx: click.Context) -> None:
 def digest(ctx: click.Context, dry_run: bool) -> None:
     """Render the digest of all hits not yet in a digest, archive it, email it, mark them sent."""
     # imported here, as each command's own parts are: every other command starts without them
-    from monitor.delivery import deliver_pending, release_held
-    from monitor.outbox import ARCHIVE_ONLY, make_digest, plan_routes
-    from monitor.watchlist import WatchlistSet, load_watchlists
+    from monitor.outbox import Outcome, plan_routes
+    from monitor.watchlist import load_watchlists
 
     s = settings(ctx)
     now = utcnow()
-    day = now.astimezone(s.monitor.timezone).date()
-    failed = False
-    earlier: list[Outcome] = []  # digests queued before this run (held, or left by a crash)
     # one broken watchlist must not hold back the digest of the others: theirs goes out, and
     # its hits wait for the digest after the file is mended
     loaded = load_watchlists(s.monitor.watchlists)
+    if dry_run and nothing_stored(s):  # a preview makes no database
+        routes = plan_routes(s, [(w.name, w.recipients) for w in loaded.watchlists])
+        earlier: list[Outcome] = []
+        outcomes = [Outcome(None, r.recipient, "skipped", 0, None) for r in routes]
+    else:
+        earlier, outcomes = _make_and_send(s, loaded.watchlists, now, dry_run)
+    failed = _print_outcomes(earlier, outcomes)
+    for error in loaded.errors:
+        click.echo(str(error), err=True)
+    if loaded.errors:
+        click.echo(
+            "error: the watchlists above were left out of this digest; their hits wait for"
+            " the next one, once the files are mended (monitor check)",
+            err=True,
+        )
+    if failed or loaded.errors:
+        sys.exit(1)
+
+
+def _make_and_send(
+    s: Settings, watchlists: Sequence[Watchlist], now: datetime, dry_run: bool
+) -> tuple[list[Outcome], list[Outcome]]:
+    """Make each recipient's digest and, unless a dry run, send every pending one: the
+    digests queued before this run (held, or left by a crash), and this run's."""
+    from monitor.delivery import deliver_pending, release_held
+    from monitor.outbox import make_digest, plan_routes
+    from monitor.watchlist import WatchlistSet
+
+    day = now.astimezone(s.monitor.timezone).date()
     with Runtime(s) as rt:
-        rt.use_watchlists(WatchlistSet(loaded.watchlists, [], []))
+        rt.use_watchlists(WatchlistSet(tuple(watchlists), [], []))
         routes = plan_routes(s, [(w.name, w.recipients) for w in rt.watchlists])
         outcomes = [
             make_digest(rt.store, s, r, "manual", day, now, dry_run=dry_run) for r in routes
         ]
-        if not dry_run:
-            release_held(rt.store)
-            # by hand: every pending digest now, whatever its back-off says
-            recipients = {r.recipient for r in routes}
-            tried = deliver_pending(rt.store, s, now, recipients=recipients, every=True)
-            sent = {o.digest_id: o for o in tried}
-            made = {o.digest_id for o in outcomes}
-            earlier = [o for digest_id, o in sent.items() if digest_id not in made]
-            outcomes = [sent.get(o.digest_id, o) if o.digest_id else o for o in outcomes]
+        if dry_run:
+            return [], outcomes
+        release_held(rt.store)
+        # by hand: every pending digest now, whatever its back-off says
+        recipients = {r.recipient for r in routes}
+        tried = deliver_pending(rt.store, s, now, recipients=recipients, every=True)
+    sent = {o.digest_id: o for o in tried}
+    made = {o.digest_id for o in outcomes}
+    earlier = [o for digest_id, o in sent.items() if digest_id not in made]
+    return earlier, [sent.get(o.digest_id, o) if o.digest_id else o for o in outcomes]
+
+
+def _print_outcomes(earlier: list[Outcome], outcomes: list[Outcome]) -> bool:
+    """Say what became of each digest; whether any failed."""
+    from monitor.outbox import ARCHIVE_ONLY
+
+    failed = False
     for o in [*earlier, *outcomes]:
         who = "archive" if o.recipient == ARCHIVE_ONLY else o.recipient
         if o.status == "skipped":
@@ -77,16 +115,7 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
         else:
             failed = True
             click.echo(f"{who}: not sent ({o.status}): {o.error}; {_archived(o)}", err=True)
-    for error in loaded.errors:
-        click.echo(str(error), err=True)
-    if loaded.errors:
-        click.echo(
-            "error: the watchlists above were left out of this digest; their hits wait for"
-            " the next one, once the files are mended (monitor check)",
-            err=True,
-        )
-    if failed or loaded.errors:
-        sys.exit(1)
+    return failed
 
 
 @cli.command()

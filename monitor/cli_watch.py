@@ -378,10 +378,14 @@ def rematch(ctx: click.Context, since: str) -> None:
     after = resolve_since(since, s, utcnow())
     assert after is not None
     with Runtime(s) as rt:
+        matcher = rt.matcher  # invalid watchlists stop here, stored articles or not
+        if nothing_stored(s):
+            click.echo("rematched 0 articles: 0 new hits")
+            return
         articles = list(rt.store.articles("a.first_seen >= ? ORDER BY a.id", [to_db(after)]))
         new = rematch_articles(
             rt.store,
-            rt.matcher,
+            matcher,
             articles,
             utcnow(),
             progress=_progress_iter if sys.stdout.isatty() else None,

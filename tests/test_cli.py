@@ -30,12 +30,14 @@ from click.testing import CliRunner, Result
 
 import monitor
 from monitor.cli import cli
+from monitor.config import load_settings
 from monitor.discover import toml_string
 from monitor.extract import extract_page
 from monitor.loopback import LoopbackSite
 from monitor.match import explain
 from monitor.models import Document, Feed
 from monitor.sitegen import SiteArticle, load_demo_articles, start_demo_site
+from monitor.store import Store
 from monitor.watchlist import load_watchlist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -384,21 +386,59 @@ def test_a_since_longer_ago_than_the_calendar_means_everything(
         assert succeeded(since).stdout == everything
 
 
-@pytest.mark.parametrize("command", [["hits"], ["hits", "--json"], ["search", "IOPC"]])
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["hits"], "0 hits\n"),
+        (["hits", "--json"], "[]\n"),
+        (["search", "IOPC"], "0 articles\n"),
+        (["rematch"], "rematched 0 articles: 0 new hits\n"),
+        (["digest", "--dry-run"], "archive: no new hits waiting; nothing new to send\n"),
+        (["feeds", "--json"], "[]\n"),
+    ],
+)
 def test_reading_a_database_that_does_not_exist_makes_none_and_says_so(
-    tmp_path: Path, command: list[str]
+    tmp_path: Path, command: list[str], said: str
 ) -> None:
     """A mistyped `database` path, or a config copy never polled: "0 hits" alone would read as
     no news, and the file (and its folder) would be made by a command that only reads."""
     config = write_config(tmp_path, [])
     config.write_text(config.read_text().replace('"monitor.db"', '"typo/monitor.db"'))
     result = succeeded(invoke("--config", str(config), *command))
-    assert result.stdout in ("0 hits\n", "[]\n", "0 articles\n")
+    assert result.stdout == said
     assert result.stderr == (
         f"note: no database at {tmp_path / 'typo' / 'monitor.db'}: nothing has been polled"
         " into it yet (monitor poll, or monitor run)\n"
     )
     assert not (tmp_path / "typo").exists()
+
+
+def test_feeds_before_any_poll_lists_the_configured_feeds_as_new(tmp_path: Path) -> None:
+    feeds = [("Zeta News", "https://zeta.example/rss"), ("Alpha Post", "https://alpha.example/")]
+    never = write_config(tmp_path / "never", feeds)
+    never.write_text(never.read_text().replace('"monitor.db"', '"typo/monitor.db"'))
+    # the same feeds in a database made (by the store itself) and never polled
+    made = write_config(tmp_path / "made", feeds)
+    store = Store.open(tmp_path / "made" / "monitor.db")
+    store.sync_feeds(load_settings(made).feeds)
+    store.close()
+    for as_json in ([], ["--json"]):
+        shown = succeeded(invoke("--config", str(never), "feeds", *as_json)).stdout
+        assert shown == succeeded(invoke("--config", str(made), "feeds", *as_json)).stdout
+    listed = json.loads(succeeded(invoke("--config", str(never), "feeds", "--json")).stdout)
+    assert [(f["name"], f["status"]) for f in listed] == [
+        ("Alpha Post", "new"),
+        ("Zeta News", "new"),
+    ]
+    assert not (tmp_path / "never" / "typo").exists()
+
+
+def test_a_broken_watchlist_stops_rematch_before_it_looks_for_a_database(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    (tmp_path / "watchlists" / "broken.toml").write_text("match = ['Met NEAR/0 police']\n")
+    result = invoke("--config", str(config), "rematch")
+    assert result.exit_code == 1 and "broken.toml:1" in result.stderr
+    assert not (tmp_path / "monitor.db").exists()
 
 
 def test_malformed_search_query_shows_the_query_and_a_caret(polled: Path) -> None:
