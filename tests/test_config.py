@@ -65,6 +65,15 @@ url = "https://b.example/rss"
     assert [(f.name, f.interval) for f in settings.feeds] == [("A", 86400), ("B", 7200)]
 
 
+@pytest.mark.parametrize(("written", "size"), [("1KB", 1000), ("1KiB", 1024), ("1000B", 1000)])
+def test_the_smallest_size_the_error_offers_is_accepted(
+    tmp_path: Path, written: str, size: int
+) -> None:
+    # "use at least 1KB" once refused 1KB itself (1,000 bytes, below a floor of 1,024)
+    settings = load_settings(write(tmp_path, f'[fetch]\nmax_bytes = "{written}"\n'))
+    assert settings.fetch.max_bytes == size
+
+
 def test_errors_name_file_and_line(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -179,6 +188,10 @@ def test_a_file_is_lexed_for_positions_only_when_one_is_asked_for() -> None:
         (
             '[fetch]\nmax_bytes = "100"\n',
             "config.toml:2: max_bytes: '100' is too small; use at least 1KB",
+        ),
+        (
+            '[fetch]\nmax_bytes = "999B"\n',
+            "config.toml:2: max_bytes: '999B' is too small; use at least 1KB",
         ),
         (
             '[fetch]\nallow_addresses = ["10.0.0.300"]\n',
