@@ -27,10 +27,15 @@ def event(log: logging.Logger, level: int, message: str, **fields: Any) -> None:
 
 
 class TextFormatter(logging.Formatter):
-    """`2026-11-22 07:00:01 INFO  feed polled  feed="BBC UK" status=ok new_articles=3`."""
+    """`2026-11-22 07:00:01 +0000 INFO  feed polled  feed="BBC UK" status=ok new_articles=3`.
+
+    The time is the machine's local time with its offset from UTC: without it, the hour that
+    repeats when the clocks go back could not be told apart, nor a server's UTC from the
+    config's time zone.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S")
+        stamp = datetime.fromtimestamp(record.created).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
         fields = getattr(record, "fields", {})
         tail = " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
         line = f"{stamp} {record.levelname:<7} {record.getMessage()}"

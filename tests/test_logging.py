@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import pty
 import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult
 from click.testing import Result
 
+from monitor.logs import TextFormatter
 from monitor.loopback import LoopbackSite
 from monitor.models import Feed
 from monitor.sitegen import load_demo_articles, start_demo_site
@@ -29,7 +32,7 @@ from tests.test_cli import copy_project, invoke, read_pty, succeeded, write_conf
 
 SECRET = "hunter2-Correct-Horse-Battery"
 LOG_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?P<level>[A-Z]+) +(?P<message>.+?)"
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} (?P<level>[A-Z]+) +(?P<message>.+?)"
     r"(?:  (?P<fields>\w+=.*))?$"
 )
 FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
@@ -119,6 +122,31 @@ def test_verbose_text_is_key_value(config: Path) -> None:
     # names with spaces are quoted, plain values are not
     [ledger] = [line for line in lines if "The London Ledger" in line]
     assert ' feed="The London Ledger" status=ok ' in ledger and " INFO " in ledger
+
+
+@pytest.fixture
+def london_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "Europe/London")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_text_log_times_say_their_offset_so_the_repeated_hour_is_told_apart(
+    london_time: None,
+) -> None:
+    def line(utc: datetime) -> str:
+        record = logging.LogRecord("monitor", logging.INFO, __file__, 1, "tick", None, None)
+        record.created = utc.timestamp()
+        return TextFormatter().format(record)
+
+    # the clocks went back at 02:00 BST on 2026-10-25: 01:30 came twice
+    first = line(datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
+    second = line(datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
+    assert first == "2026-10-25 01:30:00 +0100 INFO    tick"
+    assert second == "2026-10-25 01:30:00 +0000 INFO    tick"
+    assert LOG_LINE.match(first)
 
 
 def test_without_verbose_only_problems_are_logged(config: Path) -> None:
