@@ -131,6 +131,10 @@ def _print_cycle(report: CycleReport) -> None:
 def feeds(ctx: click.Context, as_json: bool) -> None:
     """Each feed's health: last success, last error, consecutive failures, next poll."""
     if ctx.invoked_subcommand is not None:
+        if as_json:  # said, not ignored: a script would take OPML for the JSON it asked for
+            raise UsageProblem(
+                f"--json is for the feed list; feeds {ctx.invoked_subcommand} has none"
+            )
         return
     s = settings(ctx)
     now = utcnow()

@@ -461,6 +461,17 @@ def test_export_to_stdout_is_opml(tmp_path: Path) -> None:
     assert "<News>" not in out and "&lt;News&gt;" in out
 
 
+@pytest.mark.parametrize("command", [["export"], ["add", "https://a.example/"]])
+def test_json_given_to_a_feeds_subcommand_is_refused_not_ignored(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = write_config(tmp_path, AWKWARD)
+    before = config.read_text()
+    line = user_error(invoke("--config", str(config), "feeds", "--json", *command), 2)
+    assert line == f"error: --json is for the feed list; feeds {command[0]} has none"
+    assert config.read_text() == before
+
+
 def test_export_with_no_feeds_is_still_opml(tmp_path: Path) -> None:
     config = write_config(tmp_path, [])
     out = succeeded(invoke("--config", str(config), "feeds", "export")).stdout
