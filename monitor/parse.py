@@ -403,13 +403,15 @@ def _absolute_link(raw: object, base: str | None) -> str | None:
 
 
 def _summary_markup(entry: Any) -> str:
-    summary = entry.get("summary")
-    if summary:
-        return str(summary)
-    for content in entry.get("content") or ():
-        if content.get("value"):
-            return str(content["value"])
-    return ""
+    """The entry's fullest text: its summary, or its content where that is longer.
+
+    Many feeds carry a one-line description beside the whole article (RSS content:encoded,
+    Atom content). When the page cannot be had (a 403 to robots, a cookie wall), the summary
+    is what is matched, and a one-line description would miss what only the article says.
+    """
+    candidates = [str(entry.get("summary") or "")]
+    candidates += [str(c.get("value") or "") for c in entry.get("content") or ()]
+    return max(candidates, key=len)  # the first of equals: the summary
 
 
 def _entry_date(entry: Any, now: datetime) -> datetime | None:

@@ -33,7 +33,7 @@ from monitor.cli import cli
 from monitor.config import load_settings
 from monitor.discover import toml_string
 from monitor.extract import extract_page
-from monitor.loopback import LoopbackSite
+from monitor.loopback import LoopbackSite, Response
 from monitor.match import explain
 from monitor.models import Document, Feed
 from monitor.sitegen import SiteArticle, load_demo_articles, start_demo_site
@@ -632,6 +632,56 @@ def test_a_stored_page_is_tested_under_the_title_the_poll_matched_it_under(tmp_p
         )
     assert (got["hit"], got["excluded_by"]) == (False, ["title:obituary"])
     assert got["stored"]["title"] == "Obituary: PC John Smith"
+
+
+COOKIE_WALL = (
+    "<html><head><title>Before you continue</title></head><body><div class='consent'>"
+    "<h1>We value your privacy</h1><p>We and our 842 partners store and access information on"
+    " your device, such as cookies, and process personal data such as unique identifiers for"
+    " personalised advertising and content, audience research and services development.</p>"
+    "<p>With your permission we and our partners may use precise geolocation data. You may"
+    " click to consent to our processing as described above.</p></div></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        Response(403, b"Forbidden", {"Content-Type": "text/html"}),  # robots turned away
+        Response(200, COOKIE_WALL.encode(), {"Content-Type": "text/html; charset=utf-8"}),
+    ],
+    ids=["refused", "cookie-wall"],
+)
+def test_a_page_that_cannot_be_had_is_matched_on_the_full_text_its_feed_carries(
+    tmp_path: Path, page: Response
+) -> None:
+    """The feed's one-line description says nothing of the Met; its content:encoded is the
+    whole article. Matching the description alone missed the story."""
+    paragraphs = [
+        "A boy of 14 was stopped on his way home from school in Hackney on Tuesday.",
+        "Video of the stop, filmed by a neighbour, was shared thousands of times.",
+        "The IOPC is investigating five Metropolitan Police officers over the arrest.",
+    ]
+    content = "".join(f"&lt;p&gt;{p}&lt;/p&gt;" for p in paragraphs)
+    with LoopbackSite() as site:
+        site.routes["/estate.html"] = page
+        rss = (
+            '<?xml version="1.0"?><rss version="2.0"'
+            ' xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>Ledger'
+            f"</title><item><title>Schoolboy handcuffed on estate</title>"
+            f"<link>{site.url('/estate.html')}</link>"
+            "<description>A boy was handcuffed on his way home.</description>"
+            f"<content:encoded>{content}</content:encoded></item></channel></rss>"
+        )
+        config = write_config(
+            tmp_path, [("Ledger", site.add("/rss.xml", rss, "application/rss+xml"))]
+        )
+        succeeded(invoke("--config", str(config), "poll"))
+        hits = json.loads(succeeded(invoke("--config", str(config), "hits", "--json")).stdout)
+    [hit] = hits
+    assert hit["full_text"] is False  # the page's own text was not had
+    assert "IOPC" in hit["matched"]
+    assert "IOPC is investigating five Metropolitan Police officers" in hit["snippet"]
 
 
 def test_a_link_copied_from_a_google_alert_is_tested_as_the_article_it_links_to(

@@ -481,6 +481,58 @@ GOOGLE_ALERT = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 
+ARTICLE_HTML = (
+    "&lt;p&gt;Officers were filmed on the estate.&lt;/p&gt;"
+    "&lt;p&gt;The IOPC is investigating five Metropolitan Police officers.&lt;/p&gt;"
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "summary"),
+    [
+        (  # RSS: a one-line description beside the whole article
+            "<item><title>Estate arrest</title><link>/a</link>"
+            "<description>A boy was handcuffed.</description>"
+            f"<content:encoded>{ARTICLE_HTML}</content:encoded></item>",
+            "Officers were filmed on the estate. The IOPC is investigating five Metropolitan"
+            " Police officers.",
+        ),
+        (  # the description is the longer: it stays
+            "<item><title>Estate arrest</title><link>/a</link>"
+            f"<description>{ARTICLE_HTML}</description>"
+            "<content:encoded>A boy was handcuffed.</content:encoded></item>",
+            "Officers were filmed on the estate. The IOPC is investigating five Metropolitan"
+            " Police officers.",
+        ),
+        (  # no description at all
+            f"<item><title>Estate arrest</title><link>/a</link>"
+            f"<content:encoded>{ARTICLE_HTML}</content:encoded></item>",
+            "Officers were filmed on the estate. The IOPC is investigating five Metropolitan"
+            " Police officers.",
+        ),
+    ],
+)
+def test_the_summary_is_the_fullest_text_the_entry_carries(entry: str, summary: str) -> None:
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+        f"<channel><title>UK News</title>{entry}</channel></rss>"
+    )
+    (parsed,) = parse_feed(body.encode(), {}, URL, NOW).items
+    assert parsed.summary == summary
+
+
+def test_an_atom_entry_s_full_content_is_its_summary_when_longer() -> None:
+    body = f"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:x</id>
+<updated>2026-11-20T09:00:00Z</updated>
+<entry><id>urn:a</id><title>Estate arrest</title><updated>2026-11-20T09:00:00Z</updated>
+<link href="https://news.example/a"/><summary>A boy was handcuffed.</summary>
+<content type="html">{ARTICLE_HTML}</content></entry></feed>"""
+    (parsed,) = parse_feed(body.encode(), {}, URL, NOW).items
+    assert "The IOPC is investigating" in parsed.summary
+
+
 def test_a_google_alert_entry_is_the_article_it_links_to() -> None:
     parsed = parse_feed(GOOGLE_ALERT.encode(), {}, "https://www.google.com/alerts/feeds/1/2", NOW)
     (entry,) = parsed.items
