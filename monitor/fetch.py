@@ -80,7 +80,8 @@ class Fetcher:
         # The transport is the pooled half of an httpx.Client; the other half (merging URLs
         # and headers, cookies, auth, redirects, proxies from the environment) is all turned
         # off here, yet cost about a seventh of the CPU of each request (docs/fetching.md).
-        # No cookie is kept or sent: one feed's cookies are no business of another request.
+        # No cookie is kept past one fetch: one feed's cookies are no business of another
+        # request. Within one, a redirect's cookies go back to its host (see _ChainCookies).
         self._transport = _GuardedTransport(
             backend, settings.concurrency, trust or TrustStore(ca_file)
         )
@@ -105,13 +106,15 @@ class Fetcher:
         started = time.monotonic()
         deadline: float | None = None
         current, permanent = url, True
+        cookies = _ChainCookies()
         for hops in range(MAX_REDIRECTS + 1):
             host = urlsplit(current).hostname or ""
             self._slots.take(host)
             try:
                 # The deadline starts when the first request may go out, not while queued.
                 deadline = deadline or time.monotonic() + self.settings.timeout
-                answer = self._request(current, host or current, headers, deadline)
+                hop = headers | cookies.header(host)
+                answer = self._request(current, host or current, hop, deadline)
             finally:
                 self._slots.give_back(host)
             if answer.status not in REDIRECT_STATUSES:
@@ -121,6 +124,7 @@ class Fetcher:
                     current, answer.status, answer.headers, answer.content, moved, elapsed
                 )
             permanent = permanent and answer.status in PERMANENT_STATUSES
+            cookies.keep(host, answer.cookies)
             current = redirect_target(current, answer.headers.get("location", ""))
         raise FetchError(f"more than {MAX_REDIRECTS} redirects from {url}")
 
@@ -190,7 +194,7 @@ class Fetcher:
                     break
             return _Answer(status, headers, b"")
         if status in REDIRECT_STATUSES:
-            return _Answer(status, headers, b"")
+            return _Answer(status, headers, b"", tuple(response.headers.get_list("set-cookie")))
         if not 200 <= status < 300:
             retry = None
             if status in RETRY_AFTER_STATUSES:
@@ -217,6 +221,41 @@ class _Answer:
     status: int
     headers: dict[str, str]
     content: bytes
+    cookies: tuple[str, ...] = ()  # a redirect's Set-Cookie values
+
+
+# a cookie as a redirect may set it: name=value, printable ASCII without separators
+_COOKIE = re.compile(
+    r"\s*([!#$%&'*+.^`|~\w-]{1,64})=([\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{0,512})\s*(?:;|$)",
+    re.ASCII,
+)
+MAX_CHAIN_COOKIES = 10
+
+
+class _ChainCookies:
+    """The cookies that one fetch's redirects set, sent back to the host that set each.
+
+    A site that checks for cookies redirects a first visit to the same address with a
+    Set-Cookie: without them the chain loops until MAX_REDIRECTS, and the article is lost.
+    Only name=value is kept (no Domain, so never sent to another host; no Path), at most
+    MAX_CHAIN_COOKIES, and nothing outlives the fetch.
+    """
+
+    def __init__(self) -> None:
+        self._by_host: dict[str, dict[str, str]] = {}
+
+    def keep(self, host: str, set_cookies: tuple[str, ...]) -> None:
+        jar = self._by_host.setdefault(host, {})
+        for value in set_cookies:
+            m = _COOKIE.match(value)
+            if m and (m[1] in jar or len(jar) < MAX_CHAIN_COOKIES):
+                jar[m[1]] = m[2]
+
+    def header(self, host: str) -> dict[bytes, bytes]:
+        jar = self._by_host.get(host)
+        if not jar:
+            return {}
+        return {b"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items()).encode("ascii")}
 
 
 def validator_bytes(value: str) -> bytes:

@@ -14,7 +14,7 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from pathlib import Path
@@ -401,6 +401,52 @@ def test_cookies_are_not_kept_between_requests(site: LoopbackSite, fetcher: Fetc
     fetcher.fetch(site.url("/login"))
     fetcher.fetch(site.url("/page"))
     assert "cookie" not in site.hits("/page")[0].headers
+
+
+def cookie_check(page: str) -> Callable[[Request], Response]:
+    """A site that redirects a visitor without its cookie to the same address, setting it."""
+
+    def answer(request: Request) -> Response:
+        if "check=1" in request.headers.get("cookie", ""):
+            return Response(200, page.encode(), {"Content-Type": "text/html"})
+        location = {"Location": request.path, "Set-Cookie": "check=1; Path=/; HttpOnly"}
+        return Response(302, b"", location)
+
+    return answer
+
+
+def test_a_cookie_check_redirect_gets_its_cookie_back(site: LoopbackSite, fetcher: Fetcher) -> None:
+    site.routes["/check"] = cookie_check(PAGE)
+    fetched = fetcher.fetch(site.url("/check"))
+    assert (fetched.status, fetched.content) == (200, PAGE.encode())
+    assert [r.headers.get("cookie") for r in site.hits("/check")] == [None, "check=1"]
+    fetcher.fetch(site.url("/page"))  # and the cookie ends with the fetch
+    assert "cookie" not in site.hits("/page")[0].headers
+
+
+def test_a_redirect_s_cookie_goes_to_no_other_host(site: LoopbackSite) -> None:
+    with LoopbackSite(host="127.0.0.2") as other:
+        other.add("/page", PAGE)
+        site.add(
+            "/away", "", status=302, headers={"Location": other.url("/page"), "Set-Cookie": "s=1"}
+        )
+        both = (*LOCAL, ipaddress.ip_network("127.0.0.2/32"))
+        with Fetcher(settings(allow_addresses=both)) as fetcher:
+            assert fetcher.fetch(site.url("/away")).status == 200
+        assert "cookie" not in other.hits("/page")[0].headers
+
+
+@pytest.mark.parametrize(
+    "set_cookie",
+    ["bad\x7fname=1", 'name=va;lue"', "na me=1", "=1", "k=" + "v" * 600, "n\u00e9=1"],
+)
+def test_a_cookie_that_is_not_plain_name_value_is_not_sent(
+    site: LoopbackSite, fetcher: Fetcher, set_cookie: str
+) -> None:
+    site.routes["/odd"] = Response(302, b"", {"Location": "/page", "Set-Cookie": set_cookie})
+    assert fetcher.fetch(site.url("/odd")).status == 200
+    sent = site.hits("/page")[0].headers.get("cookie")
+    assert sent is None or set_cookie.startswith(sent)  # a clean name=value prefix at most
 
 
 def test_a_bad_url_is_refused_before_any_request(site: LoopbackSite, fetcher: Fetcher) -> None:
