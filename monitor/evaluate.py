@@ -88,8 +88,18 @@ class Evaluator:
         self.masked = masked
         # masked text never counts *for* an article, and never hides words from NOT: what is
         # masked can only take hits away, never add one
-        self.unmasked = Evaluator(terms) if masked else self
+        self._unmasked = Evaluator(terms) if masked else None
         self._sides: dict[int, tuple[Side, list[Span]]] = {}
+
+    @property
+    def unmasked(self) -> Evaluator:
+        """The evaluator of the same document without masks (itself when it has none).
+
+        Not kept as an attribute pointing back at itself: that cycle would keep a
+        document's words alive until the cyclic collector ran, and make every one of its
+        runs walk the words of the last dozen documents.
+        """
+        return self if self._unmasked is None else self._unmasked
 
     def spans(self, term: Term) -> list[Span]:
         """Occurrences of a term that count: in the title if it asks, and not masked."""

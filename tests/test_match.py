@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 from pathlib import Path
 
@@ -347,6 +348,36 @@ def test_met_police_story_that_mentions_the_met_office_is_still_a_hit(
     doc = read_article(DATA / "relevant" / "met-officers-heatwave.txt")
     assert "Met Office" in doc.text
     assert explain(met_police, doc).hit
+
+
+def test_matching_leaves_nothing_for_the_cycle_collector() -> None:
+    # a document's words must be freed as soon as it is matched: garbage held in a cycle
+    # waits for the collector, whose every run then walks the words of many documents
+    w = watchlist(
+        ["Met NEAR/5 officers", '"Scotland Yard" AND NOT Gala', "title:police"],
+        exclude=("NOT Yard",),
+        ignore=('"Met Gala"',),
+    )
+    matcher = compile_watchlists([w])
+    docs = [
+        Document("Met police", "Met officers at Scotland Yard, not the Met Gala."),
+        Document("", "The Met Gala; Met officers."),
+        Document("Weather", "Rain."),
+    ]
+    for doc in docs:  # first calls may fill caches of their own
+        matcher.match(doc)
+        explain(w, doc)
+    gc.collect()
+    gc.disable()
+    try:
+        assert matcher.match(docs[0])
+        for doc in docs:
+            matcher.match(doc)
+            explain(w, doc)
+            match_query(parse_query("Met NEAR officers"), doc)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 # -- hostile text --------------------------------------------------------------------------------
