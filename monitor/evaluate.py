@@ -15,6 +15,7 @@ NOT term or a masked word.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterable
 
 from monitor.query import And, Near, Node, Not, Or, Phrase, Prefix, Term, Word
@@ -57,16 +58,23 @@ class DocTerms:
             return [(p, p) for p in index.positions(words[0], folded)]
         if kind == "prefix":
             return [(p, p) for p in index.locate(index.spellings_with_prefix(words[0], folded))]
-        if not all(index.has_word(w, folded) for w in words):
-            return []
-        index.want(w for k in words for w in (index.spellings(k) if folded else (k,)))
-        rest = [frozenset(index.positions(w, folded)) for w in words[1:]]
+        if folded:
+            spellings = [index.spellings(word) for word in words]
+            if not all(spellings):
+                return []
+            index.want(itertools.chain.from_iterable(spellings))
+        else:
+            if not index.vocab.keys() >= set(words):
+                return []
+            index.want(words)
+        # where the phrase starts: where its first word is, and its kth word k places on
+        starts = set(index.positions(words[0], folded))
+        for k, word in enumerate(words[1:], 1):
+            if not starts:
+                return []
+            starts.intersection_update([p - k for p in index.positions(word, folded)])
         last = len(words) - 1
-        return [
-            (p, p + last)
-            for p in index.positions(words[0], folded)
-            if all(p + k in after for k, after in enumerate(rest, 1))
-        ]
+        return [(p, p + last) for p in sorted(starts)]
 
     def masked_positions(self, terms: Iterable[Term]) -> frozenset[int]:
         """Every word position covered by an occurrence of one of the terms (ignore lists)."""
@@ -90,6 +98,7 @@ class Evaluator:
         # masked can only take hits away, never add one
         self._unmasked = Evaluator(terms) if masked else None
         self._sides: dict[int, tuple[Side, list[Span]]] = {}
+        self._spans: dict[int, tuple[Term, list[Span]]] = {}
 
     @property
     def unmasked(self) -> Evaluator:
@@ -103,13 +112,18 @@ class Evaluator:
 
     def spans(self, term: Term) -> list[Span]:
         """Occurrences of a term that count: in the title if it asks, and not masked."""
+        cached = self._spans.get(id(term))
+        if cached is not None and cached[0] is term:
+            return cached[1]
         found = self.terms.spans(term_key(term))
         if term.title:
             boundary = self.index.boundary
             found = [s for s in found if s[1] < boundary]
         if self.masked:
             masked = self.masked
-            found = [s for s in found if not any(p in masked for p in range(s[0], s[1] + 1))]
+            found = [s for s in found if masked.isdisjoint(range(s[0], s[1] + 1))]
+        # a query's check, its snippet units and its evidence all ask for the same terms
+        self._spans[id(term)] = (term, found)
         return found
 
     def occurs(self, term: Term) -> bool:

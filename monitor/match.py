@@ -235,14 +235,19 @@ def _words_of(terms: list[Term]) -> _Words:
 
 def _spellings(index: TextIndex, lists: Iterable[_Words]) -> set[str]:
     """The document's spellings of the words and prefixes: what to locate for them."""
-    vocab, refolded = index.vocab.keys(), index.refolded.keys()
-    wanted: set[str] = set()
-    for words in lists:
-        wanted.update(words.exact & vocab, words.folded & vocab)
-        for word in words.folded & refolded:
-            wanted.update(index.spellings(word))
-        for folded, prefix in words.prefixes:
-            wanted.update(index.spellings_with_prefix(prefix, folded))
+    exact: set[str] = set()
+    folded: set[str] = set()
+    prefixes: set[tuple[bool, str]] = set()
+    for words in lists:  # queries share words: each is looked up once
+        exact.update(words.exact)
+        folded.update(words.folded)
+        prefixes.update(words.prefixes)
+    vocab = index.vocab.keys()
+    wanted = (exact & vocab) | (folded & vocab)
+    for word in folded & index.refolded.keys():
+        wanted.update(index.spellings(word))
+    for is_folded, prefix in prefixes:
+        wanted.update(index.spellings_with_prefix(prefix, is_folded))
     return wanted
 
 

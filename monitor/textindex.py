@@ -200,6 +200,7 @@ class TextIndex:
 
     __slots__ = (
         "_fold_counts",
+        "_folded_located",
         "_folded_tokens",
         "_folded_vocab",
         "_lines",
@@ -251,6 +252,7 @@ class TextIndex:
         self.folds = dict(zip(others, map(self.fold, others), strict=True))
         self.refolded = dict.fromkeys(self.folds.values())
         self._located: dict[str, list[int]] = {}  # exact word -> its positions
+        self._folded_located: dict[str, list[int]] = {}  # folded word -> its positions
         self._pending: set[str] = set()  # exact words to locate in the next pass
         self._lines: dict[bool, str] = {}
         self._variants: dict[str, list[str]] | None = None
@@ -302,7 +304,11 @@ class TextIndex:
         """Sorted positions of a word (compared folded or exact) in title and text."""
         if not folded:
             return self.locate((word,)) if word in self.vocab else []
-        return self.locate(self.spellings(word))
+        found = self._folded_located.get(word)
+        if found is None:
+            # a word with several spellings merges their positions: once per document
+            found = self._folded_located[word] = self.locate(self.spellings(word))
+        return found
 
     def want(self, spellings: Iterable[str]) -> None:
         """Say which words (exact, of the document) will be located, so one pass finds all.

@@ -250,13 +250,17 @@ def compile_presence(node: Node) -> Presence:
             keyset = frozenset(node.keys if isinstance(node, Phrase) else (node.key,))
             folded = not exact
             return lambda index: index.title_words(folded) >= keyset
-        case Prefix(key=key, exact=exact, title=title):
+        case Prefix(key=key, exact=exact, title=False):
             folded = not exact
-            return lambda index: index.has_prefix(key, folded, title)
+            needle = "\n" + key  # a word of the document's word lines begins with key
+            return lambda index: needle in index.word_lines(folded)
+        case Prefix(key=key, exact=exact, title=True):
+            folded = not exact
+            return lambda index: index.has_prefix(key, folded, True)
         case And(children=children):
             return _all_present(tuple(compile_presence(c) for c in children))
         case Or(children=children):
-            return _any_present(tuple(compile_presence(c) for c in children))
+            return _any_present_of(children)
         case Not():
             return lambda index: True
         case Near(left=left, right=right):
@@ -266,9 +270,41 @@ def compile_presence(node: Node) -> Presence:
 
 def words_present(keys: tuple[str, ...], folded: bool) -> Presence:
     """Whether every one of the words occurs (exact, or folded), in any order."""
+    keyset = frozenset(keys)
     if not folded:
-        return lambda index: all(k in index.vocab for k in keys)
-    return lambda index: all(k in index.vocab or k in index.refolded for k in keys)
+        return lambda index: index.vocab.keys() >= keyset
+
+    def all_words_present(index: TextIndex) -> bool:
+        vocab, refolded = index.vocab, index.refolded
+        for key in keyset:  # noqa: SIM110 - all() would build a generator per call
+            if key not in vocab and key not in refolded:
+                return False
+        return True
+
+    return all_words_present
+
+
+def _any_present_of(children: tuple[Node, ...]) -> Presence:
+    """Whether some child of an OR is present: its plain words are looked up together."""
+    plain = [c for c in children if isinstance(c, Word) and not c.title]
+    exact = frozenset(c.key for c in plain if c.exact)
+    folded = frozenset(c.key for c in plain if not c.exact)
+    rest = tuple(compile_presence(c) for c in children if not (isinstance(c, Word) and not c.title))
+
+    def any_present_of(index: TextIndex) -> bool:
+        # a dict view against a small set looks up the set's words, in C
+        if exact and not index.vocab.keys().isdisjoint(exact):
+            return True
+        if folded and not (
+            index.vocab.keys().isdisjoint(folded) and index.refolded.keys().isdisjoint(folded)
+        ):
+            return True
+        for check in rest:  # noqa: SIM110 - any() would build a generator per call
+            if check(index):
+                return True
+        return False
+
+    return any_present_of
 
 
 def _all_present(checks: tuple[Presence, ...]) -> Presence:
@@ -279,13 +315,3 @@ def _all_present(checks: tuple[Presence, ...]) -> Presence:
         return True
 
     return all_present
-
-
-def _any_present(checks: tuple[Presence, ...]) -> Presence:
-    def any_present(index: TextIndex) -> bool:
-        for check in checks:  # noqa: SIM110 - any() would build a generator per call
-            if check(index):
-                return True
-        return False
-
-    return any_present
