@@ -469,11 +469,21 @@ def _find_all(tokens: list[str], word: str) -> list[int]:
 
 def index_text(title: str, text: str) -> TextIndex:
     """Read a document's words once: the input to matching every watchlist."""
-    title = unicodedata.normalize("NFC", _visible(title))
-    text = unicodedata.normalize("NFC", _visible(text))
-    title_words, title_kind = _split(title)
-    text_words, text_kind = _split(text)
+    title, title_words, title_kind = _read(title)
+    text, text_words, text_kind = _read(text)
     return TextIndex(title, text, title_words, text_words, kind=max(title_kind, text_kind))
+
+
+def _read(text: str) -> tuple[str, list[str], int]:
+    """The NFC form of a text (without invisible characters), its words and how they were cut."""
+    text = _visible(text)
+    plain = text if text.isascii() else _without_news_punctuation(text)
+    if plain.isascii():
+        # ASCII and news punctuation are their own NFC form: most news needs no normalising
+        return text, plain.translate(_ASCII_TO_SPACE).split(), ASCII
+    text = unicodedata.normalize("NFC", text)
+    words, kind = _split(text)
+    return text, words, kind
 
 
 def _visible(text: str) -> str:

@@ -39,3 +39,31 @@ def test_the_mark_class_holds_each_run_and_nothing_beside_it() -> None:
             if not unicodedata.category(chr(outside)).startswith("M"):
                 assert not mark.match(chr(outside)), hex(outside)
     assert not mark.match("]") and not mark.match("-") and not mark.match("a")
+
+
+def test_ascii_and_news_punctuation_are_their_own_nfc_form() -> None:
+    # index_text does not normalise a text made of these alone. None of them decomposes or
+    # is a combining mark, so the only change NFC could make is to compose two neighbours.
+    chars = [chr(c) for c in range(128)] + list(textindex._NEWS_PUNCTUATION)
+    for a in chars:
+        assert unicodedata.normalize("NFD", a) == a and not unicodedata.combining(a), hex(ord(a))
+        for b in chars:
+            assert unicodedata.is_normalized("NFC", a + b), (hex(ord(a)), hex(ord(b)))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Café Khan’s “Met” — £5 é",  # decomposed accents among news punctuation
+        "Ω ohm Ω Å Å",  # singletons NFC replaces
+        "Met’s “police” — 10 km… «IOPC»",  # news punctuation alone
+        "Мет полиция 2024 ΜΕΤ",  # Cyrillic and Greek letters
+        "Metro­politan ⁠Police﻿",  # invisible characters inside words
+    ],
+)
+def test_index_reads_the_nfc_text(text: str) -> None:
+    index = textindex.index_text(text, text)
+    normal = unicodedata.normalize("NFC", textindex._visible(text))
+    assert index.title == index.text == normal
+    words = textindex.WORD.findall(normal)
+    assert index.tokens == [*words, textindex.SEPARATOR, *words]
