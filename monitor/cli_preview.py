@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from monitor.cli import nothing_stored
 from monitor.config import Settings
 from monitor.ledger import list_hits
 from monitor.models import Article
@@ -48,8 +49,12 @@ def compare_watchlist(
 def preview(s: Settings, w: Watchlist, since: datetime | None, as_json: bool) -> None:
     """Print the comparison for the user."""
     assert since is not None
-    with Runtime(s) as rt:
-        newly, dropped, kept = compare_watchlist(rt, w, since)
+    newly: list[Article] = []
+    dropped: list[Article] = []
+    kept = 0
+    if not nothing_stored(s):
+        with Runtime(s) as rt:
+            newly, dropped, kept = compare_watchlist(rt, w, since)
     tz = s.monitor.timezone
     if as_json:
 

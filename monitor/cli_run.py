@@ -49,7 +49,8 @@ def digest(ctx: click.Context, dry_run: bool) -> None:
     # one broken watchlist must not hold back the digest of the others: theirs goes out, and
     # its hits wait for the digest after the file is mended
     loaded = load_watchlists(s.monitor.watchlists)
-    if dry_run and nothing_stored(s):  # a preview makes no database
+    # a preview makes no database; with send_empty it renders the empty digest, as it should
+    if dry_run and not s.digest.send_empty and nothing_stored(s):
         routes = plan_routes(s, [(w.name, w.recipients) for w in loaded.watchlists])
         earlier: list[Outcome] = []
         outcomes = [Outcome(None, r.recipient, "skipped", 0, None) for r in routes]

@@ -248,8 +248,11 @@ class _ChainCookies:
         jar = self._by_host.setdefault(host, {})
         for value in set_cookies:
             m = _COOKIE.match(value)
-            if m and (m[1] in jar or len(jar) < MAX_CHAIN_COOKIES):
+            if m and (m[1] in jar or self._count() < MAX_CHAIN_COOKIES):
                 jar[m[1]] = m[2]
+
+    def _count(self) -> int:
+        return sum(map(len, self._by_host.values()))
 
     def header(self, host: str) -> dict[bytes, bytes]:
         jar = self._by_host.get(host)

@@ -367,7 +367,7 @@ def _read_entry(entry: Any, url: str, now: datetime) -> Item | None:
         url=canonical_url(link) if link else "",
         link=link or "",
         title=plain_text(entry.get("title", "")),
-        summary=plain_text(_summary_markup(entry)),
+        summary=_summary_text(entry),
         published=_entry_date(entry, now),
         source=_source(entry, link if passed_on else None),
     )
@@ -402,16 +402,17 @@ def _absolute_link(raw: object, base: str | None) -> str | None:
     return fetchable(absolute)
 
 
-def _summary_markup(entry: Any) -> str:
-    """The entry's fullest text: its summary, or its content where that is longer.
+def _summary_text(entry: Any) -> str:
+    """The entry's fullest text: its summary, or its content where that holds more text.
 
     Many feeds carry a one-line description beside the whole article (RSS content:encoded,
     Atom content). When the page cannot be had (a 403 to robots, a cookie wall), the summary
     is what is matched, and a one-line description would miss what only the article says.
     """
-    candidates = [str(entry.get("summary") or "")]
-    candidates += [str(c.get("value") or "") for c in entry.get("content") or ()]
-    return max(candidates, key=len)  # the first of equals: the summary
+    markups = [str(entry.get("summary") or "")]
+    markups += [str(c.get("value") or "") for c in entry.get("content") or ()]
+    # by the text, not the markup: a content that is one <img> must not beat a description
+    return max(map(plain_text, filter(None, markups)), key=len, default="")  # ties: summary
 
 
 def _entry_date(entry: Any, now: datetime) -> datetime | None:

@@ -30,7 +30,7 @@ from functools import lru_cache, partial
 from itertools import compress, count, repeat
 
 from monitor.models import TextFeatures
-from monitor.textindex import Memo, ascii_words
+from monitor.textindex import LETTER, Memo, ascii_words
 
 MAX_CHARS = 200_000  # text beyond this is not read: a hostile page must not cost minutes
 SHINGLE_WORDS = 5  # words per shingle: long enough that a shared run means shared copy
@@ -52,7 +52,7 @@ NEAR_SHARE = 0.5
 ANNOUNCED_SHARE = 0.2
 ANNOUNCED_MIN = 3  # fewer content words than this cannot tell
 
-_WORD = re.compile(r"[^\W_]+")
+_WORD = re.compile(f"{LETTER}+")  # what matching calls a word, combining marks apart
 _FIRST = operator.itemgetter(0)  # a run's first character; a (key, weight) pair's key
 _WEIGHT = operator.itemgetter(1)
 _SHINGLE_HASH = partial(hashlib.blake2b, digest_size=8)

@@ -263,9 +263,7 @@ class StoryIndex:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (article_id, story, when, features.shingles, pack_minhash(features.minhash), terms),
         )
-        # the keys posted_keys finds in the stored form, so prune drops exactly these: the
-        # stored terms are `heaviest` in its order, and the bands are the sketch's
-        keys = [key for key, _ in heaviest[:POSTED_TERMS]] + list(bands)
+        keys = posting_keys(map(_KEY, heaviest), bands)  # the stored terms are heaviest's
         self._conn.executemany(
             "INSERT OR IGNORE INTO story_posting (key, published, article_id) VALUES (?, ?, ?)",
             ((key, when, article_id) for key in keys),
@@ -280,8 +278,14 @@ def epoch_seconds(moment: datetime) -> int:
 
 
 def posted_keys(terms: dict[int, float], minhash: Sequence[int]) -> list[int]:
-    """The index keys of an article: its POSTED_TERMS heaviest stored terms and its bands."""
-    return [key for key, _ in list(terms.items())[:POSTED_TERMS]] + list(minhash_bands(minhash))
+    """The index keys of a stored article (prune drops exactly these)."""
+    return posting_keys(terms, minhash_bands(minhash))
+
+
+def posting_keys(keys: Iterable[int], bands: Iterable[int]) -> list[int]:
+    """The index keys of an article: its POSTED_TERMS heaviest term keys (heaviest first)
+    and its bands."""
+    return [*itertools.islice(keys, POSTED_TERMS), *bands]
 
 
 def pack_terms(terms: Sequence[tuple[int, float]]) -> bytes:

@@ -57,10 +57,10 @@ def _mark_ranges() -> str:
 _MARKS = _mark_ranges()
 # U+02BC, the modifier letter apostrophe, is a letter to Unicode but an apostrophe to news
 # sites that print "the Metʼs" with it: like "’" it ends a word, or `Met` would miss the story
-_LETTER = r"[^\W_\u02bc]"
+LETTER = r"[^\W_\u02bc]"
 # letters/digits, then any mix of marks and more letters; the two classes are disjoint, so the
 # loop has exactly one way to match and runs in linear time
-WORD = re.compile(rf"{_LETTER}+(?:[{_MARKS}]+{_LETTER}*)*")
+WORD = re.compile(rf"{LETTER}+(?:[{_MARKS}]+{LETTER}*)*")
 _MARK = re.compile(f"[{_MARKS}]+")
 # a non-ASCII character that can never be inside a word unless it is a mark: a separator
 _ODD = re.compile(r"[^\w\x00-\x7f]")
@@ -477,10 +477,10 @@ def index_text(title: str, text: str) -> TextIndex:
 def _read(text: str) -> tuple[str, list[str], int]:
     """The NFC form of a text (without invisible characters), its words and how they were cut."""
     text = _visible(text)
-    plain = text if text.isascii() else _without_news_punctuation(text)
-    if plain.isascii():
+    words = ascii_words(text)
+    if words is not None:
         # ASCII and news punctuation are their own NFC form: most news needs no normalising
-        return text, plain.translate(_ASCII_TO_SPACE).split(), ASCII
+        return text, words, ASCII
     text = unicodedata.normalize("NFC", text)
     words, kind = _split(text)
     return text, words, kind

@@ -413,6 +413,23 @@ def test_reading_a_database_that_does_not_exist_makes_none_and_says_so(
     assert not (tmp_path / "typo").exists()
 
 
+def test_previewing_a_watchlist_before_any_poll_makes_no_database(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    config.write_text(config.read_text().replace('"monitor.db"', '"typo/monitor.db"'))
+    result = succeeded(invoke("--config", str(config), "test", "met-police", "--since", "30d"))
+    assert "would newly match: 0" in result.stdout
+    assert "nothing has been polled into it yet" in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_dry_run_with_send_empty_renders_the_empty_digest_before_any_poll(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, [], extra="[digest]\nsend_empty = true\n")
+    shown = succeeded(invoke("--config", str(config), "digest", "--dry-run")).stdout.strip()
+    assert shown.endswith(".html") and Path(shown).is_file()
+
+
 def test_feeds_before_any_poll_lists_the_configured_feeds_as_new(tmp_path: Path) -> None:
     feeds = [("Zeta News", "https://zeta.example/rss"), ("Alpha Post", "https://alpha.example/")]
     never = write_config(tmp_path / "never", feeds)

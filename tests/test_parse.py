@@ -504,6 +504,14 @@ ARTICLE_HTML = (
             "Officers were filmed on the estate. The IOPC is investigating five Metropolitan"
             " Police officers.",
         ),
+        (  # a content that is one picture: the description stays
+            "<item><title>Estate arrest</title><link>/a</link>"
+            "<description>The IOPC is investigating five Met officers.</description>"
+            "<content:encoded>&lt;figure&gt;&lt;img src='https://cdn.example/"
+            + "x" * 120
+            + ".jpg'/&gt;&lt;/figure&gt;</content:encoded></item>",
+            "The IOPC is investigating five Met officers.",
+        ),
         (  # no description at all
             f"<item><title>Estate arrest</title><link>/a</link>"
             f"<content:encoded>{ARTICLE_HTML}</content:encoded></item>",

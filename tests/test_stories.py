@@ -32,6 +32,7 @@ from monitor.stories import (
     story_features,
 )
 from monitor.storyindex import StoryIndex
+from monitor.textindex import WORD
 
 DATA = Path(__file__).resolve().parent / "data" / "stories"
 ROOT = Path(__file__).resolve().parent.parent
@@ -674,3 +675,9 @@ def test_the_term_memo_stays_bounded_and_counts_the_same(monkeypatch: pytest.Mon
     assert stories.count_terms(text) == _count_terms_word_by_word(text)
     assert stories.count_terms(text, 3) == _count_terms_word_by_word(text, 3)
     assert len(stories._TERMS) <= 51
+
+
+@pytest.mark.parametrize("text", ["the Met\u02bcs officers", "caf\u00e9 Met\u02bcs officers"])
+def test_story_words_are_cut_as_matching_cuts_them(text: str) -> None:
+    # the fast path and the pattern agree on U+02BC, whether the text has an accent or not
+    assert stories.read_words(text) == WORD.findall(text)
