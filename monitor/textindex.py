@@ -57,7 +57,8 @@ def _mark_ranges() -> str:
 _MARKS = _mark_ranges()
 # U+02BC, the modifier letter apostrophe, is a letter to Unicode but an apostrophe to news
 # sites that print "the Metʼs" with it: like "’" it ends a word, or `Met` would miss the story
-LETTER = r"[^\W_\u02bc]"
+_NOT_LETTERS = "\u02bc"
+LETTER = rf"[^\W_{_NOT_LETTERS}]"
 # letters/digits, then any mix of marks and more letters; the two classes are disjoint, so the
 # loop has exactly one way to match and runs in linear time
 WORD = re.compile(rf"{LETTER}+(?:[{_MARKS}]+{LETTER}*)*")
@@ -77,8 +78,8 @@ ASCII, LETTERS, MARKS = 0, 1, 2
 
 
 def is_word_char(c: str) -> bool:
-    """Whether a character is part of a word (what WORD's letter class matches)."""
-    return c.isalnum() and c != "\u02bc"
+    """Whether a character is part of a word (what LETTER matches: re's \\w is isalnum)."""
+    return c.isalnum() and c not in _NOT_LETTERS
 
 
 def has_capital(word: str) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
 
 from monitor import textindex, unimarks
+from monitor.textindex import LETTER, is_word_char
 
 
 @pytest.mark.skipif(
@@ -67,3 +69,11 @@ def test_index_reads_the_nfc_text(text: str) -> None:
     assert index.title == index.text == normal
     words = textindex.WORD.findall(normal)
     assert index.tokens == [*words, textindex.SEPARATOR, *words]
+
+
+def test_the_word_character_test_is_the_letter_class() -> None:
+    # the snippet's whole-word search and the tokenizer must agree, or it searches for ever
+    letter = re.compile(LETTER)
+    for code in (*range(0x3000), 0x1D7D8, 0x1F46E):
+        c = chr(code)
+        assert is_word_char(c) == bool(letter.fullmatch(c)), hex(code)
