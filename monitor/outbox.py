@@ -168,7 +168,8 @@ def _insert_digest(
         if (
             kind == "daily"
             and conn.execute(
-                "SELECT 1 FROM digests WHERE kind = 'daily' AND recipient = ? AND day = ?",
+                "SELECT 1 FROM digests WHERE kind = 'daily' AND recipient = ? COLLATE NOCASE"
+                " AND day = ?",
                 (recipient, day.isoformat()),
             ).fetchone()
         ):

@@ -130,7 +130,7 @@ def _silent_since(
 
 def _last_digest(store: Store, recipient: str) -> datetime | None:
     rows = store.read(
-        "SELECT MAX(created) FROM digests WHERE recipient = ? AND kind IN"
+        "SELECT MAX(created) FROM digests WHERE recipient = ? COLLATE NOCASE AND kind IN"
         " ('daily', 'manual') AND status != 'skipped'",
         (recipient,),
     )
@@ -143,7 +143,7 @@ def _alerted(store: Store, recipient: str, watchlist: str, since: datetime) -> i
     rows = store.read(
         "SELECT COUNT(*) FROM digest_hits dh JOIN digests d ON d.id = dh.digest_id"
         " JOIN hits h ON h.id = dh.hit_id WHERE d.kind = 'alert' AND d.status = 'sent'"
-        " AND dh.recipient = ? AND h.watchlist = ? AND d.created >= ?",
+        " AND dh.recipient = ? COLLATE NOCASE AND h.watchlist = ? AND d.created >= ?",
         (recipient, watchlist, to_db(since)),
     )
     return int(rows[0][0])

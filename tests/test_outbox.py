@@ -38,6 +38,7 @@ from monitor.feedstore import NewArticle, record_failure, record_items
 from monitor.loopback import LoopbackSite
 from monitor.models import Extracted, Feed, Fetched, Item, MatchResult, Snippet
 from monitor.outbox import Route, make_alerts, make_digest, plan_routes
+from monitor.report import digest_data
 from monitor.sitegen import SiteArticle, add_outlet
 from monitor.store import Store, to_db
 from tests.smtpservers import Recorder, RefuseOne
@@ -659,6 +660,31 @@ def test_changing_the_case_of_an_address_sends_nothing_again(tmp_path: Path, ser
     assert again.exit_code == 0, again.output
     assert "no new hits waiting" in again.stdout
     assert len(rec.received) == 1
+
+
+def test_an_address_in_new_capitals_keeps_its_window_alerts_and_one_daily(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """The config spells the same mailbox in other capitals: the digest's window still starts
+    at the last digest, alerts already sent still count, and today's daily is not made twice."""
+    config = write_config(tmp_path, mail=serve(Recorder()), send_empty=True)
+    add_watchlist(config, "Met Police", alert="immediate")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met officers face misconduct hearing"], immediate=["Met Police"])
+    desk = Route("desk@example.org", ("Met Police",))
+    shouted = Route("DESK@Example.ORG", ("Met Police",))
+    later = NOW + timedelta(hours=1)
+    with Store.open(settings.monitor.database) as store:
+        make_alerts(store, settings, [desk], NOW)
+        [sent] = deliver_pending(store, settings, NOW)
+        assert sent.status == "sent"
+        assert digest_data(store, settings, shouted, [], later).sections[0].alerted == 1
+        daily = make_digest(store, settings, desk, "daily", NOW.date(), NOW)
+        assert daily.digest_id is not None
+        assert digest_data(store, settings, shouted, [], later).window_start == NOW
+        again = make_digest(store, settings, shouted, "daily", NOW.date(), later)
+    assert (again.digest_id, again.status) == (None, "skipped")
+    assert rows(settings, "SELECT COUNT(*) FROM digests WHERE kind = 'daily'") == [(1,)]
 
 
 def test_monitor_digest_sends_a_digest_that_is_waiting_to_be_retried_now(
