@@ -66,7 +66,10 @@ MAX_NEAR = 1000
 DEFAULT_NEAR = 10
 
 _OPERATORS = {"AND", "OR", "NOT", "NEAR"}
-_QUOTES = {'"': '"', "“": "”", "„": "“"}  # straight quotes, and the curly ones editors insert
+# A phrase runs from a double quote to the next one, straight or curly, whichever pair was
+# typed: editors turn quotes curly as they please, and “Met Police" means the phrase.
+_QUOTES = '"“”„'
+_CLOSING_QUOTE = re.compile('["“”]')
 # inside a bare term these make it a phrase, as they split words in articles too:
 # stop-and-search, Khan's (and Khan’s, Khanʼs), snake_case, M&S, 24/7, U.K
 _JOINERS = "-'’\u02bc‐‑_&/."
@@ -127,7 +130,7 @@ def _read_token(text: str, i: int) -> _Token:
 def _stray_message(c: str) -> str:
     if c == "-":
         return "stray '-': write NOT before a term to leave it out"
-    if c in "”'’\u02bc":
+    if c in "'’\u02bc":
         return f"stray {c!r}: phrases are written in double quotes"
     if c == "*":
         return "stray '*': write it right after the start of a word, as in vet*"
@@ -136,9 +139,10 @@ def _stray_message(c: str) -> str:
 
 
 def _read_phrase(text: str, i: int) -> _Token:
-    close = text.find(_QUOTES[text[i]], i + 1)
-    if close < 0:
+    found = _CLOSING_QUOTE.search(text, i + 1)
+    if found is None:
         raise QuerySyntaxError("unclosed quote: the phrase needs a closing quote", i)
+    close = found.start()
     words = tuple(unicodedata.normalize("NFC", w) for w in WORD.findall(text, i + 1, close))
     if not words:
         raise QuerySyntaxError("empty phrase: put some words between the quotes", i)

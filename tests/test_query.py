@@ -68,9 +68,16 @@ def test_one_word_in_quotes_is_a_word() -> None:
     assert isinstance(node, Word) and node.text == "IOPC"
 
 
-def test_curly_quotes_make_a_phrase() -> None:
-    node = root("“Scotland Yard”")
-    assert isinstance(node, Phrase) and node.words == ("Scotland", "Yard")
+@pytest.mark.parametrize(
+    "text",
+    ["“Scotland Yard”", "„Scotland Yard“", "”Scotland Yard”", '“Scotland Yard"', '"Scotland Yard”'],
+)
+def test_curly_quotes_make_a_phrase_whichever_pair_was_typed(text: str) -> None:
+    node = root(f"{text} OR IOPC")
+    assert isinstance(node, Or)
+    phrase, word = node.children
+    assert isinstance(phrase, Phrase) and phrase.words == ("Scotland", "Yard")
+    assert isinstance(word, Word) and word.text == "IOPC"
 
 
 @pytest.mark.parametrize(
