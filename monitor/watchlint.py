@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from monitor.errors import ConfigError
 from monitor.query import Phrase, Prefix, Query, Word, iter_terms
-from monitor.textindex import fold_word, has_capital
+from monitor.textindex import WORD, fold_word, has_capital
 from monitor.watchlist import ROLES, Watchlist
 
 _LOWER_OPERATOR = re.compile(r"(and|or|not|near)([-/.]\d+)?", re.IGNORECASE)
@@ -84,6 +84,8 @@ def _query_warnings(query: Query, role: str) -> Iterator[tuple[int, str]]:
                     f"operators are written in capitals: {written.upper()}"
                 ),
             )
+        elif isinstance(term, Prefix) and (glued := WORD.match(query.source, term.end)):
+            yield term.end - 1, _glued_prefix(written, glued.group())
         elif isinstance(term, Prefix) and len(term.text) < 3:
             yield term.start, f"{written!r} matches every word starting with {term.text!r}"
         elif role == "ignore" and term.exact:
@@ -115,6 +117,14 @@ def _query_warnings(query: Query, role: str) -> Iterator[tuple[int, str]]:
                     "write it all in lowercase to match any capitalisation"
                 ),
             )
+
+
+def _glued_prefix(prefix: str, rest: str) -> str:
+    """Why 'Met*Police' is two terms: '*' ends a prefix, it is no wildcard inside a word."""
+    return (
+        f"'*' ends a prefix, so {prefix}{rest} is read as {prefix} AND {rest}; "
+        f"write {prefix} {rest} if that is meant ('*' cannot stand inside a word)"
+    )
 
 
 def _star_in_quotes(term: Word | Phrase, written: str) -> str:

@@ -234,6 +234,15 @@ def test_a_star_inside_quotes_is_flagged_with_the_query_meant(tmp_path: Path) ->
     assert lint(tmp_path, "match = ['\"Met Police\" OR Met NEAR/1 officer*']") == []
 
 
+def test_a_star_inside_a_word_is_flagged(tmp_path: Path) -> None:
+    """'Met*Police' reads as Met* AND Police, which is seldom what was meant."""
+    assert lint(tmp_path, "match = ['Met*Police OR IOPC']") == [
+        "w.toml:1:14: match: '*' ends a prefix, so Met*Police is read as Met* AND Police; "
+        "write Met* Police if that is meant ('*' cannot stand inside a word)"
+    ]
+    assert lint(tmp_path, "match = ['Met* Police OR (officer*) OR title:vett*']") == []
+
+
 def test_short_prefix_repeats_and_contradictions_are_flagged(tmp_path: Path) -> None:
     warnings = lint(tmp_path, "match = ['ve*', 'IOPC', 'IOPC', 'Casey']\nexclude = ['Casey']")
     assert warnings == [
