@@ -207,6 +207,7 @@ def test_command(
     """
     s = settings(ctx)
     w = find_watchlist(watchlist, s)
+    _warn_of_mistakes(w)
     if file is not None and since is not None:
         raise click.UsageError(
             "give a FILE to test or --since to preview over stored articles, not both"
@@ -243,6 +244,15 @@ def test_command(
     _print_result(result)
     if url:
         click.echo(f"  stored:      {_stored_line(stored, s)}")
+
+
+def _warn_of_mistakes(w: Watchlist) -> None:
+    """The likely mistakes `monitor check` names, told while the file is being tried out
+    (on stderr: the JSON on stdout stays whole)."""
+    from monitor.watchlint import lint_watchlist
+
+    for warning in lint_watchlist(w):
+        click.echo(f"{_where(warning)}warning: {warning.message}", err=True)
 
 
 def _stored_line(stored: dict[str, Any] | None, s: Settings) -> str:

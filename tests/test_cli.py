@@ -544,6 +544,21 @@ def test_json_is_the_spec_object(tmp_path: Path) -> None:
     assert isinstance(got["snippet"], str) and "IOPC" in got["snippet"]
 
 
+def test_test_tells_the_mistakes_check_would(tmp_path: Path) -> None:
+    """Trying out a watchlist is when a lowercase met or a glued '*' should be pointed out;
+    the JSON on stdout stays parseable."""
+    config = write_config(tmp_path, [])
+    (tmp_path / "watchlists" / "met.toml").write_text("match = ['met NEAR police', 'IOPC']\n")
+    story = tmp_path / "story.txt"
+    story.write_text("Met officers face IOPC inquiry\nThe IOPC said nine officers were involved.\n")
+    result = succeeded(invoke("--config", str(config), "test", "met", str(story), "--json"))
+    assert json.loads(result.stdout)["matched"] == ["IOPC"]
+    assert result.stderr.startswith(f"{tmp_path}/watchlists/met.toml:1:11: warning: match: 'met'")
+    assert "is all lowercase, so it also matches the verb" in result.stderr
+    (tmp_path / "watchlists" / "met.toml").write_text("match = ['Met NEAR police', 'IOPC']\n")
+    assert succeeded(invoke("--config", str(config), "test", "met", str(story))).stderr == ""
+
+
 def test_watchlist_by_path_file_name_or_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
