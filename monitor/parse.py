@@ -3,7 +3,8 @@
 feedparser is handed a file object and the response headers, never a URL or a bare string:
 given a str that looks like a URL it fetches it, and given bytes it first tries them as a
 local file name. Whatever it raises, and whatever is not a feed, becomes one ParseError.
-A news sitemap is read by monitor.sitemap instead, and its entries go through the same rules.
+A news sitemap is read by monitor.sitemap instead, and a JSON Feed by monitor.jsonfeed; their
+entries go through the same rules.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import io
 import re
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from html.parser import HTMLParser
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from monitor.errors import ParseError
+from monitor.jsonfeed import json_feed_entries, read_json_feed
 from monitor.models import Item, ParsedFeed
 from monitor.sitemap import sitemap_root
 from monitor.units import plural
@@ -61,10 +63,15 @@ _WIDE_ENTITY = tuple(
 def parse_feed(
     content: bytes, headers: Mapping[str, str], url: str, now: datetime, limit: int = 200
 ) -> ParsedFeed:
-    """Read a feed body (RSS, Atom, or a news sitemap); ParseError when it is not a usable
-    one."""
+    """Read a feed body (RSS, Atom, JSON Feed or a news sitemap); ParseError when it is not a
+    usable one."""
     if not content.strip():
         raise ParseError("not a feed: the body is empty")
+    json_feed = read_json_feed(content)
+    if json_feed is not None:
+        entries, feed, dropped = json_feed_entries(json_feed)
+        check = partial(_check_sitemap, None, dropped)  # JSON is read whole or not at all
+        return _parsed(entries, feed, url, now, limit, check)
     body = usable_char_refs(remove_internal_subsets(content))
     if sitemap_root(body) is None:
         result = _run_feedparser(body, headers, url)
@@ -73,6 +80,19 @@ def parse_feed(
     else:  # a news sitemap, read as a feed without summaries
         entries, feed, problem, dropped = _sitemap_entries(body, limit)
         check = partial(_check_sitemap, problem, dropped)
+    return _parsed(entries, feed, url, now, limit, check)
+
+
+def _parsed(
+    entries: list[Any],
+    feed: Mapping[str, Any],
+    url: str,
+    now: datetime,
+    limit: int,
+    check: Callable[..., list[str]],
+) -> ParsedFeed:
+    """The feed's usable items (the newest `limit`) and what to warn about, from its entries
+    in feedparser's shape, whichever format they were read from."""
     items, skipped, duplicates = _collect_items(entries, url, now)
     warnings = check(usable=bool(items))
     if skipped:

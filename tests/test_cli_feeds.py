@@ -189,6 +189,24 @@ def test_add_a_page_finds_a_feed_at_a_common_path(tmp_path: Path, site: Loopback
     assert [f.url for f in load_settings(config).feeds] == [site.url("/feed")]
 
 
+def test_add_a_page_that_declares_a_json_feed(tmp_path: Path, site: LoopbackSite) -> None:
+    config = write_config(tmp_path, [])
+    site.add(
+        "/blog/",
+        '<html><head><title>Beat notes</title><link rel="alternate"'
+        ' type="application/feed+json" href="/blog/feed.json"></head><body><p>Hi</p></body></html>',
+    )
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Beat notes",
+        "items": [{"id": "1", "url": site.url("/blog/1"), "title": "Met vetting failures"}],
+    }
+    site.add("/blog/feed.json", json.dumps(feed), "application/feed+json")
+    result = succeeded(invoke("--config", str(config), "feeds", "add", site.url("/blog/")))
+    assert result.stdout.startswith(f"added 'Beat notes': {site.url('/blog/feed.json')}")
+    assert [f.url for f in load_settings(config).feeds] == [site.url("/blog/feed.json")]
+
+
 def test_add_a_page_with_no_feed_is_a_clear_error(tmp_path: Path, site: LoopbackSite) -> None:
     config = write_config(tmp_path, [])
     original = config.read_text()

@@ -7,6 +7,7 @@ conditional requests on the second poll.
 from __future__ import annotations
 
 import gzip
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -322,6 +323,45 @@ def test_a_news_sitemap_is_polled_as_a_feed(tmp_path: Path, packed: bool) -> Non
     assert all(a.full_text and a.feed == "Courier" for a in stored.values())
     assert stored[pages[named.slug]].published == named.published
     assert hits == {pages[named.slug], pages[untitled.slug]}
+
+
+def test_a_json_feed_is_polled_as_a_feed(tmp_path: Path) -> None:
+    """An outlet that publishes a JSON Feed: its articles are fetched once and matched on
+    their text, a relevant one a hit and a distractor not, and the second poll is a
+    conditional request answered 304."""
+    relevant, distractor = fixture_articles()[0], folder_articles("distractors")[0]
+    with LoopbackSite() as site:
+        pages = {
+            a.slug: site.add(f"/news/{a.slug}", render_page(a, "Courier"))
+            for a in (relevant, distractor)
+        }
+        items = [
+            {
+                "id": f"courier-{a.slug}",
+                "url": pages[a.slug],
+                "title": a.title,
+                "summary": "Read the full story on our website.",  # the page says what counts
+                "date_published": a.published.isoformat(),
+            }
+            for a in (relevant, distractor)
+        ]
+        body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": items})
+        url = site.add("/feed.json", body, "application/feed+json")
+        config = write_config(tmp_path, {"Courier": url})
+        clock = Clock()
+        with open_runtime(config, clock) as rt:
+            first = rt.poll(rt.configured_states())
+            clock.advance(3600)
+            second = rt.poll(rt.configured_states())
+            stored = {a.url: a for a in rt.store.articles()}
+            hits = {h.article.url for h in list_hits(rt.store)}
+        fetched = Counter(page_path(r) for r in site.requests)
+    assert [f.status for f in first.feeds] == ["ok"] and first.new_articles == 2
+    assert [f.status for f in second.feeds] == ["not_modified"]
+    assert all(fetched[f"/news/{a.slug}"] == 1 for a in (relevant, distractor))
+    assert all(a.full_text and a.feed == "Courier" for a in stored.values())
+    assert stored[pages[relevant.slug]].published == relevant.published
+    assert hits == {pages[relevant.slug]}
 
 
 def test_a_sitemap_entry_that_says_nothing_is_still_a_new_article_at_a_new_address(
