@@ -51,6 +51,10 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 VAGUE_TYPES = frozenset(
     {"", "application/octet-stream", "binary/octet-stream", "application/unknown", "text/plain"}
 )
+# Generic XML types: an XHTML page served so declares the XHTML namespace on its root, near
+# the start, where a feed (even one carrying XHTML content) has rss, feed or rdf instead.
+XML_TYPES = frozenset({"application/xml", "text/xml"})
+_XHTML_ROOT = re.compile(rb"<html\b[^>]*\bxmlns\s*=\s*[\"']http://www\.w3\.org/1999/xhtml", re.I)
 _HTML_START = re.compile(
     rb"<(!doctype\s+html|html|head|body|script|iframe|h1|div|font|table|a|style|title|b|br|p)"
     rb"[\s>]|<!--",
@@ -307,6 +311,8 @@ def is_html(fetched: Fetched) -> bool:
     kind = fetched.content_type
     if kind in HTML_TYPES:
         return True
+    if kind in XML_TYPES:
+        return bool(_XHTML_ROOT.search(fetched.content[:2048]))
     if kind not in VAGUE_TYPES:
         return False
     head = fetched.content[:1024].lstrip(b"\xef\xbb\xbf \t\r\n\f")

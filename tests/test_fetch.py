@@ -872,6 +872,13 @@ def test_requests_in_flight_are_limited(
 # -- what gets extracted ---------------------------------------------------------------------------
 
 
+XHTML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 '
+    b'Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+    b'<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en"><head><title>Met</title>'
+)
+
+
 def fetched(content_type: str | None, body: bytes) -> Fetched:
     headers = {"content-type": content_type} if content_type is not None else {}
     return Fetched("https://news.example/a", 200, headers, body)
@@ -895,6 +902,16 @@ def fetched(content_type: str | None, body: bytes) -> Fetched:
         ("application/octet-stream", b"<html><body>", True),
         ("text/plain", b"The Met said", False),
         ("", b"<head><title>x", True),
+        ("application/xml", XHTML, True),  # XHTML served as plain XML
+        ("text/xml; charset=utf-8", XHTML.replace(b"\n", b"\r\n"), True),
+        ("application/xml", b'<?xml version="1.0"?><rss version="2.0"><channel>', False),
+        (
+            "application/xml",
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><content '
+            b'type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">',
+            False,
+        ),
+        ("application/xml", b"<html><body>no namespace: not XHTML</body></html>", False),
     ],
 )
 def test_is_html(content_type: str | None, body: bytes, expected: bool) -> None:
