@@ -241,7 +241,10 @@ def test_many_threads_over_more_hosts_than_connections_all_succeed() -> None:
         with Fetcher(settings(concurrency=3, per_host=3)) as f:
             for s in sites:
                 etags[s.url("/feed")] = f.fetch(s.url("/feed")).headers["etag"]
-            urls = [s.url("/feed") for s in sites] * 40
+            # bursts of four to one host, host after host: each burst closes other hosts'
+            # idle connections to make room, and within it connections carry several requests
+            # (round robin over six hosts with three connections would leave reuse to luck)
+            urls = [s.url("/feed") for _ in range(10) for s in sites for _ in range(4)]
 
             def poll(url: str) -> int:
                 return f.fetch(url, etag=etags[url]).status
