@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,13 +22,13 @@ MAX_ITEMS = 10_000  # far more than any feed holds; the newest 200 of them are k
 # once, at up to 40 bytes of memory per byte of input for `[{},{},...]`; this many cost at
 # most some 60 MB, while a feed of 200 long articles holds tens of thousands.
 MAX_VALUES = 500_000
-_BLANKS = b"\xef\xbb\xbf \t\r\n"
+_OPENING = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*\{")  # a byte order mark, blanks, an object
 
 
 def read_json_feed(content: bytes) -> dict[str, Any] | None:
     """The JSON Feed object of a body, or None when the body is not a JSON Feed (RSS, Atom,
     other JSON: those are for feedparser, which says what they are)."""
-    if content.lstrip(_BLANKS)[:1] != b"{" or b"jsonfeed.org/version/" not in content:
+    if not _OPENING.match(content) or b"jsonfeed.org/version/" not in content:
         return None
     values = sum(map(content.count, (b"{", b"[", b","))) + content.count(b'"') // 2
     if values > MAX_VALUES:
