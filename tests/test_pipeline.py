@@ -20,6 +20,7 @@ import pytest
 from monitor.ledger import list_hits
 from monitor.loopback import LoopbackSite, Request
 from monitor.models import Article
+from monitor.pipeline import CycleReport
 from monitor.sitegen import SiteArticle, add_outlet, render_page
 from monitor.sitegen_pages import _COMMENTS
 from monitor.store import Store
@@ -267,6 +268,22 @@ def test_a_google_alert_is_the_article_it_links_to_fetched_from_its_publisher(
     assert [(h.watchlist, h.article.url) for h in hits] == [("Met Police", page)]
 
 
+def poll_twice(
+    tmp_path: Path, site: LoopbackSite, url: str
+) -> tuple[CycleReport, CycleReport, dict[str, Article], set[str], Counter[str]]:
+    """Poll a config of the one feed "Courier" twice, an hour apart: both reports, the stored
+    articles by URL, the URLs of the hits, and how often the site served each path."""
+    config = write_config(tmp_path, {"Courier": url})
+    clock = Clock()
+    with open_runtime(config, clock) as rt:
+        first = rt.poll(rt.configured_states())
+        clock.advance(3600)
+        second = rt.poll(rt.configured_states())
+        stored = {a.url: a for a in rt.store.articles()}
+        hits = {h.article.url for h in list_hits(rt.store)}
+    return first, second, stored, hits, Counter(page_path(r) for r in site.requests)
+
+
 @pytest.mark.parametrize("packed", [False, True], ids=["xml", "xml.gz"])
 def test_a_news_sitemap_is_polled_as_a_feed(tmp_path: Path, packed: bool) -> None:
     """An outlet with no RSS feed but a news sitemap (or a gzip file of one): its articles
@@ -307,15 +324,7 @@ def test_a_news_sitemap_is_polled_as_a_feed(tmp_path: Path, packed: bool) -> Non
             )
         else:
             url = site.add("/news-sitemap.xml", sitemap, "application/xml; charset=utf-8")
-        config = write_config(tmp_path, {"Courier": url})
-        clock = Clock()
-        with open_runtime(config, clock) as rt:
-            first = rt.poll(rt.configured_states())
-            clock.advance(3600)
-            second = rt.poll(rt.configured_states())
-            stored = {a.url: a for a in rt.store.articles()}
-            hits = {h.article.url for h in list_hits(rt.store)}
-        fetched = Counter(page_path(r) for r in site.requests)
+        first, second, stored, hits, fetched = poll_twice(tmp_path, site, url)
     assert [f.status for f in first.feeds] == ["ok"] and first.new_articles == 3
     assert [f.status for f in second.feeds] == ["not_modified"]
     assert all(fetched[f"/news/{a.slug}"] == 1 for a in (named, untitled, other))
@@ -347,15 +356,7 @@ def test_a_json_feed_is_polled_as_a_feed(tmp_path: Path) -> None:
         ]
         body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": items})
         url = site.add("/feed.json", body, "application/feed+json")
-        config = write_config(tmp_path, {"Courier": url})
-        clock = Clock()
-        with open_runtime(config, clock) as rt:
-            first = rt.poll(rt.configured_states())
-            clock.advance(3600)
-            second = rt.poll(rt.configured_states())
-            stored = {a.url: a for a in rt.store.articles()}
-            hits = {h.article.url for h in list_hits(rt.store)}
-        fetched = Counter(page_path(r) for r in site.requests)
+        first, second, stored, hits, fetched = poll_twice(tmp_path, site, url)
     assert [f.status for f in first.feeds] == ["ok"] and first.new_articles == 2
     assert [f.status for f in second.feeds] == ["not_modified"]
     assert all(fetched[f"/news/{a.slug}"] == 1 for a in (relevant, distractor))
