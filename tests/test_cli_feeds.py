@@ -538,6 +538,29 @@ def test_a_poll_with_every_feed_unchanged_imports_no_feed_parser(
     assert poll() == ("not modified  Borough Bugle", "imported:")
 
 
+def test_a_poll_not_on_a_terminal_does_not_ask_the_terminal_again_for_each_feed(
+    tmp_path: Path, site: LoopbackSite
+) -> None:
+    """Each question is a system call; a steady-state poll prints a line a feed."""
+    before = (
+        "import click._compat\n"
+        "asked = []\n"
+        "ask = click._compat.isatty\n"
+        "click._compat.isatty = lambda stream: asked.append(stream) or ask(stream)\n"
+    )
+    after = "print('asked:', len(asked))\n"
+    counts = []
+    for feeds in (1, 4):
+        listed = [
+            (f"Bugle {n}", add_outlet(site, f"Bugle {n}", [one_article()], prefix=f"/f{feeds}b{n}"))
+            for n in range(feeds)
+        ]
+        lines = poll_in_a_fresh_process(write_config(tmp_path / str(feeds), listed), before, after)
+        assert sum("1 new article" in line for line in lines) == feeds
+        counts.append(lines[-1])
+    assert counts[0] == counts[1]  # the summary's lines may ask; the feeds' lines do not
+
+
 def test_a_poll_starts_reading_the_ca_certificates_before_the_rest_of_its_start_up(
     tmp_path: Path, site: LoopbackSite
 ) -> None:
