@@ -76,19 +76,19 @@ def parse_feed(
         raise ParseError("not a feed: the body is empty")
     json_feed = read_json_feed(content)
     if json_feed is not None:
-        entries, feed, dropped = json_feed_entries(json_feed)
-        check = partial(_check_sitemap, None, dropped)  # JSON is read whole or not at all
-        return _parsed(entries, feed, url, now, limit, check)
+        entries, feed, unread = json_feed_entries(json_feed)
+        # JSON is read whole or not at all: nothing to warn about but what was left unread
+        return _parsed(entries, feed, url, now, limit, lambda usable: [], unread)
     body = usable_char_refs(remove_internal_subsets(content))
     if sitemap_root(body) is None:
-        body, cut = _first_entries(body)
+        body, unread = _first_entries(body)
         result = _run_feedparser(body, headers, url)
         entries, feed = result.entries, result.feed
-        check = partial(_check_feed, result, content, cut)
+        check = partial(_check_feed, result, content)
     else:  # a news sitemap, read as a feed without summaries
-        entries, feed, problem, dropped = _sitemap_entries(body, limit)
-        check = partial(_check_sitemap, problem, dropped)
-    return _parsed(entries, feed, url, now, limit, check)
+        entries, feed, problem, unread = _sitemap_entries(body, limit)
+        check = partial(_check_sitemap, problem)
+    return _parsed(entries, feed, url, now, limit, check, unread)
 
 
 def _parsed(
@@ -98,11 +98,15 @@ def _parsed(
     now: datetime,
     limit: int,
     check: Callable[..., list[str]],
+    unread: str,
 ) -> ParsedFeed:
     """The feed's usable items (the newest `limit`) and what to warn about, from its entries
-    in feedparser's shape, whichever format they were read from."""
+    in feedparser's shape, whichever format they were read from: what its format's check
+    finds, then `unread` (entries left unread, "" when none were)."""
     items, skipped, duplicates = _collect_items(entries, url, now)
     warnings = check(usable=bool(items))
+    if unread:
+        warnings.append(unread)
     if skipped:
         warnings.append(f"{plural(skipped, 'entry', 'entries')} skipped: no link and no GUID")
     if duplicates:
@@ -288,15 +292,14 @@ def _sitemap_entries(
     return entries, feed, sitemap.problem, dropped
 
 
-def _check_sitemap(problem: str | None, dropped: str, usable: bool) -> list[str]:
-    """Raise ParseError for a broken sitemap that gave nothing; warnings for one read in part
-    and for entries left out."""
-    warnings = [dropped] if dropped else []
+def _check_sitemap(problem: str | None, usable: bool) -> list[str]:
+    """Raise ParseError for a broken sitemap that gave nothing; a warning for one read in
+    part."""
     if problem is None:
-        return warnings
+        return []
     if not usable:
         raise ParseError(f"broken sitemap and no usable entries: {problem}"[:200])
-    return [f"sitemap read only in part: {problem}"[:200], *warnings]
+    return [f"sitemap read only in part: {problem}"[:200]]
 
 
 def _without_georss_where(content: bytes) -> bytes:
@@ -329,13 +332,8 @@ def _first_entries(body: bytes) -> tuple[bytes, str]:
     return body, ""
 
 
-def _check_feed(result: Any, content: bytes, cut: str, usable: bool) -> list[str]:
-    """Raise ParseError for what is not a feed; warnings for a feed read despite errors,
-    after the one for entries left unread (cut) if any."""
-    return ([cut] if cut else []) + _feed_problems(result, content, usable)
-
-
-def _feed_problems(result: Any, content: bytes, usable: bool) -> list[str]:
+def _check_feed(result: Any, content: bytes, usable: bool) -> list[str]:
+    """Raise ParseError for what is not a feed; warnings for a feed read despite errors."""
     import feedparser  # already imported by _run_feedparser, which made result
 
     version = result.get("version") or ""
