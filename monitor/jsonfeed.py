@@ -62,12 +62,12 @@ def json_feed_entries(feed: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[
 def _entry(item: dict[str, Any]) -> dict[str, Any]:
     """One item as a feedparser entry: id, link, title and summary as HTML, content, date."""
     ident = item.get("id")
-    # version 1.0 feeds were allowed numbers here, and some still send them
-    guid = str(ident) if isinstance(ident, int | float) and not isinstance(ident, bool) else ""
+    if isinstance(ident, int | float) and not isinstance(ident, bool):
+        ident = str(ident)  # version 1.0 feeds were allowed numbers here; some still send them
     text = _string(item.get("content_text"))
     content = _string(item.get("content_html")) or html.escape(text, quote=False)
     return {
-        "id": _string(ident) or guid,
+        "id": _string(ident),
         # url is the item's own page; external_url the page a link post points at
         "link": _string(item.get("url")) or _string(item.get("external_url")),
         "title": html.escape(_string(item.get("title")), quote=False),
