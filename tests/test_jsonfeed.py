@@ -22,7 +22,7 @@ VERSION = "https://jsonfeed.org/version/1.1"
 
 
 def parse(feed: dict[str, Any] | str | bytes) -> ParsedFeed:
-    body = feed if isinstance(feed, bytes) else feed if isinstance(feed, str) else json.dumps(feed)
+    body = json.dumps(feed) if isinstance(feed, dict) else feed
     content = body.encode() if isinstance(body, str) else body
     return parse_feed(content, {"content-type": "application/feed+json"}, FEED_URL, NOW)
 
