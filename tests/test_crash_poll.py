@@ -13,9 +13,7 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 
 from monitor.loopback import Handler, LoopbackSite, Request, Response
 from monitor.sitegen import add_outlet
+from tests import spawn
 from tests.sites import NOW, fixture_articles, folder_articles, write_config
 
 # (seed, what triggers the kill): a number of requests answered, or of articles stored
@@ -34,26 +33,13 @@ DEADLINE = 60.0  # seconds for a poll subprocess to reach a point or to finish
 
 
 def run_poll(config: Path) -> subprocess.Popen[bytes]:
-    """Start `python -m monitor --config CONFIG poll` in a new process group."""
-    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
-    with open(config.parent / "poll.log", "ab") as log:  # the child keeps its own copy
-        return subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--config", str(config), "poll"],
-            cwd=config.parent,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    """Start `monitor poll` in its own process group, its output in poll.log."""
+    return spawn.start_monitor(config, "poll", "poll.log")
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
     """Check a condition until it holds, within DEADLINE."""
-    end = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.005)  # between checks of the condition
+    spawn.wait_for(condition, what, DEADLINE)
 
 
 def stored(db: Path) -> int:

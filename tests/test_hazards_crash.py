@@ -25,7 +25,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -42,6 +41,7 @@ from monitor.config import Settings, load_settings
 from monitor.loopback import LoopbackSite
 from monitor.sitegen import SiteArticle, add_outlet
 from monitor.store import Store
+from tests import spawn
 from tests.sites import fixture_articles, folder_articles
 from tests.smtpservers import LoopbackController, Recorder, settings_for
 from tests.test_outbox import (
@@ -126,26 +126,13 @@ def build_site(site: LoopbackSite, rng: random.Random, now: datetime) -> tuple[d
 
 
 def start_daemon(config: Path, name: str) -> subprocess.Popen[bytes]:
-    """`python -m monitor --config CONFIG run` in a new process group, its output logged."""
-    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
-    with open(config.parent / f"{name}.log", "wb") as log:  # the child keeps its own copy
-        return subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--config", str(config), "run"],
-            cwd=config.parent,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    """`monitor run` in its own process group, its output in NAME.log."""
+    return spawn.start_monitor(config, "run", f"{name}.log")
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
     """Check a condition until it holds, within DEADLINE."""
-    end = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)  # between checks of the condition
+    spawn.wait_for(condition, what, DEADLINE)
 
 
 def lock_holder(lock: Path) -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_settings
+from tests import spawn
 from tests.smtpservers import LoopbackController, Recorder, settings_for
 from tests.test_outbox import (
     MET_WATCHLIST,
@@ -40,23 +39,12 @@ RECIPIENTS = ("desk@example.org", "editor@example.org")
 
 
 def start(config: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
-    with open(config.parent / f"{name}.log", "wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--config", str(config), "run"],
-            cwd=config.parent,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    """`monitor run` in its own process group, its output in NAME.log."""
+    return spawn.start_monitor(config, "run", f"{name}.log")
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
-    end = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < end, f"gave up waiting for {what}"
-        time.sleep(0.02)  # between checks of the condition
+    spawn.wait_for(condition, what, DEADLINE)
 
 
 @pytest.fixture
