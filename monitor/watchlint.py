@@ -13,7 +13,9 @@ from monitor.query import Phrase, Prefix, Query, Word, iter_terms
 from monitor.textindex import WORD, fold_word, has_capital
 from monitor.watchlist import ROLES, Watchlist
 
-_LOWER_OPERATOR = re.compile(r"(and|or|not|near)([-/.]\d+)?", re.IGNORECASE)
+# a term that looks like an operator: lowercase `or`, `near/5`, or NEAR's distance joined to it
+# by something other than '/' (`NEAR-5`, `NEAR5`), which in any case is a word or a phrase
+_LOWER_OPERATOR = re.compile(r"(and|or|not)([-/.]\d+)?|near(?:[-/.]?(\d+))?", re.IGNORECASE)
 
 
 def lint_watchlist(w: Watchlist) -> list[ConfigError]:
@@ -76,14 +78,15 @@ def _query_warnings(query: Query, role: str) -> Iterator[tuple[int, str]]:
     """(offset, message) for each suspicious term of a query."""
     for term in iter_terms(query.root):
         written = query.source[term.start : term.end]
-        if _LOWER_OPERATOR.fullmatch(written) and not written.isupper():
-            yield (
-                term.start,
-                (
-                    f"{written!r} is read as a word, not an operator; "
-                    f"operators are written in capitals: {written.upper()}"
-                ),
+        operator = _LOWER_OPERATOR.fullmatch(written)
+        if operator and (operator[3] or not written.isupper()):
+            meant = f"NEAR/{operator[3]}" if operator[3] else written.upper()
+            how = (
+                f"operators are written in capitals: {meant}"
+                if meant == written.upper()
+                else f"a NEAR distance is written with a slash: {meant}"
             )
+            yield term.start, f"{written!r} is read as a word, not an operator; {how}"
         elif isinstance(term, Prefix) and (glued := WORD.match(query.source, term.end)):
             yield term.end - 1, _glued_prefix(written, glued.group())
         elif isinstance(term, Prefix) and len(term.text) < 3:

@@ -215,6 +215,22 @@ def test_lowercase_operators_are_flagged(tmp_path: Path) -> None:
     assert lint(tmp_path, "match = ['police OR officer', '\"stop and search\"']") == []
 
 
+def test_near_with_its_distance_joined_wrongly_is_flagged(tmp_path: Path) -> None:
+    """'NEAR-5' and 'NEAR5' are a phrase and a word that never match: the distance needs '/'."""
+    warnings = lint(
+        tmp_path, "match = ['Met NEAR-5 police', 'Met NEAR5 officer', 'IOPC near-5 Met']"
+    )
+    assert warnings == [
+        "w.toml:1:15: match: 'NEAR-5' is read as a word, not an operator; "
+        "a NEAR distance is written with a slash: NEAR/5",
+        "w.toml:1:36: match: 'NEAR5' is read as a word, not an operator; "
+        "a NEAR distance is written with a slash: NEAR/5",
+        "w.toml:1:58: match: 'near-5' is read as a word, not an operator; "
+        "a NEAR distance is written with a slash: NEAR/5",
+    ]
+    assert lint(tmp_path, "match = ['Met NEAR/5 police', 'nearby NEAR police']") == []
+
+
 def test_capitalised_phrase_with_lowercase_word_is_flagged(tmp_path: Path) -> None:
     (warning,) = lint(tmp_path, "match = ['\"Casey review\"']")
     assert warning.startswith('w.toml:1:11: match: "Casey review" has capitals')
