@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
 from monitor.errors import ConfigError
-from monitor.query import Phrase, Prefix, Query, Word, iter_terms
+from monitor.query import And, Near, Node, Or, Phrase, Prefix, Query, Word, iter_terms
 from monitor.textindex import WORD, fold_word, has_capital
 from monitor.watchlist import ROLES, Watchlist
 
@@ -26,7 +27,7 @@ def lint_watchlist(w: Watchlist) -> list[ConfigError]:
     first_seen: dict[tuple[str, str], int] = {}
     matches = {_normal(q.source) for q in w.match}
     for role, i, query in all_queries(w):
-        for offset, message in _query_warnings(query, role):
+        for offset, message in [*_query_warnings(query, role), *_grouping_warnings(query)]:
             out.append(ConfigError(f"{role}: {message}", w.location((role, i), offset)))
         source = _normal(query.source)
         if (role, source) in first_seen:
@@ -151,6 +152,102 @@ def _has_met(term: Word | Prefix | Phrase) -> bool:
 
 
 def _case_trap(phrase: Phrase) -> bool:
-    """A capitalised phrase with a lowercase content word: "Casey review", "Met police"."""
-    first, *rest = phrase.words
-    return has_capital(first) and any(len(w) >= 4 and w.islower() for w in rest)
+    """A phrase with a capital and a lowercase content word: "Casey review", "Met police",
+    "metropolitan Police"."""
+    words = phrase.words
+    return any(map(has_capital, words)) and any(len(w) >= 4 and w.islower() for w in words)
+
+
+def _grouping_warnings(query: Query) -> Iterator[tuple[int, str]]:
+    """(offset, message) where operators group otherwise than the writer probably meant."""
+    source = query.source
+    for node in _nodes(query.root):
+        if isinstance(node, Or):
+            yield from _near_beside_or(source, node.children)
+        elif isinstance(node, And):
+            yield from _names_side_by_side(source, node.children)
+
+
+def _nodes(node: Node) -> Iterator[Node]:
+    """node and every node under it."""
+    yield node
+    match node:
+        case And(children=children) | Or(children=children):
+            for child in children:
+                yield from _nodes(child)
+        case Near(left=left, right=right):
+            yield from _nodes(left)
+            yield from _nodes(right)
+
+
+def _near_beside_or(source: str, children: tuple[Node, ...]) -> Iterator[tuple[int, str]]:
+    """'Met NEAR/5 officer* OR constable*' reads as (Met NEAR/5 officer*) OR constable*: any
+    article naming a constable. NEAR binds tighter than OR, as the spec says, but an OR term
+    after a NEAR written like its right side (both lowercase, or both with capitals) was
+    probably meant as one more word of that side. 'Met NEAR police OR IOPC', 'IOPC OR Met NEAR
+    police' and two NEARs joined by OR are what they look like."""
+    for near, term in itertools.pairwise(children):
+        if not (isinstance(near, Near) and _is_term(term)):
+            continue
+        left, right = _extent(source, near.left), _extent(source, near.right)
+        if _bracketed(source, left[0], right[1]) or _exact(near.right) != _exact(term):
+            continue
+        if source[right[1] : term.start].strip() != "OR":
+            continue  # (a OR Met NEAR police) OR officer*: the groups were flattened into one
+        whole, other = source[left[0] : right[1]], _text(source, term)
+        side = f"{source[left[0] : right[0]]}({source[right[0] : right[1]]} OR {other})"
+        yield (
+            near.start,
+            f"NEAR binds tighter than OR, so this reads as ({whole}) OR {other}; if {other} is "
+            f"meant as one more word of NEAR's side, write {side} (or put brackets around the "
+            "NEAR to keep this reading without a warning)",
+        )
+
+
+def _extent(source: str, node: Node) -> tuple[int, int]:
+    """Where a node is written, with the brackets around it: a group's span leaves them out."""
+    start, end = node.start, node.end
+    while _bracketed(source, start, end):
+        start = source.rindex("(", 0, start)
+        end = source.index(")", end) + 1
+    return start, end
+
+
+def _exact(node: Node) -> bool | None:
+    """Whether the terms of a side are written with capitals; None when some are, some not."""
+    kinds = {term.exact for term in iter_terms(node)}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _is_term(node: Node) -> bool:
+    return isinstance(node, Word | Prefix | Phrase)
+
+
+def _bracketed(source: str, start: int, end: int) -> bool:
+    """Whether source[start:end] is written inside brackets: '(' just before, ')' just after."""
+    return source[:start].rstrip().endswith("(") and source[end:].lstrip().startswith(")")
+
+
+def _names_side_by_side(source: str, children: tuple[Node, ...]) -> Iterator[tuple[int, str]]:
+    """'Met Police' without quotes is Met AND Police, each anywhere in the article: two
+    capitalised words side by side with nothing between them were probably meant as a phrase."""
+    for a, b in itertools.pairwise(children):
+        if not (isinstance(a, Word) and isinstance(b, Word) and a.exact and b.exact):
+            continue
+        if a.title != b.title or any(_LOWER_OPERATOR.fullmatch(w.text) for w in (a, b)):
+            continue  # title:Met Police (a phrase is in the title or out of it); Met NEAR5
+        if source[a.end : b.start].strip():
+            continue  # AND written out: meant as it reads
+        written = source[a.start : b.end]
+        yield (
+            a.start,
+            (
+                f"{written} is read as {a.text} AND {b.text}, each anywhere in the article; "
+                f'for the words side by side write "{a.text} {b.text}" (or write AND between '
+                "them to keep this reading without a warning)"
+            ),
+        )
+
+
+def _text(source: str, node: Node) -> str:
+    return source[node.start : node.end]

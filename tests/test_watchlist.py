@@ -238,6 +238,58 @@ def test_capitalised_phrase_with_lowercase_word_is_flagged(tmp_path: Path) -> No
     assert lint(tmp_path, "match = ['\"Independent Office for Police Conduct\"']") == []
 
 
+def test_a_phrase_whose_capital_is_not_its_first_word_is_flagged(tmp_path: Path) -> None:
+    """ "metropolitan Police" is case-sensitive for its capital: it never matches "Metropolitan
+    Police" or "Metropolitan police"."""
+    (warning,) = lint(tmp_path, "match = ['\"metropolitan Police\"']")
+    assert warning == (
+        'w.toml:1:11: match: "metropolitan Police" has capitals, so it matches only that exact '
+        "capitalisation (not 'Metropolitan Police'); write it all in lowercase to match any "
+        "capitalisation"
+    )
+    assert lint(tmp_path, "match = ['\"metropolitan police\"', '\"von der Leyen\"']") == []
+
+
+def test_an_or_beside_an_unbracketed_near_is_flagged(tmp_path: Path) -> None:
+    """NEAR binds tighter than OR: 'Met NEAR/5 officer* OR constable*' finds every constable.
+    Flagged when the OR term is written like NEAR's right side (both lowercase, or both with
+    capitals); 'Met NEAR police OR IOPC' reads as it was most likely meant."""
+    text = "match = ['Met NEAR/5 officer* OR constable*', 'Met NEAR (PC OR PCSO) OR Sgt']"
+    assert lint(tmp_path, text) == [
+        "w.toml:1:11: match: NEAR binds tighter than OR, so this reads as (Met NEAR/5 officer*) "
+        "OR constable*; if constable* is meant as one more word of NEAR's side, write Met "
+        "NEAR/5 (officer* OR constable*) (or put brackets around the NEAR to keep this reading "
+        "without a warning)",
+        "w.toml:1:48: match: NEAR binds tighter than OR, so this reads as (Met NEAR (PC OR "
+        "PCSO)) OR Sgt; if Sgt is meant as one more word of NEAR's side, write Met NEAR ((PC OR "
+        "PCSO) OR Sgt) (or put brackets around the NEAR to keep this reading without a warning)",
+    ]
+    unflagged = [
+        "Met NEAR/5 (officer* OR constable*)",
+        "(Met NEAR/5 officer*) OR constable*",
+        "Met NEAR police OR IOPC",
+        "IOPC OR vetting NEAR police",
+        "Met NEAR/5 officer* OR IOPC NEAR/3 report",
+        "Met NEAR/5 officer* AND constable*",
+    ]
+    assert lint(tmp_path, f"match = {unflagged!r}") == []
+
+
+def test_capitalised_words_side_by_side_are_flagged(tmp_path: Path) -> None:
+    """'Met Police' unquoted is Met AND Police, each anywhere in the article."""
+    text = "match = ['Met Police', 'title:(Mark Rowley) OR IOPC']"
+    assert lint(tmp_path, text) == [
+        "w.toml:1:11: match: Met Police is read as Met AND Police, each anywhere in the article; "
+        'for the words side by side write "Met Police" (or write AND between them to keep this '
+        "reading without a warning)",
+        "w.toml:1:32: match: Mark Rowley is read as Mark AND Rowley, each anywhere in the "
+        'article; for the words side by side write "Mark Rowley" (or write AND between them to '
+        "keep this reading without a warning)",
+    ]
+    unflagged = ['"Met Police"', "Met AND Police", "Met police", "title:Met Police", "IOPC Met*"]
+    assert lint(tmp_path, f"match = {unflagged!r}") == []
+
+
 def test_a_star_inside_quotes_is_flagged_with_the_query_meant(tmp_path: Path) -> None:
     """The parser reads '"Met officer*"' as the phrase "Met officer": the '*' does nothing."""
     warnings = lint(tmp_path, "match = ['\"Met officer*\"', 'IOPC OR \"vetting*\"']")
