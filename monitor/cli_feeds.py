@@ -236,11 +236,16 @@ def feeds_add(ctx: click.Context, url: str, name: str | None) -> None:
     from monitor.discover import append_feed
     from monitor.feedfind import discover_feed
     from monitor.parse import one_line
-    from monitor.urls import same_feed
+    from monitor.urls import lacks_scheme, same_feed
 
     s = settings(ctx)
     if name is not None and not is_text(name):
         raise UsageProblem("--name is not valid UTF-8 text")
+    if is_text(url) and lacks_scheme(url):
+        raise UsageProblem(
+            f"{url!r} has no scheme; give the address as your browser shows it,"
+            f" e.g. https://{url.strip()}"
+        )
     found = discover_feed(s.fetch, url)
     # one line in the config, as a name must be: no control character, not a page's worth
     feed_name = one_line(name or found.title or found.url)[:MAX_NAME].strip()

@@ -20,6 +20,7 @@ from monitor.errors import ConfigError, ConfigErrors, Location
 from monitor.models import Feed
 from monitor.tomlpos import KeyPath, Positions, load_toml
 from monitor.units import parse_duration, parse_size
+from monitor.urls import lacks_scheme
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _EMAIL = re.compile(r"^[^@\s<>\",;]+@[^@\s<>\",;]+$")
@@ -160,6 +161,8 @@ def env_name(value: Any) -> str:
 def http_url(value: Any) -> str:
     url = nonempty_text(value)
     if not re.match(r"^https?://[^\s/]+", url, re.IGNORECASE):
+        if lacks_scheme(url):
+            raise ValueError(f"{url!r} has no scheme; write it as 'https://{url.strip()}'")
         raise ValueError(f"{url!r} is not an http or https URL")
     return url
 

@@ -143,6 +143,16 @@ def is_web_address(text: str) -> bool:
     return text[:8].lower().startswith(("http://", "https://"))
 
 
+def lacks_scheme(text: str) -> bool:
+    """Whether text is a web address typed without its scheme, as people write them:
+    "www.example.org/news" or "localhost:8080/feed" (not "mailto:x" nor "ftp://x")."""
+    text = text.strip()
+    if not text or "://" in text or any(c.isspace() for c in text):
+        return False
+    before, colon, after = text.partition("/")[0].partition(":")
+    return bool(before) and (not colon or after[:1].isdigit())
+
+
 def fetchable(url: str) -> str | None:
     """url as it can be fetched: itself when check_url accepts it, else its canonical
     spelling (a raw space in the path is fetchable encoded); None when neither is a URL we

@@ -262,6 +262,20 @@ def test_add_something_else_is_a_clear_error(
     assert config.read_text() == original
 
 
+@pytest.mark.parametrize(
+    "typed", ["www.example-news.co.uk/london", "example.org", "127.0.0.1:8080/feed"]
+)
+def test_add_an_address_without_its_scheme_says_what_to_write(tmp_path: Path, typed: str) -> None:
+    config = write_config(tmp_path, [])
+    original = config.read_text()
+    line = user_error(invoke("--config", str(config), "feeds", "add", typed), 2)
+    assert line == (
+        f"error: {typed!r} has no scheme; give the address as your browser shows it,"
+        f" e.g. https://{typed}"
+    )
+    assert config.read_text() == original
+
+
 def test_add_a_news_sitemap_names_it_after_its_publication(
     tmp_path: Path, site: LoopbackSite
 ) -> None:

@@ -103,6 +103,16 @@ def test_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     assert ":2:12: TOML syntax error" in str(info.value)
 
 
+def test_a_feed_url_without_its_scheme_says_what_to_write(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[feeds]]\nname = "BBC UK"\nurl = "feeds.bbci.co.uk/news/uk/rss.xml"\n')
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(path)
+    assert str(info.value).endswith(
+        ":3: url: 'feeds.bbci.co.uk/news/uk/rss.xml' has no scheme;"
+        " write it as 'https://feeds.bbci.co.uk/news/uk/rss.xml'"
+    )
+
+
 def test_duplicate_feed_names_are_refused(tmp_path: Path) -> None:
     path = write(
         tmp_path,

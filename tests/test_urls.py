@@ -14,6 +14,7 @@ from monitor.urls import (
     canonical_url,
     check_url,
     is_tracking_parameter,
+    lacks_scheme,
     unwrap_redirect,
 )
 
@@ -269,3 +270,22 @@ def test_a_redirect_link_gives_a_fetchable_address_or_itself_whatever_it_carries
     link = f"https://www.google.com/url?sa=t&{name}={carried}&usg=x"
     out = unwrap_redirect(link)
     assert out == link or check_url(canonical_url(out)) == canonical_url(out)
+
+
+@pytest.mark.parametrize(
+    ("text", "lacks"),
+    [
+        ("www.example-news.co.uk/london", True),
+        ("example.org", True),
+        ("localhost:8080/feed", True),
+        ("127.0.0.1:8765/news", True),
+        ("https://example.org/", False),
+        ("ftp://example.org/", False),
+        ("mailto:desk@example.org", False),
+        ("javascript:alert(1)", False),
+        ("", False),
+        ("two words", False),
+    ],
+)
+def test_lacks_scheme_knows_an_address_typed_without_https(text: str, lacks: bool) -> None:
+    assert lacks_scheme(text) is lacks
