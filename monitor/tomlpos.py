@@ -298,13 +298,43 @@ def _syntax_error(exc: tomllib.TOMLDecodeError, source: str, file: str) -> Confi
     text = str(exc)
     m = _TOMLLIB_AT.match(text)
     if m:
-        loc = Location(file, int(m["line"]), int(m["col"]))
-        return ConfigError(f"TOML syntax error: {_lower_first(m['msg'])}", loc)
+        line, col = int(m["line"]), int(m["col"])
+        hint = _unquoted_text_hint(source, line, col, m["msg"])
+        loc = Location(file, line, col)
+        return ConfigError(f"TOML syntax error: {_lower_first(m['msg'])}{hint}", loc)
     m = _TOMLLIB_EOF.match(text)
     if m:
         loc = Location(file, source.count("\n") + 1)
         return ConfigError(f"TOML syntax error at end of file: {_lower_first(m['msg'])}", loc)
     return ConfigError(f"TOML syntax error: {text}", Location(file))
+
+
+_BARE_TOKEN = re.compile(r"[^\s,\[\]{}#=\"']+")
+_TOML_WORDS = frozenset({"true", "false", "inf", "nan", "+inf", "-inf", "+nan", "-nan"})
+_QUOTES = frozenset({'"', "'"})
+
+
+def _unquoted_text_hint(source: str, line: int, col: int, message: str) -> str:
+    """'; text needs quotes: "..."' when the error falls on a value written without quotes
+    (`poll_interval = 15m`, `match = [IOPC]`), the commonest mistake of a first edit."""
+    lines = source.split("\n")
+    if not 1 <= line <= len(lines):
+        return ""
+    text = lines[line - 1]
+    token = next((t for t in _BARE_TOKEN.finditer(text) if t.start() <= col - 1 < t.end()), None)
+    if token is None or not any(c.isalpha() for c in token[0]) or token[0] in _TOML_WORDS:
+        return ""
+    if {text[token.start() - 1 : token.start()], text[token.end() : token.end() + 1]} & _QUOTES:
+        return ""  # beside a quote: a quoting mistake of another kind
+    before = text[: token.start()]
+    if "=" in before and "[" not in before.split("=", 1)[1]:
+        value = text[before.index("=") + 1 :].split(" #")[0].strip()  # the whole value
+    elif "=" in before or message == "Invalid value":
+        value = re.split(r"[,\]]", text[token.start() :])[0].strip()  # one element of a list
+    else:
+        return ""
+    quote = "'" if '"' in value else '"'
+    return f"; text needs quotes: {quote}{value}{quote}"
 
 
 def _lower_first(text: str) -> str:

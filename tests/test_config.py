@@ -103,6 +103,51 @@ def test_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     assert ":2:12: TOML syntax error" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "[monitor]\npoll_interval = 15m\n",
+            ":2:19: TOML syntax error: expected newline or end of document after a statement;"
+            ' text needs quotes: "15m"',
+        ),
+        (
+            "[digest]\nat = 7am   # before work\n",
+            ":2:7: TOML syntax error: expected newline or end of document after a statement;"
+            ' text needs quotes: "7am"',
+        ),
+        (
+            "[monitor]\ntimezone = Europe/London\n",
+            ':2:12: TOML syntax error: invalid value; text needs quotes: "Europe/London"',
+        ),
+        (
+            '[fetch]\nallow_addresses = ["10.0.0.1", localhost]\n',
+            ':2:32: TOML syntax error: invalid value; text needs quotes: "localhost"',
+        ),
+        (
+            '[fetch]\nallow_addresses = [\n  "10.0.0.1",\n  my host,\n]\n',
+            ':4:3: TOML syntax error: invalid value; text needs quotes: "my host"',
+        ),
+        # not a value missing its quotes: no hint
+        ("[monitor]\ndatabase = \n", ":2:12: TOML syntax error: invalid value"),
+        (
+            '[monitor]\ndatabase = "a"b"\n',
+            ":2:15: TOML syntax error: expected newline or end of document after a statement",
+        ),
+        (
+            "[monitor]\ndatabase monitor.db\n",
+            ":2:10: TOML syntax error: expected '=' after a key in a key/value pair",
+        ),
+    ],
+)
+def test_a_value_written_without_quotes_is_told_to_quote_it(
+    tmp_path: Path, text: str, error: str
+) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(write(tmp_path, text))
+    assert str(info.value).endswith(error)
+
+
 def test_a_feed_url_without_its_scheme_says_what_to_write(tmp_path: Path) -> None:
     path = write(tmp_path, '[[feeds]]\nname = "BBC UK"\nurl = "feeds.bbci.co.uk/news/uk/rss.xml"\n')
     with pytest.raises(ConfigErrors) as info:
