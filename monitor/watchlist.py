@@ -244,7 +244,11 @@ def load_watchlists(folder: Path, feed_names: Collection[str] | None = None) -> 
     from monitor.watchlint import lint_watchlist  # it reads Watchlist records: imported here
 
     if not folder.is_dir():
-        error = ConfigError("watchlists folder not found", Location(_display(folder)))
+        error = ConfigError(
+            "watchlists folder not found; create it and put your watchlists (NAME.toml) in it,"
+            " or point [monitor] watchlists in the config at the folder that holds them",
+            Location(_display(folder)),
+        )
         return WatchlistSet((), [error], [])
     loaded: list[Watchlist] = []
     errors: list[ConfigError] = []

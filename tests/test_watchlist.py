@@ -428,7 +428,10 @@ def test_duplicate_names_are_an_error(tmp_path: Path) -> None:
 
 def test_missing_or_empty_folder(tmp_path: Path) -> None:
     missing = load_watchlists(tmp_path / "nope")
-    assert [str(e) for e in missing.errors] == ["nope: watchlists folder not found"]
+    assert [str(e) for e in missing.errors] == [
+        "nope: watchlists folder not found; create it and put your watchlists (NAME.toml) in"
+        " it, or point [monitor] watchlists in the config at the folder that holds them"
+    ]
     (tmp_path / "empty").mkdir()
     empty = load_watchlists(tmp_path / "empty")
     assert empty.errors == []
