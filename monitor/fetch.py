@@ -162,6 +162,11 @@ class Fetcher:
                 headers={**self._headers, **headers},
                 extensions={"timeout": self._timeout},
             )
+        except (httpx.InvalidURL, ValueError) as exc:
+            # httpx reads a host starting "xn--" as IDNA and lets idna's error through
+            # ("http://xn--zz-/"): a URL no request can carry, not a bug of ours
+            raise BadURL(f"malformed URL {url[:100]!r}: {exc}") from exc
+        try:
             with deadline_scope(deadline):
                 response = self._transport.handle_request(request)
                 try:
@@ -282,7 +287,11 @@ def redirect_target(current: str, location: str) -> str:
     if not location:
         raise FetchError(f"redirect from {current} without a Location")
     # Browsers encode a raw space in Location; refusing it would lose the page for nothing.
-    target = check_url(urljoin(current, location.replace(" ", "%20")))
+    try:
+        joined = urljoin(current, location.replace(" ", "%20"))
+    except ValueError as exc:  # an unclosed "[" in the host: "http://[127.0.0.1/"
+        raise BadURL(f"redirect to a malformed URL {location[:100]!r}: {exc}") from None
+    target = check_url(joined)
     if urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme.lower() != "https":
         raise BadURL(f"redirect from https to plain http refused: {target[:100]}")
     return target

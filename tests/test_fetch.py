@@ -376,6 +376,20 @@ def test_redirect_target_refuses_https_to_http() -> None:
         redirect_target("https://a.example/x", "http://a.example/x")
 
 
+def test_redirect_to_a_malformed_url_is_a_bad_url(site: LoopbackSite, fetcher: Fetcher) -> None:
+    for location in ("http://[127.0.0.1/", "http://xn--zz-/feed"):
+        site.routes["/go"] = Response(302, headers={"Location": location}, validators=False)
+        with pytest.raises(BadURL, match="malformed URL"):
+            fetcher.fetch(site.url("/go"))
+
+
+def test_a_host_that_is_not_valid_idna_is_a_bad_url(fetcher: Fetcher) -> None:
+    # httpx decodes a host starting "xn--" and raises idna's own error, not InvalidURL
+    for url in ("http://xn--zz-/page", "http://xn--/page"):
+        with pytest.raises(BadURL, match="malformed URL"):
+            fetcher.fetch(url)
+
+
 def test_meta_refresh_is_not_followed(site: LoopbackSite, fetcher: Fetcher) -> None:
     site.add("/refresh", '<html><head><meta http-equiv="refresh" content="0;url=/page"></head>')
     fetched = fetcher.fetch(site.url("/refresh"))
