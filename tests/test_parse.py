@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from monitor.errors import ParseError
 from monitor.models import Item
-from monitor.parse import MAX_ENTRIES_READ, newest_items, parse_feed, plain_text
+from monitor.parse import MAX_ATTRIBUTES, MAX_ENTRIES_READ, newest_items, parse_feed, plain_text
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -661,3 +661,37 @@ def test_a_feed_of_thousands_of_entries_is_read_for_its_first_thousand(kind: str
 def test_a_feed_of_no_more_entries_than_are_read_is_read_whole(kind: str) -> None:
     parsed = parse_feed(LONG_FEEDS[kind](MAX_ENTRIES_READ), {}, URL, NOW)
     assert parsed.warnings == (f"kept the 200 newest of {MAX_ENTRIES_READ} entries",)
+
+
+# -- an element of too many attributes ------------------------------------------------------------
+
+
+def _crowded_item(attributes: int) -> str:
+    names = " ".join(f'a{n}="{n}"' for n in range(attributes))
+    return f"<item {names}><title>Crowded</title><link>https://news.example/c</link></item>"
+
+
+def test_an_element_of_thousands_of_attributes_is_refused_unread() -> None:
+    """feedparser scans an element's attributes once for each of them: 50,000 attributes (half
+    a megabyte) took a minute to read, a body at the byte cap would take hours."""
+    body = rss(item("Kept", "/kept") + _crowded_item(5_000))
+    with pytest.raises(ParseError) as info:
+        parse_feed(body, {}, URL, NOW)
+    assert str(info.value) == (
+        f"not a feed anyone writes: an element with 5,000 attributes (more than "
+        f"{MAX_ATTRIBUTES}), which would take minutes to read"
+    )
+
+
+def test_elements_of_a_few_attributes_and_long_links_are_read() -> None:
+    """Only attributes count: '=' in a long link's query, or in text, is no attribute."""
+    query = "&amp;".join(f"p{n}=v{n}" for n in range(300))
+    enclosure = f'<enclosure url="https://news.example/e.jpg?{query}" type="image/jpeg"/>'
+    body = rss(
+        _crowded_item(MAX_ATTRIBUTES)
+        + item("Enclosed", "/e", enclosure)
+        + f"<item><title>Sums</title><link>https://news.example/s</link><description>"
+        f"<![CDATA[<p>{' '.join(f'x{n} = y' for n in range(300))}</p>]]></description></item>"
+    )
+    parsed = parse_feed(body, {}, URL, NOW)
+    assert sorted(i.title for i in parsed.items) == ["Crowded", "Enclosed", "Sums"]
