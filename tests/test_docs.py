@@ -55,11 +55,12 @@ def test_readme_defaults_match_the_code() -> None:
                 assert shown == f"`{key.default}`", key.name
 
 
-def test_shipped_config_uses_the_documented_defaults_or_says_why() -> None:
+def test_shipped_config_uses_the_documented_defaults_or_says_why(tmp_path: Path) -> None:
     # the shipped config.toml is the user's starting point: every key it sets must be known
     from monitor.config import load_settings
+    from tests.test_config import shipped_config
 
-    settings = load_settings(ROOT / "config.toml")
+    settings = load_settings(shipped_config(tmp_path))
     assert settings.fetch.allow_private_networks is False
 
 
