@@ -623,14 +623,14 @@ def test_add_writes_a_name_of_one_clean_line(
     tmp_path: Path, demo_site: tuple[LoopbackSite, list[Feed]]
 ) -> None:
     """A --name or a feed title with control characters (a terminal escape, DEL) is written
-    without them; bytes that are not UTF-8 are refused, where they ended in a traceback."""
+    with spaces for them; bytes that are not UTF-8 are refused, where they ended in a traceback."""
     _site, feeds = demo_site
     config = write_config(tmp_path, [])
     added = invoke(
         "--config", str(config), "feeds", "add", feeds[0].url, "--name", "Wire\x1b[31m\x7f Desk"
     )
     succeeded(added)
-    assert [f.name for f in load_settings(config).feeds] == ["Wire[31m Desk"]
+    assert [f.name for f in load_settings(config).feeds] == ["Wire [31m Desk"]
     original = config.read_text()
     bad = invoke("--config", str(config), "feeds", "add", feeds[1].url, "--name", "bad\udcff")
     assert "--name is not valid UTF-8 text" in user_error(bad, 2)

@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 
 from monitor.errors import ParseError
 from monitor.models import Item
-from monitor.parse import MAX_ATTRIBUTES, MAX_ENTRIES_READ, newest_items, parse_feed, plain_text
+from monitor.parse import (
+    MAX_ATTRIBUTES,
+    MAX_ENTRIES_READ,
+    MAX_MARKUP,
+    MAX_TITLE,
+    newest_items,
+    parse_feed,
+    plain_text,
+)
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -450,6 +458,7 @@ def test_newest_items_counts_undated_as_oldest() -> None:
         ("  lots \n\t of   space  ", "lots of space"),
         ("Met \u202eeciloP\u202c said", "Met eciloP said"),
         ("bell\x07 and nul\x00", "bell and nul"),
+        ("Met\x00Police\x1b[31m, the Met\x92s", "Met Police [31m, the Met s"),
         ("profits < 5% & rising", "profits < 5% & rising"),
         ("", ""),
     ],
@@ -580,7 +589,7 @@ def test_a_source_name_carries_no_terminal_escape_or_bidi_override() -> None:
     to send it escape sequences or turn its text around."""
     named = item(extra='<source url="https://x.example/">Evil&#x1b;[31m \u202eName\n</source>')
     (entry,) = parse_feed(rss(named), {}, URL, NOW).items
-    assert entry.source == "Evil[31m Name"
+    assert entry.source == "Evil [31m Name"
 
 
 @pytest.mark.parametrize("stray", ["", "\x01"], ids=["well-formed", "read leniently"])
@@ -695,3 +704,31 @@ def test_elements_of_a_few_attributes_and_long_links_are_read() -> None:
     )
     parsed = parse_feed(body, {}, URL, NOW)
     assert sorted(i.title for i in parsed.items) == ["Crowded", "Enclosed", "Sums"]
+
+
+def test_a_description_of_megabytes_is_read_for_its_first_megabyte_of_markup() -> None:
+    """No article needs a megabyte of markup; reading 8 MB of it held a poll for seconds."""
+    words = "<p>The Met said officers arrested a man.</p>" * (2 * MAX_MARKUP // 44)
+    body = rss(item("Big", "/big", f"<description><![CDATA[{words}<p>Zebra</p>]]></description>"))
+    (entry,) = parse_feed(body, {}, URL, NOW).items
+    assert entry.summary.startswith("The Met said officers arrested a man.")
+    assert "Zebra" not in entry.summary
+    assert MAX_MARKUP // 2 < len(entry.summary) < MAX_MARKUP
+
+
+def test_a_title_is_cut_at_a_thousand_characters() -> None:
+    (entry,) = parse_feed(rss(item("Met " * 5_000, "/long-title")), {}, URL, NOW).items
+    assert entry.title == ("Met " * 250).strip()
+    assert len(entry.title) <= MAX_TITLE
+
+
+def test_an_entrys_html_is_read_for_its_text_without_scripts_or_styles() -> None:
+    """feedparser neither cleans an entry's HTML nor resolves its links (those passes took a
+    second a megabyte): the summary keeps only the text, so nothing they did is missed."""
+    html_part = (
+        "<script>document.write('Gala')</script><p>The <a href='/tag/met'>Met</a> said</p>"
+        "<style>p { color: red }</style><!-- Met Office --><p>two &amp; more</p>"
+    )
+    body = rss(item("Met", "/a", f"<description><![CDATA[{html_part}]]></description>"))
+    (entry,) = parse_feed(body, {}, URL, NOW).items
+    assert entry.summary == "The Met said two & more"
