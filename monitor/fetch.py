@@ -121,6 +121,13 @@ class Fetcher:
                 answer = self._request(current, host or current, hop, deadline)
             finally:
                 self._slots.give_back(host)
+            if answer.status == 304 and not headers:
+                # nothing was asked conditionally, so "not modified" has nothing to refer to:
+                # taken as an answer, the feed would be "ok" every poll and never read
+                raise FetchError(
+                    "answered 304 Not Modified to a request that asked for the whole resource "
+                    "(no ETag or Last-Modified was sent)"
+                )
             if answer.status not in REDIRECT_STATUSES:
                 moved = current if permanent and hops else None
                 elapsed = time.monotonic() - started

@@ -111,6 +111,17 @@ def test_validators_are_sent_back_exactly(site: LoopbackSite, fetcher: Fetcher) 
     assert sent["if-modified-since"] == modified
 
 
+def test_a_304_to_a_request_without_validators_is_a_failure(
+    site: LoopbackSite, fetcher: Fetcher
+) -> None:
+    """A server (a broken cache) that answers 304 to a plain GET never sends the feed: taken as
+    "not modified", the feed would count as healthy every poll and never be read."""
+    site.routes["/feed"] = lambda request: Response(304, validators=False)
+    with pytest.raises(FetchError, match="answered 304 Not Modified to a request that asked"):
+        fetcher.fetch(site.url("/feed"))
+    assert fetcher.fetch(site.url("/feed"), etag='"x"').status == 304  # asked: an answer
+
+
 @pytest.mark.parametrize(
     ("etag", "modified"),
     [
