@@ -111,8 +111,12 @@ def _print_outcomes(earlier: list[Outcome], outcomes: list[Outcome]) -> bool:
         elif o.status == "dry-run":
             click.echo(f"{o.archive}")
         elif o.status == "sent":
-            queued = " queued earlier" if o in earlier else ""
-            click.echo(f"{who}: sent {plural(o.hits, 'hit')}{queued}; {_archived(o)}")
+            done = plural(o.hits, "hit") + (" queued earlier" if o in earlier else "")
+            if o.recipient == ARCHIVE_ONLY:
+                done += ", not emailed (no [email] in the config)"
+            else:
+                done = f"sent {done}"
+            click.echo(f"{who}: {done}; {_archived(o)}")
         else:
             failed = True
             click.echo(f"{who}: not sent ({o.status}): {o.error}; {_archived(o)}", err=True)

@@ -422,7 +422,9 @@ def test_without_email_the_digest_is_archived_and_the_hits_marked(tmp_path: Path
 
     result = run_cli(config, "digest")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("archive: sent 1 hit; archived at ")
+    assert result.stdout.startswith(
+        "archive: 1 hit, not emailed (no [email] in the config); archived at "
+    )
     archived = Path(result.stdout.strip().rsplit(" ", 1)[-1])
     assert "Met vetting failures named by IOPC" in archived.read_text(encoding="utf-8")
     assert rows(settings, "SELECT recipient, status FROM digests") == [("", "sent")]
@@ -445,7 +447,9 @@ def test_an_archive_that_could_not_be_written_is_written_later_and_no_hit_is_los
     (tmp_path / "digests").unlink()
     again = run_cli(config, "digest")
     assert again.exit_code == 0, again.output
-    assert "archive: sent 1 hit queued earlier; archived at " in again.stdout
+    assert (
+        "archive: 1 hit queued earlier, not emailed (no [email] in the config); archived at "
+    ) in again.stdout
     [(archive, status)] = rows(settings, "SELECT archive, status FROM digests")
     assert status == "sent"
     text = Path(str(archive)).read_text(encoding="utf-8")
