@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-CONFIG ?= config.toml
+# the config of `make run` and `make demo`: CONFIG=path, else MONITOR_CONFIG, else config.toml
+CONFIG ?= $(or $(MONITOR_CONFIG),config.toml)
 STAMP  := $(VENV)/.installed
 
 .PHONY: install run test lint typecheck bench hazards demo clean

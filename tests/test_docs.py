@@ -67,3 +67,25 @@ def test_shipped_config_uses_the_documented_defaults_or_says_why(tmp_path: Path)
 def test_readme_opens_with_the_two_commands() -> None:
     head = (ROOT / "README.md").read_text(encoding="utf-8")[:400]
     assert "make run" in head and "make test" in head
+
+
+def test_make_run_takes_monitor_config_and_config(tmp_path: Path) -> None:
+    """`make run` uses MONITOR_CONFIG as every command does, and CONFIG=... over it."""
+    import os
+    import subprocess
+
+    def command(*args: str, **env: str) -> str:
+        outer = ("MONITOR_CONFIG", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")  # make test's own
+        environ = {k: v for k, v in os.environ.items() if k not in outer} | env
+        done = subprocess.run(
+            ["make", "-n", "--no-print-directory", "-C", str(ROOT), "run", *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    assert command().endswith("monitor --config config.toml run")
+    assert command(MONITOR_CONFIG="/srv/m.toml").endswith("monitor --config /srv/m.toml run")
+    assert command("CONFIG=b.toml", MONITOR_CONFIG="/srv/m.toml").endswith("--config b.toml run")
