@@ -35,6 +35,10 @@ Resolver = Callable[[str, int], list[str]]
 
 _SHARED = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT, RFC 6598
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 reached through a NAT64 gateway
+# IETF protocol assignments, not globally reachable but for two anycast addresses: ipaddress
+# before Python 3.11.10 and 3.12.4 called most of the block global (CVE-2024-4032)
+_IETF = ipaddress.IPv4Network("192.0.0.0/24")
+_IETF_GLOBAL = (ipaddress.IPv4Address("192.0.0.9"), ipaddress.IPv4Address("192.0.0.10"))
 _local = threading.local()
 
 
@@ -55,9 +59,14 @@ def classify_address(address: IPAddress) -> str | None:
         ("multicast", address.is_multicast),
         ("private", address.is_private),
         ("reserved", address.is_reserved),
-        ("non-global", not address.is_global),
+        ("non-global", not address.is_global or _ietf(address)),
     )
     return next((name for name, hit in checks if hit), None)
+
+
+def _ietf(address: IPAddress) -> bool:
+    """Whether address is one of the IETF protocol assignments that are not global."""
+    return address.version == 4 and address in _IETF and address not in _IETF_GLOBAL
 
 
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:

@@ -74,13 +74,19 @@ def internal(servers: tuple[LoopbackSite, LoopbackSite]) -> LoopbackSite:
         ("64:ff9b::a00:1", "private (IPv4 inside IPv6)"),
         ("2002:7f00:1::", "loopback (IPv4 inside IPv6)"),
         ("::7f00:1", "reserved"),
+        # called global by ipaddress before Python 3.11.10 (CVE-2024-4032)
+        ("192.0.0.8", "non-global"),
+        ("192.0.0.200", "non-global"),
+        ("64:ff9b:1::a00:1", "reserved"),  # local-use NAT64
     ],
 )
 def test_classify_address_names_internal_addresses(address: str, reason: str) -> None:
     assert classify_address(ipaddress.ip_address(address)) == reason
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700::1111", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "2606:4700::1111", "::ffff:8.8.8.8", "192.0.0.9", "192.0.0.10"]
+)
 def test_classify_address_passes_public_addresses(address: str) -> None:
     assert classify_address(ipaddress.ip_address(address)) is None
 
