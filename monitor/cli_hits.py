@@ -53,7 +53,12 @@ def hits(ctx: click.Context, watchlist: str | None, since: str | None, as_json: 
     after = resolve_since(since, s, utcnow())
     found: list[Hit] = []
     if not nothing_stored(s):
+        from monitor.watchlist import load_watchlists
+
         with Runtime(s) as rt:
+            # the hits of a watchlist renamed since the last poll follow it now (those of a
+            # file that does not load stay as they are)
+            rt.use_watchlists(load_watchlists(s.monitor.watchlists))
             name = None if watchlist is None else _watchlist_name(watchlist, s, rt)
             found = list_hits(rt.store, watchlist=name, since=after)
     if as_json:

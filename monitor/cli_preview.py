@@ -11,7 +11,7 @@ import click
 
 from monitor.cli import nothing_stored
 from monitor.config import Settings
-from monitor.ledger import list_hits
+from monitor.ledger import last_names, list_hits
 from monitor.models import Article
 from monitor.runtime import Runtime
 from monitor.store import to_db
@@ -29,7 +29,10 @@ def compare_watchlist(
     from monitor.match import compile_watchlists
 
     matcher = compile_watchlists([w])
-    stored = {h.article.id for h in list_hits(rt.store, watchlist=w.name)}
+    # an edit of its name keeps its hits (ledger.follow_renames): those under the name it had
+    # are its own, not articles it would newly match
+    names = {w.name, *last_names(rt.store, w)}
+    stored = {h.article.id for name in names for h in list_hits(rt.store, watchlist=name)}
     newly: list[Article] = []
     dropped: list[Article] = []
     kept = 0

@@ -6,10 +6,16 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from monitor.logs import event, get_logger
 from monitor.models import Hit, Snippet
 from monitor.store import Store, from_db, row_to_article, to_db
+
+if TYPE_CHECKING:
+    from monitor.watchlist import Watchlist
+
+log = get_logger("store")
 
 _HIT_SELECT = """
     SELECT a.*, COALESCE(hf.name, f.name) AS feed,
@@ -52,6 +58,42 @@ def list_hits(
     newest = "h.first_seen DESC, COALESCE(a.published, a.first_seen) DESC, h.id DESC"
     sql = f"{_HIT_SELECT} WHERE {where} ORDER BY {newest}"
     return [row_to_hit(r) for r in store.read(sql, params)]
+
+
+def follow_renames(store: Store, watchlists: Sequence[Watchlist]) -> int:
+    """Rename the hits of each watchlist whose file now gives it another name; how many.
+
+    Hits are kept under a watchlist's name, so an edit of `name` would leave its hits behind:
+    the pending ones never in a digest (owed hits are looked up by the names in use), and
+    rematch recording every one again under the new name. The old name is followed only
+    while no watchlist in use has it; a hit the new name already has for the same article
+    keeps the old name. A file renamed is a new file: its hits are not followed.
+    """
+    in_use = {w.name for w in watchlists}
+    renamed = 0
+    with store.write() as conn:
+        for w in watchlists:
+            row = conn.execute(
+                "SELECT name FROM watchlist_files WHERE file = ?", (w.path.name,)
+            ).fetchone()
+            if row is not None and row[0] != w.name and row[0] not in in_use:
+                cursor = conn.execute(
+                    "UPDATE OR IGNORE hits SET watchlist = ? WHERE watchlist = ?", (w.name, row[0])
+                )
+                renamed += cursor.rowcount
+                event(log, 20, "watchlist renamed", old=row[0], new=w.name, hits=cursor.rowcount)
+            conn.execute(
+                "INSERT INTO watchlist_files (file, name) VALUES (?, ?)"
+                " ON CONFLICT (file) DO UPDATE SET name = excluded.name",
+                (w.path.name, w.name),
+            )
+    return renamed
+
+
+def last_names(store: Store, w: Watchlist) -> list[str]:
+    """The name the watchlist's file had when last loaded, if that is known and another."""
+    rows = store.read("SELECT name FROM watchlist_files WHERE file = ?", (w.path.name,))
+    return [row[0] for row in rows if row[0] != w.name]
 
 
 def owed_hits(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config import Settings
 from monitor.errors import ConfigErrors
+from monitor.ledger import follow_renames
 from monitor.logs import event, get_logger
 from monitor.models import Document, Extracted, MatchResult, ParsedFeed, TextFeatures
 from monitor.pipeline import CycleReport, FeedReport, Poller, utcnow
@@ -55,6 +56,8 @@ class Runtime:
         store = Store.open(self.settings.monitor.database)
         store.created(self.clock())
         store.sync_feeds(self.settings.feeds)
+        if self._watchlists is not None:
+            follow_renames(store, self._watchlists.watchlists)
         return store
 
     @cached_property
@@ -104,9 +107,11 @@ class Runtime:
         return self._watchlists is None
 
     def use_watchlists(self, loaded: WatchlistSet) -> None:
-        """Switch to a freshly loaded set of watchlists."""
+        """Switch to a freshly loaded set of watchlists (their hits follow a renamed one)."""
         self._watchlists = loaded
         self.__dict__.pop("matcher", None)
+        if "store" in self.__dict__:  # else when the store is opened
+            follow_renames(self.store, loaded.watchlists)
 
     @property
     def watchlists(self) -> tuple[Watchlist, ...]:

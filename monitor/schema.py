@@ -171,4 +171,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE digests ADD COLUMN claimed_by INTEGER;
     ALTER TABLE digests ADD COLUMN claimed_until TEXT
     """,
+    # 7: each watchlist file's name when last loaded: hits are kept under a watchlist's name,
+    # so when an edit renames it, its hits are renamed with it (see ledger.follow_renames)
+    """
+    CREATE TABLE watchlist_files (
+        file TEXT PRIMARY KEY,                -- its file name in the watchlists folder
+        name TEXT NOT NULL                    -- its name when last loaded
+    ) WITHOUT ROWID
+    """,
 )

@@ -1134,3 +1134,33 @@ def test_version() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"monitor, version {monitor.__version__}\n"
+
+
+# -- a watchlist renamed --------------------------------------------------------------------------
+
+
+def test_a_renamed_watchlist_keeps_its_hits_pending_and_rematch_records_none_again(
+    tmp_path: Path, polled: Path
+) -> None:
+    """Hits are kept under a watchlist's name. An edit of `name` left them behind: the pending
+    ones were in no digest ('no new hits waiting'), and rematch recorded each again under the
+    new name. The hits now follow the file's new name."""
+    config = copy_project(polled, tmp_path / "project")
+    db = config.parent / "monitor.db"
+    with closing(sqlite3.connect(db)) as conn:
+        before = conn.execute("SELECT COUNT(*) FROM hits WHERE watchlist = 'Met Police'").fetchone()
+    assert before[0] > 0
+    path = config.parent / "watchlists" / MET_WATCHLIST.name
+    path.write_text(path.read_text().replace('name = "Met Police"', 'name = "London police"'))
+
+    shown = succeeded(invoke("--config", str(config), "hits", "--watchlist", "London police"))
+    assert f"{before[0]} hits" in shown.stdout
+    preview = succeeded(invoke("--config", str(config), "test", "met-police", "--since", "30d"))
+    assert "would newly match: 0" in preview.stdout, preview.stdout
+    rematched = succeeded(invoke("--config", str(config), "rematch", "--since", "30d"))
+    assert "0 new hits" in rematched.stdout, rematched.stdout
+    digest = succeeded(invoke("--config", str(config), "digest"))
+    assert digest.stdout.startswith(f"archive: {before[0]} hits, not emailed"), digest.stdout
+    with closing(sqlite3.connect(db)) as conn:
+        names = conn.execute("SELECT DISTINCT watchlist FROM hits").fetchall()
+    assert names == [("London police",)]

@@ -822,3 +822,44 @@ def test_the_database_refuses_a_hit_in_two_digests_for_one_recipient(
     assert rows(settings, "SELECT hit_id, recipient FROM digest_hits") == [
         (hit, "desk@example.org")
     ]
+
+
+def test_hits_follow_a_renamed_watchlist_file_but_not_a_name_still_in_use(tmp_path: Path) -> None:
+    """ledger.follow_renames: the hits of a file's old name take its new one; an old name
+    that another watchlist now has keeps its hits; a hit the new name already has for the
+    same article keeps the old name (the pair stays unique)."""
+    from monitor.ledger import follow_renames
+    from monitor.query import parse_query
+    from monitor.watchlist import Watchlist
+
+    config = write_config(tmp_path)
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Met vetting failures"], ["Met Police", "Vetting"])
+    store_hits(settings, NOW, ["IOPC report published"], ["Met Police"])
+
+    def named(file: str, name: str) -> Watchlist:
+        return Watchlist(name, tmp_path / "watchlists" / file, match=(parse_query("IOPC"),))
+
+    def hits() -> list[tuple[str, str]]:
+        sql = "SELECT a.title, h.watchlist FROM hits h JOIN articles a ON a.id = h.article_id"
+        return sorted(rows(settings, sql))
+
+    with Store.open(settings.monitor.database) as store:
+        # first seen: the names are recorded, nothing moves
+        assert (
+            follow_renames(store, [named("met.toml", "Met Police"), named("v.toml", "Vetting")])
+            == 0
+        )
+        # renamed: its hit follows
+        assert follow_renames(store, [named("v.toml", "Vetting hearings")]) == 1
+        assert ("Met vetting failures", "Vetting hearings") in hits()
+        # met.toml renamed while a new file took its old name: the hits stay with that name
+        taken = [named("met.toml", "London"), named("new.toml", "Met Police")]
+        assert follow_renames(store, taken) == 0
+        # v.toml renamed to a name that has a hit for the same article: that hit stays put
+        assert follow_renames(store, [named("v.toml", "Met Police")]) == 0
+    assert hits() == [
+        ("IOPC report published", "Met Police"),
+        ("Met vetting failures", "Met Police"),
+        ("Met vetting failures", "Vetting hearings"),
+    ]
