@@ -15,7 +15,7 @@ from monitor.ledger import last_names, list_hits
 from monitor.models import Article
 from monitor.runtime import Runtime
 from monitor.store import to_db
-from monitor.timeutil import local
+from monitor.timeutil import EVER, local
 
 if TYPE_CHECKING:
     from monitor.watchlist import Watchlist
@@ -84,7 +84,9 @@ def preview(s: Settings, w: Watchlist, since: datetime | None, as_json: bool) ->
             )
         )
         return
-    click.echo(f"{w.name}: stored articles since {local(since, tz)}, as {w.path} now reads")
+    # a --since longer ago than the calendar goes (3000000d) is EVER: no date to show
+    scope = "all stored articles" if since <= EVER else f"stored articles since {local(since, tz)}"
+    click.echo(f"{w.name}: {scope}, as {w.path} now reads")
     for label, articles in (("would newly match", newly), ("would stop matching", dropped)):
         click.echo(f"{label}: {len(articles)}")
         for a in articles:

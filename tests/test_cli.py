@@ -883,6 +883,15 @@ def test_preview_only_looks_back_as_far_as_asked(tmp_path: Path, polled: Path) -
     )
 
 
+def test_preview_since_ever_says_all_stored_articles(polled: Path) -> None:
+    """A --since longer ago than the calendar goes reads as since ever; the header said
+    'stored articles since 1-01-01 23:58' (year 1 in London's local mean time)."""
+    got = succeeded(invoke("--config", str(polled), "test", "met-police", "--since", "3000000d"))
+    header = got.stdout.splitlines()[0]
+    assert header.startswith("Met Police: all stored articles, as "), header
+    assert "since" not in header
+
+
 def test_test_needs_a_file_or_since(polled: Path) -> None:
     line = user_error(invoke("--config", str(polled), "test", "met-police"), 2)
     assert "FILE" in line and "--since" in line
