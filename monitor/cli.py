@@ -141,7 +141,7 @@ def since_option(default: str | None = None, help: str = "") -> Callable[[F], F]
         "--since",
         default=default,
         metavar="2d|2026-11-01",
-        help=help or "only since this long ago, or since this local date",
+        help=help or "only those first seen since this long ago, or since this local date",
     )
 
 

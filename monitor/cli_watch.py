@@ -95,7 +95,11 @@ def find_watchlist(spec: str, s: Settings, also: Collection[str] = ()) -> Watchl
         {p.stem for p in folder.glob("*.toml")} | {w.name for w in loaded.watchlists} | {*also}
     )
     close = get_close_matches(spec, known, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"watchlists: {', '.join(known) or 'none'}"
+    # each watchlist once: its name, and its file's when that differs
+    listed = {w.path.stem: w.name for w in loaded.watchlists}
+    each = [n if n == stem else f"{n} ({stem}.toml)" for stem, n in sorted(listed.items())]
+    each += sorted(n for n in known if n not in listed and n not in listed.values())
+    hint = f"did you mean {close[0]!r}?" if close else f"watchlists: {', '.join(each) or 'none'}"
     where = f"{shown(folder)}/"
     # the name given on the command line is wrong, not a file: a command used wrongly
     raise UsageProblem(

@@ -1173,3 +1173,13 @@ def test_a_renamed_watchlist_keeps_its_hits_pending_and_rematch_records_none_aga
     with closing(sqlite3.connect(db)) as conn:
         names = conn.execute("SELECT DISTINCT watchlist FROM hits").fetchall()
     assert names == [("London police",)]
+
+
+def test_an_unknown_watchlist_lists_each_watchlist_once(tmp_path: Path) -> None:
+    """The list named the shipped watchlist twice, by name and by file: 'Met Police,
+    met-police'."""
+    config = write_config(tmp_path, [])
+    (tmp_path / "doc.txt").write_text("Met officer\nA Met officer spoke.\n", encoding="utf-8")
+    result = invoke("--config", str(config), "test", "zebra", str(tmp_path / "doc.txt"))
+    assert result.exit_code == 2
+    assert result.stderr.rstrip().endswith("watchlists: Met Police (met-police.toml)")
