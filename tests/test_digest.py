@@ -229,6 +229,25 @@ def test_empty_digest_matches_golden() -> None:
 # -- content ----------------------------------------------------------------------------------
 
 
+def test_long_matched_queries_are_wrapped_in_the_text_part() -> None:
+    # the shipped watchlist's queries run to 200 characters each, and a hit matches several
+    queries = (
+        '"metropolitan police"',
+        "Met NEAR/12 (police OR policing OR officer* OR PC OR PCs OR PCSO* OR constable* OR"
+        " sergeant* OR Sgt OR detective* OR DCI OR inspector* OR Insp)",
+        "vetting NEAR/15 (police OR officer* OR constable* OR Met OR force)",
+    )
+    hit = make_hit(1, matched=queries)
+    section = WatchlistSection("Met Police", (StoryEntry(hit),))
+    digest = render_digest(digest_of(section)).text
+    alert = render_alert(AlertData(NOW, LONDON, "Met Police", (StoryEntry(hit),), "d@e.org")).text
+    for text in (digest, alert):
+        block = text.split("  Matched: ", 1)[1].split("\n\n", 1)[0].splitlines()
+        assert len(block) > 1 and all(len(line) <= 72 for line in block)
+        assert all(line.startswith(" " * 11) for line in block[1:])
+        assert " ".join(" · ".join(queries).split()) == " ".join(" ".join(block).split())
+
+
 def test_pages_to_be_fetched_again_are_said_in_what_may_be_missing() -> None:
     section = WatchlistSection("Met Police", (StoryEntry(make_hit(1)),))
     later = render_digest(digest_of(section, not_extracted=3, to_fetch_again=2))
