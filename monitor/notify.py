@@ -13,10 +13,10 @@ import hashlib
 import html
 import os
 import re
+import secrets
 import smtplib
 import socket
 import ssl
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -338,8 +338,11 @@ def _slug(name: str) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    # temp file in the same folder + rename: a reader never sees half a file
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # temp file in the same folder + rename: a reader never sees half a file. Created with mode
+    # 0o666 less the umask, as any file the user makes (mkstemp's 0o600 would leave the archive
+    # unreadable to anyone but the daemon's own user, such as the people of a service's group)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             out.write(text)

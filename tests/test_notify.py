@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import email
+import os
 import socket
 import ssl
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -349,3 +351,18 @@ def test_the_password_is_scrubbed_also_as_auth_plain_and_login_carry_it() -> Non
     login = base64.b64encode(b"S3cret-pw").decode()
     said = _Scrubber(password, "monitor")(f"535 no {plain}; LOGIN {login}; {password}")
     assert said == "535 no ********; LOGIN ********; ********"
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_archived_files_take_the_umask_like_any_file_the_user_makes(
+    tmp_path: Path, umask: int, mode: int
+) -> None:
+    # a temporary file's 0o600 would leave the digests unreadable to the service's group
+    folder = tmp_path / "digests"
+    saved = os.umask(umask)
+    try:
+        html_path, text_path = archive_digest(folder, rendered_with("x"), DATE, "desk")
+    finally:
+        os.umask(saved)
+    for path in (html_path, text_path, folder / "index.html"):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path.name
