@@ -10,6 +10,7 @@ arrives is the worst outcome, and the notice tells the user what to fix.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -103,11 +104,13 @@ class AlertData:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A rendered message: a fixed-template subject and the two bodies."""
+    """A rendered message: a fixed-template subject and the two bodies, and what went wrong
+    with the user's templates (each replaced by the built-in one), for the operator's log."""
 
     subject: str
     text: str
     html: str
+    template_errors: tuple[str, ...] = ()
 
 
 # -- helpers for callers ------------------------------------------------------------------------
@@ -156,15 +159,13 @@ def count_per_day(
 def render_digest(data: DigestData, templates: Path | None = None) -> Rendered:
     """Render one recipient's digest with the user's templates, falling back to the built-in."""
     context = digest_context(data)
-    text, html = _render_pair("digest", context, templates)
-    return Rendered(context["subject"], text, html)
+    return Rendered(context["subject"], *_render_pair("digest", context, templates))
 
 
 def render_alert(data: AlertData, templates: Path | None = None) -> Rendered:
     """Render an immediate alert with the user's templates, falling back to the built-in."""
     context = alert_context(data)
-    text, html = _render_pair("alert", context, templates)
-    return Rendered(context["subject"], text, html)
+    return Rendered(context["subject"], *_render_pair("alert", context, templates))
 
 
 def _environment(folder: Path | None, html: bool) -> Environment:
@@ -208,22 +209,27 @@ def _render(name: str, context: dict[str, Any], folder: Path | None) -> str:
     return out
 
 
-def _render_pair(kind: str, context: dict[str, Any], folder: Path | None) -> tuple[str, str]:
+def _render_pair(
+    kind: str, context: dict[str, Any], folder: Path | None
+) -> tuple[str, str, tuple[str, ...]]:
+    """Text and HTML, with the user's templates where they work; and what failed in them."""
     names = (f"{kind}.txt.j2", f"{kind}.html.j2")
     out: dict[str, str] = {}
-    notices: list[str] = []
+    errors: list[str] = []
     for name in names:
         if folder is None or not (folder / name).is_file():
             continue
         try:
             out[name] = _render(name, context, folder)
         except Exception as exc:  # a user's template code can raise anything; say where
-            notices.append(f"{template_error(exc)}; the built-in {name} was used instead")
-    fallback = {**context, "notices": tuple(notices)}
+            errors.append(f"{template_error(exc)}; the built-in {name} was used instead")
+    # the readers are told too, without the server's folder
+    notices = tuple(e.replace(f"{folder}{os.sep}", "") for e in errors)
+    fallback = {**context, "notices": notices}
     for name in names:
         if name not in out:
             out[name] = _render(name, fallback, None)
-    return out[names[0]], out[names[1]]
+    return out[names[0]], out[names[1]], tuple(errors)
 
 
 def template_error(exc: BaseException) -> ConfigError:

@@ -22,7 +22,9 @@ _HIT_SELECT = """
            h.id AS hit_id, h.watchlist, h.matched, h.snippet, h.marks,
            h.first_seen AS hit_first_seen,
            (SELECT MIN(dh.digest_id) FROM digest_hits dh JOIN digests d ON d.id = dh.digest_id
-             WHERE dh.hit_id = h.id AND d.status = 'sent') AS digest
+             WHERE dh.hit_id = h.id AND d.status = 'sent') AS digest,
+           (SELECT json_group_array(DISTINCT cf.name) FROM article_guids g
+             JOIN feeds cf ON cf.id = g.feed_id WHERE g.article_id = a.id) AS carriers
     FROM hits h JOIN articles a ON a.id = h.article_id JOIN feeds f ON f.id = a.feed_id
     LEFT JOIN feeds hf ON hf.id = h.feed_id
 """
@@ -42,6 +44,8 @@ def row_to_hit(row: sqlite3.Row) -> Hit:
         snippet=Snippet(row["snippet"], marks),
         first_seen=first_seen,
         digest=row["digest"],
+        # every feed that carried the article (the digest leaves out the one it names)
+        outlets=tuple(sorted(json.loads(row["carriers"]))),
     )
 
 

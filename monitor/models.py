@@ -178,4 +178,4 @@ class Hit:
     snippet: Snippet
     first_seen: datetime
     digest: int | None = None
-    outlets: tuple[str, ...] = field(default=())  # other feeds that ran the same story
+    outlets: tuple[str, ...] = field(default=())  # the feeds that carried this very article

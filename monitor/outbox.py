@@ -100,6 +100,7 @@ def make_digest(
         return Outcome(None, route.recipient, "skipped", 0, None)
     data = digest_data(store, settings, route, hits, now)
     rendered = render_digest(data, settings.digest.templates)
+    _log_template_errors(rendered)
     if dry_run:
         paths = _archive(settings, rendered, now, f"{label or kind}-dry-run", route.recipient)
         return Outcome(None, route.recipient, "dry-run", len(hits), str(paths[0]))
@@ -129,6 +130,7 @@ def make_alerts(
             rendered = render_alert(
                 alert_data(settings, name, route.recipient, hits, now), settings.digest.templates
             )
+            _log_template_errors(rendered)
             day = now.astimezone(settings.monitor.timezone).date()
             digest_id = _insert_digest(
                 store,
@@ -146,6 +148,13 @@ def make_alerts(
             archive = _file_soon(store, settings, digest_id, rendered, now, name, route.recipient)
             out.append(Outcome(digest_id, route.recipient, "pending", len(hits), archive))
     return out
+
+
+def _log_template_errors(rendered: Rendered) -> None:
+    """Tell the operator what failed in the user's templates (the reader's copy says so too,
+    but only the reader sees it)."""
+    for error in rendered.template_errors:
+        event(log, 30, f"template error: {error}")
 
 
 def _insert_digest(

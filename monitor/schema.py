@@ -179,4 +179,7 @@ MIGRATIONS: tuple[str, ...] = (
         name TEXT NOT NULL                    -- its name when last loaded
     ) WITHOUT ROWID
     """,
+    # 8: the feeds that carried an article, looked up by article: the digest's "also carried
+    # by", and the feeds of a page fetched again
+    "CREATE INDEX article_guids_article ON article_guids(article_id)",
 )

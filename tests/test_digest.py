@@ -591,8 +591,9 @@ def test_broken_user_template_falls_back_with_a_notice(tmp_path: Path) -> None:
         digest_of(WatchlistSection("Met", (StoryEntry(make_hit(1)),))), templates=tmp_path
     )
     assert "Matched: IOPC" in rendered.text  # the built-in template carried the hits
-    notice = f"NOTE: {tmp_path / 'digest.txt.j2'}:2: 'no_such_variable' is undefined; the"
-    assert notice in " ".join(rendered.text.split())
+    # the readers are told which template failed, not where the server keeps it
+    notice = "NOTE: digest.txt.j2:2: 'no_such_variable' is undefined; the"
+    assert notice in " ".join(rendered.text.split()) and str(tmp_path) not in rendered.text
     assert "no_such_variable" in parse_html(rendered.html).text_content()
 
 
@@ -640,6 +641,10 @@ def test_a_user_template_runs_sandboxed(tmp_path: Path, body: str) -> None:
     )
     assert "Matched: IOPC" in rendered.text and "uid=" not in rendered.text
     assert "the built-in digest.txt.j2 was used instead" in " ".join(rendered.text.split())
+    # the operator gets the file's full path; the readers only its name
+    [logged] = rendered.template_errors
+    assert logged.startswith(f"{tmp_path / 'digest.txt.j2'}:1: ")
+    assert str(tmp_path) not in rendered.text
 
 
 def test_check_templates_reports_what_it_cannot_read(tmp_path: Path) -> None:

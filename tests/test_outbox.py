@@ -863,3 +863,40 @@ def test_hits_follow_a_renamed_watchlist_file_but_not_a_name_still_in_use(tmp_pa
         ("Met vetting failures", "Met Police"),
         ("Met vetting failures", "Vetting hearings"),
     ]
+
+
+def test_the_digest_names_the_other_feeds_that_carried_an_article(tmp_path: Path) -> None:
+    """One article in two feeds is stored once; the digest shows it under the feed that
+    brought it and says the other carried it too ('Also carried by'), as the built-in
+    templates always could: the hits read from the store never said which feeds had it."""
+    config = write_config(tmp_path)
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    url = "https://news.example/met-vetting"
+    store_hits(settings, NOW, ["Met vetting failures named by IOPC"], feed="Wire", url=url)
+    store_hits(settings, NOW, ["Met vetting failures named by IOPC"], feed="Ledger", url=url)
+    assert rows(settings, "SELECT COUNT(*) FROM articles") == [(1,)]
+
+    result = run_cli(config, "digest")
+    assert result.exit_code == 0, result.output
+    archived = Path(result.stdout.strip().rsplit(" ", 1)[-1])
+    text = archived.with_suffix(".txt").read_text(encoding="utf-8")
+    assert "Also carried by: Ledger" in text
+    assert "Also:" in archived.read_text(encoding="utf-8")
+
+
+def test_a_broken_user_template_is_logged_for_the_operator(tmp_path: Path) -> None:
+    """The built-in template stands in and the mail says so, but only the readers saw that:
+    `monitor digest` said 'sent' and nothing else."""
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    (templates / "digest.txt.j2").write_text("{{ story.headline }}\n", encoding="utf-8")
+    config = write_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[digest]\n", '[digest]\ntemplates = "tpl"\n'), encoding="utf-8")
+    add_watchlist(config, "Met Police")
+    store_hits(load_settings(config), NOW, ["Met vetting failures named by IOPC"])
+    result = run_cli(config, "digest")
+    assert result.exit_code == 0, result.output
+    [line] = [x for x in result.stderr.splitlines() if "template error" in x]
+    assert f"{templates / 'digest.txt.j2'}:1: " in line and "built-in digest.txt.j2" in line
