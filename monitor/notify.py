@@ -225,6 +225,21 @@ def _greet(smtp: smtplib.SMTP) -> None:
     raise smtplib.SMTPResponseException(code, message)
 
 
+def _log_in_once(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """Log in by the first mechanism the server offers of those smtplib prefers. Not
+    smtp.login, which tries each offered mechanism in turn: two or three refused logins an
+    attempt, where a server may lock the account after a few."""
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    mechanism = next((m for m in ("CRAM-MD5", "PLAIN", "LOGIN") if m in offered), None)
+    if mechanism is None:
+        raise smtplib.SMTPException("No suitable authentication method found.")
+    smtp.user, smtp.password = username, password  # what the auth_* methods read
+    smtp.auth(mechanism, getattr(smtp, "auth_" + mechanism.lower().replace("-", "_")))
+
+
 def _log_in(smtp: smtplib.SMTP, settings: EmailSettings, password: str | None) -> None:
     if not settings.username:
         return
@@ -233,7 +248,7 @@ def _log_in(smtp: smtplib.SMTP, settings: EmailSettings, password: str | None) -
             f"[email].username is set but ${settings.password_env} holds no password"
         )
     if (settings.username + password).isascii():
-        smtp.login(settings.username, password)
+        _log_in_once(smtp, settings.username, password)
         return
     # smtplib encodes credentials as ASCII; RFC 4616 PLAIN carries UTF-8, so send it by hand
     smtp.ehlo_or_helo_if_needed()
