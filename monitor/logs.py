@@ -86,6 +86,15 @@ class _StderrHandler(logging.StreamHandler[Any]):
         pass  # always sys.stderr
 
 
+def _not_a_skipped_tick(record: logging.LogRecord) -> bool:
+    """False for APScheduler's warning that a job's tick was skipped because its last run is
+    still going. The daemon's poll job ticks every few seconds and one run may take longer
+    (a slow site answers within [fetch] timeout, a mail server within its deadline): skipping
+    the tick is the design, and the warning, naming the scheduler's internals, read to an
+    operator as a fault every few seconds of every long poll."""
+    return "maximum number of running instances reached" not in str(record.msg)
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     """Send the project's log to stderr in the chosen format."""
     handler = _StderrHandler()
@@ -97,3 +106,5 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     # APScheduler logs each job run at INFO; keep its warnings and errors only
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").handlers[:] = [handler]
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    scheduler.addFilter(_not_a_skipped_tick)

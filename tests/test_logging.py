@@ -285,3 +285,23 @@ def test_the_smtp_password_is_never_shown(
 def _database_text(db: Path) -> str:
     with sqlite3.connect(db) as conn:
         return "\n".join(conn.iterdump())
+
+
+def test_a_skipped_poll_tick_is_not_logged_other_scheduler_warnings_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a poll longer than the daemon's tick makes APScheduler skip the tick and warn, every
+    # tick, in its own words: the skip is the design, not a fault to show an operator
+    from monitor.logs import setup_logging
+
+    setup_logging("text")
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    scheduler.warning(
+        'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+        "Daemon.poll_job (trigger: interval[0:00:15], next run at: 2026-12-08 01:18:26 UTC)",
+        1,
+    )
+    scheduler.warning("Scheduler has been shut down unexpectedly")
+    err = capsys.readouterr().err
+    assert "running instances" not in err
+    assert "shut down unexpectedly" in err
