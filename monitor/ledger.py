@@ -101,19 +101,53 @@ def last_names(store: Store, w: Watchlist) -> list[str]:
 
 
 def owed_hits(
-    store: Store, recipient: str, watchlists: Sequence[str], *, immediate: bool
+    store: Store,
+    recipient: str,
+    watchlists: Sequence[str],
+    now: datetime,
+    *,
+    immediate: bool,
+    record: bool = True,
 ) -> list[Hit]:
-    """Hits of these watchlists that no digest has carried to this recipient yet."""
+    """Hits of these watchlists that no digest has carried to this recipient yet, since the
+    recipient started (recipient_since; record=False for a preview, which keeps no trace)."""
     if not watchlists:
         return []
+    since = recipient_since(store, recipient, now, record=record)
     marks = ",".join("?" * len(watchlists))
     sql = (
         f"{_HIT_SELECT} WHERE h.watchlist IN ({marks}) AND h.immediate = ?"
         " AND NOT EXISTS (SELECT 1 FROM digest_hits dh"  # Desk@ and desk@: one mailbox
         "                 WHERE dh.hit_id = h.id AND dh.recipient = ? COLLATE NOCASE)"
+        " AND (? IS NULL OR h.first_seen > ?)"
         " ORDER BY h.first_seen, h.id"
     )
-    return [row_to_hit(r) for r in store.read(sql, [*watchlists, int(immediate), recipient])]
+    params = [*watchlists, int(immediate), recipient, since, since]
+    return [row_to_hit(r) for r in store.read(sql, params)]
+
+
+def recipient_since(
+    store: Store, recipient: str, now: datetime, *, record: bool = True
+) -> str | None:
+    """When a recipient started (as stored), None for no bound: a new recipient starts at the
+    last digest made for anyone before now, so the first digest of a colleague added to
+    [email].to holds what the others' next one does, not every hit ever stored; on a database
+    with no digest yet, from the beginning. The digests of this run (made at `now`) do not
+    count: two recipients new together get the same. Recorded on first use unless record is
+    False."""
+    rows = store.read("SELECT since FROM recipients WHERE address = ?", (recipient,))
+    if rows:
+        return rows[0][0]  # type: ignore[no-any-return]
+    [(last,)] = store.read(
+        "SELECT MAX(created) FROM digests WHERE kind != 'alert' AND created < ?", (to_db(now),)
+    )
+    if record:
+        with store.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO recipients (address, since) VALUES (?, ?)", (recipient, last)
+            )
+        return recipient_since(store, recipient, now, record=False)  # another process's, if first
+    return last  # type: ignore[no-any-return]
 
 
 def hit_times(store: Store, watchlist: str, since: datetime) -> list[datetime]:

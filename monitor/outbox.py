@@ -93,7 +93,9 @@ def make_digest(
     """
     from monitor.digest import render_digest
 
-    hits = owed_hits(store, route.recipient, route.watchlists, immediate=False)
+    hits = owed_hits(
+        store, route.recipient, route.watchlists, now, immediate=False, record=not dry_run
+    )
     if not hits and not settings.digest.send_empty:
         if kind == "daily" and not dry_run:  # the day is done: a later start must not owe it
             _insert_digest(store, kind, route.recipient, day, now, None, [], "skipped", "")
@@ -124,7 +126,7 @@ def make_alerts(
     out = []
     for route in routes:
         for name in route.watchlists:
-            hits = owed_hits(store, route.recipient, [name], immediate=True)
+            hits = owed_hits(store, route.recipient, [name], now, immediate=True)
             if not hits:
                 continue
             rendered = render_alert(

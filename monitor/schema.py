@@ -182,4 +182,14 @@ MIGRATIONS: tuple[str, ...] = (
     # 8: the feeds that carried an article, looked up by article: the digest's "also carried
     # by", and the feeds of a page fetched again
     "CREATE INDEX article_guids_article ON article_guids(article_id)",
+    # 9: when each recipient started: a recipient added to [email].to or to a watchlist's
+    # recipients is owed the hits found since the last digest, not every hit ever stored.
+    # Those of the digests made so far are owed whatever they were (NULL: no bound).
+    """
+    CREATE TABLE recipients (
+        address TEXT PRIMARY KEY COLLATE NOCASE,  -- '' when no [email]: the archive
+        since TEXT                            -- hits first seen before then are not owed
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO recipients (address, since) SELECT DISTINCT recipient, NULL FROM digests
+    """,
 )

@@ -86,8 +86,10 @@ def test_a_second_daemon_is_refused_and_with_the_lock_forced_still_makes_no_seco
         assert f"another monitor (pid {first.pid}) is running" in refusal
 
         # a second recipient (the first daemon reads the edit only at its next poll tick, in
-        # half a minute), then the lock removed by force while the first still runs
+        # half a minute) and a hit found since the first digest, which is what a recipient
+        # added later is owed; then the lock removed by force while the first still runs
         write_config(tmp_path, mail=replace(desk, to=RECIPIENTS), at="00:00", timezone="UTC")
+        store_hits(settings, datetime.now(UTC), ["Met officer dismissed after hearing"])
         lock.unlink()
         forced = start(config, "forced")
         processes.append(forced)

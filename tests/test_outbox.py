@@ -900,3 +900,29 @@ def test_a_broken_user_template_is_logged_for_the_operator(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     [line] = [x for x in result.stderr.splitlines() if "template error" in x]
     assert f"{templates / 'digest.txt.j2'}:1: " in line and "built-in digest.txt.j2" in line
+
+
+def test_a_recipient_added_later_is_owed_the_hits_since_the_last_digest_not_all(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """A colleague added to a watchlist's recipients (or to [email].to) got every hit ever
+    stored, as new, in one digest: the owed hits had no time bound. A new recipient starts at
+    the last digest made for anyone; a preview records nothing."""
+    rec = Recorder()
+    config = write_config(tmp_path, mail=serve(rec))
+    add_watchlist(config, "Met Police")
+    settings = load_settings(config)
+    store_hits(settings, NOW, ["Old Met story already sent"])
+    assert run_cli(config, "digest").exit_code == 0
+    store_hits(settings, datetime.now(UTC), ["New Met story"])
+    add_watchlist(config, "Met Police", recipients=["desk@example.org", "boss@example.org"])
+
+    preview = run_cli(config, "digest", "--dry-run")
+    assert preview.exit_code == 0, preview.output
+    assert rows(settings, "SELECT address FROM recipients ORDER BY 1") == [("desk@example.org",)]
+    result = run_cli(config, "digest")
+    assert result.exit_code == 0, result.output
+    got = {tuple(envelope): parts(message)[0] for envelope, message in messages(rec)[1:]}
+    assert set(got) == {("desk@example.org",), ("boss@example.org",)}
+    for text in got.values():
+        assert "New Met story" in text and "Old Met story" not in text
