@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.errors import ConfigError, ConfigErrors, Location
@@ -164,6 +165,13 @@ def http_url(value: Any) -> str:
         if lacks_scheme(url):
             raise ValueError(f"{url!r} has no scheme; write it as 'https://{url.strip()}'")
         raise ValueError(f"{url!r} is not an http or https URL")
+    if "@" in urlsplit(url).netloc:
+        # refused by every poll; said here, where the file is checked, and without the URL
+        # (what comes before the @ may be a password)
+        raise ValueError(
+            "the URL carries a user name or password (user@host), which is never sent: a feed "
+            "behind a login cannot be polled"
+        )
     return url
 
 

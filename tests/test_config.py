@@ -375,3 +375,21 @@ def test_a_missing_opml_file_is_named_with_the_reason(tmp_path: Path) -> None:
         load_settings(write(tmp_path, 'opml = "nope.opml"\n'))
     [problem] = [str(e).replace(f"{tmp_path}/", "") for e in info.value.errors]
     assert problem == "config.toml:1: opml: cannot read nope.opml: No such file or directory"
+
+
+def test_a_feed_url_with_a_user_name_or_password_is_an_error_that_does_not_show_it(
+    tmp_path: Path,
+) -> None:
+    """Every poll refused it ('URL carries a user name or password') while check said ok."""
+    path = write(
+        tmp_path, '[[feeds]]\nname = "Desk"\nurl = "https://desk:s3cret@news.example/rss"\n'
+    )
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.endswith(
+        ":3: url: the URL carries a user name or password (user@host), which is never sent: a"
+        " feed behind a login cannot be polled"
+    )
+    assert "s3cret" not in message
+    load_settings(write(tmp_path, '[[feeds]]\nname = "A"\nurl = "https://news.example/a@b?x=@"\n'))
