@@ -73,10 +73,16 @@ def follow_renames(store: Store, watchlists: Sequence[Watchlist]) -> int:
     while no watchlist in use has it; a hit the new name already has for the same article
     keeps the old name. A file renamed is a new file: its hits are not followed.
     """
+    # read first: nearly always every file has the name it had, and then nothing is written
+    # (every command that opens the store with watchlists comes through here)
+    known = {row[0]: row[1] for row in store.read("SELECT file, name FROM watchlist_files")}
+    changed = [w for w in watchlists if known.get(w.path.name) != w.name]
+    if not changed:
+        return 0
     in_use = {w.name for w in watchlists}
     renamed = 0
     with store.write() as conn:
-        for w in watchlists:
+        for w in changed:  # each looked up again: another process may have moved it meanwhile
             row = conn.execute(
                 "SELECT name FROM watchlist_files WHERE file = ?", (w.path.name,)
             ).fetchone()
